@@ -1,0 +1,70 @@
+//! # mri-metrics
+//!
+//! Metrics for the mri-synth study. This release holds the **classification** part: confusion
+//! counts; accuracy, precision, recall, F1, specificity and balanced accuracy; the study's
+//! weighted metric; ROC curves and AUROC with ties handled; and the choice of one operating
+//! point on validation scores by a named criterion (F1, balanced accuracy, Youden's J).
+//! Generative quality (Fréchet distance, MMD, SSIM) and privacy metrics come with the
+//! `[quality]` issue.
+//!
+//! Definitions follow scikit-learn's so results can be cross-checked; undefined ratios (0/0)
+//! are 0.0 and an undefined AUROC is 0.5 — never NaN, never a panic (see [`classification`]).
+//!
+//! ```
+//! use mri_metrics::{choose_threshold, auroc, Confusion, ThresholdCriterion};
+//!
+//! // Validation scores (higher = more tumour-like) and truth (true = tumour).
+//! let val_scores = [0.9, 0.8, 0.35, 0.3, 0.1];
+//! let val_truth = [true, true, false, true, false];
+//! let op = choose_threshold(&val_scores, &val_truth, ThresholdCriterion::F1).unwrap();
+//! assert_eq!(op.threshold, 0.3);
+//!
+//! // Apply that one operating point to the test set.
+//! let test_scores = [0.7, 0.2, 0.4];
+//! let test_truth = [true, false, false];
+//! let c = Confusion::from_scores(&test_scores, &test_truth, op.threshold).unwrap();
+//! assert_eq!((c.tp, c.fp, c.tn, c.fn_), (1, 1, 1, 0));
+//! assert_eq!(auroc(&test_scores, &test_truth).unwrap(), 1.0);
+//! ```
+//!
+//! Dependencies: `serde` (metrics go into `report.json`), `thiserror` (the crate's error enum).
+#![warn(missing_docs)]
+
+pub mod classification;
+
+pub use classification::{
+    auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve,
+    RocPoint, ThresholdCriterion,
+};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricsError {
+    /// Two inputs that must pair up element by element differ in length.
+    #[error("{what}: expected {expected} values (one per ground-truth label), got {got}")]
+    LengthMismatch {
+        /// Which input was off.
+        what: &'static str,
+        /// The number of ground-truth labels.
+        expected: usize,
+        /// The number given.
+        got: usize,
+    },
+    /// A score is NaN or infinite.
+    #[error("score #{index} is {value}; scores must be finite")]
+    NonFiniteScore {
+        /// Position of the first bad score.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// The weighting α of the study's weighted metric is outside [0, 1].
+    #[error("alpha must be in [0, 1], got {0}")]
+    InvalidAlpha(f64),
+    /// A threshold cannot be chosen on no data.
+    #[error("cannot choose a threshold on an empty set of scores")]
+    Empty,
+    /// An unknown threshold criterion name.
+    #[error("unknown threshold criterion {0:?}; expected one of f1, balanced_accuracy, youden, accuracy")]
+    UnknownCriterion(String),
+}

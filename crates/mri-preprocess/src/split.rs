@@ -1,0 +1,216 @@
+//! One seeded, stratified, group-aware train / val / test split, and its `split.json` manifest.
+//!
+//! Groups (near-duplicate sets) are the unit: every slice of a group goes to the same split, so
+//! no copy of a test slice is ever trained on. Stratified: each class's groups are shuffled and
+//! cut separately by the fractions, counted in groups. The same seed and items always give a
+//! byte-identical manifest (items sorted by path, a portable ChaCha RNG).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PreprocessError, Result};
+use crate::fsutil::write_atomic;
+use crate::load::Label;
+
+/// The three parts of a split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitPart {
+    /// Training data.
+    Train,
+    /// Validation data: model selection and thresholds.
+    Val,
+    /// Test data: scored once.
+    Test,
+}
+
+impl SplitPart {
+    /// All parts in order.
+    pub const ALL: [SplitPart; 3] = [SplitPart::Train, SplitPart::Val, SplitPart::Test];
+
+    /// `"train"`, `"val"` or `"test"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitPart::Train => "train",
+            SplitPart::Val => "val",
+            SplitPart::Test => "test",
+        }
+    }
+}
+
+/// Split settings; [`SplitParams::check`] validates them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitParams {
+    /// Seed of the shuffle. Default 0.
+    pub seed: u64,
+    /// Share of each class's groups for training. Default 0.70.
+    pub train: f64,
+    /// Share for validation. Default 0.15; the test set gets the rest.
+    pub val: f64,
+}
+
+impl Default for SplitParams {
+    fn default() -> Self {
+        SplitParams { seed: 0, train: 0.70, val: 0.15 }
+    }
+}
+
+impl SplitParams {
+    /// Default fractions with this seed.
+    pub fn with_seed(seed: u64) -> Self {
+        SplitParams { seed, ..Default::default() }
+    }
+
+    /// Checks the fractions.
+    ///
+    /// # Errors
+    /// [`PreprocessError::InvalidParameter`] unless `train > 0`, `val ≥ 0` and `train + val < 1`.
+    pub fn check(&self) -> Result<()> {
+        if !(self.train > 0.0 && self.val >= 0.0 && self.train + self.val < 1.0) {
+            return Err(PreprocessError::param(
+                "split fractions",
+                format!("need train > 0, val >= 0 and train + val < 1; got train {} val {}", self.train, self.val),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One row of `split.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitItem {
+    /// Path relative to the data root, `/`-separated.
+    pub path: String,
+    /// Class.
+    pub label: Label,
+    /// Near-duplicate group id.
+    pub group: String,
+    /// Which part it is in.
+    pub split: SplitPart,
+}
+
+/// The split manifest written as `split.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitManifest {
+    /// The seed that made it.
+    pub seed: u64,
+    /// Output side S of the preprocessing it was made for.
+    pub image_size: u32,
+    /// Every item, sorted by path.
+    pub items: Vec<SplitItem>,
+}
+
+/// How many of `n` groups go to (train, val, test): rounded shares, and at least one group in
+/// each part whenever there are enough groups (so val and test are never empty by rounding).
+fn part_sizes(n: usize, p: &SplitParams) -> [usize; 3] {
+    let mut val = (p.val * n as f64).round() as usize;
+    let mut test = n.saturating_sub((p.train * n as f64).round() as usize + val);
+    if n >= 3 {
+        val = val.max(usize::from(p.val > 0.0));
+        test = test.max(1);
+    }
+    let train = n.saturating_sub(val + test);
+    [train, val.min(n - train), n - train - val.min(n - train)]
+}
+
+impl SplitManifest {
+    /// Splits items `(path, label, group)` by groups (see the module docs).
+    ///
+    /// # Errors
+    /// [`PreprocessError::InvalidParameter`] for bad fractions, a duplicate path, or a group
+    /// holding both classes (stratification would be ill-defined).
+    pub fn make(items: &[(String, Label, String)], image_size: u32, params: &SplitParams) -> Result<Self> {
+        params.check()?;
+        // group -> label, checking each group is one class.
+        let mut groups: BTreeMap<(Label, &str), ()> = BTreeMap::new();
+        let mut label_of_group: BTreeMap<&str, Label> = BTreeMap::new();
+        for (path, label, group) in items {
+            if let Some(l) = label_of_group.insert(group, *label) {
+                if l != *label {
+                    return Err(PreprocessError::param("groups", format!("group {group} holds both classes (at {path})")));
+                }
+            }
+            groups.insert((*label, group.as_str()), ());
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        let mut part_of_group: BTreeMap<&str, SplitPart> = BTreeMap::new();
+        for label in Label::ALL {
+            // BTreeMap order makes the pre-shuffle order independent of input order.
+            let mut gs: Vec<&str> = groups.keys().filter(|(l, _)| *l == label).map(|(_, g)| *g).collect();
+            gs.shuffle(&mut rng);
+            let [tr, va, _] = part_sizes(gs.len(), params);
+            for (i, g) in gs.into_iter().enumerate() {
+                let part = if i < tr { SplitPart::Train } else if i < tr + va { SplitPart::Val } else { SplitPart::Test };
+                part_of_group.insert(g, part);
+            }
+        }
+        let mut out: Vec<SplitItem> = items
+            .iter()
+            .map(|(path, label, group)| SplitItem {
+                path: path.clone(),
+                label: *label,
+                group: group.clone(),
+                split: part_of_group[group.as_str()],
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some(w) = out.windows(2).find(|w| w[0].path == w[1].path) {
+            return Err(PreprocessError::param("items", format!("path {} appears twice", w[0].path)));
+        }
+        Ok(SplitManifest { seed: params.seed, image_size, items: out })
+    }
+
+    /// Paths in one part.
+    pub fn paths(&self, part: SplitPart) -> impl Iterator<Item = &str> {
+        self.items.iter().filter(move |i| i.split == part).map(|i| i.path.as_str())
+    }
+
+    /// Number of items of a class in a part.
+    pub fn count(&self, part: SplitPart, label: Label) -> usize {
+        self.items.iter().filter(|i| i.split == part && i.label == label).count()
+    }
+
+    /// Number of distinct groups.
+    pub fn n_groups(&self) -> usize {
+        self.items.iter().map(|i| i.group.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+    }
+
+    /// Groups that appear in more than one part (always empty for a manifest made by
+    /// [`SplitManifest::make`]; useful to check one read from disk).
+    pub fn groups_crossing_parts(&self) -> Vec<String> {
+        let mut part_of: BTreeMap<&str, SplitPart> = BTreeMap::new();
+        let mut bad = std::collections::BTreeSet::new();
+        for i in &self.items {
+            if *part_of.entry(&i.group).or_insert(i.split) != i.split {
+                bad.insert(i.group.clone());
+            }
+        }
+        bad.into_iter().collect()
+    }
+
+    /// The manifest as pretty JSON with a trailing newline (byte-stable).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("manifest serialises");
+        s.push('\n');
+        s
+    }
+
+    /// Writes `split.json` atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_json().as_bytes())
+    }
+
+    /// Reads a manifest.
+    ///
+    /// # Errors
+    /// [`PreprocessError::Io`] or [`PreprocessError::Parse`] naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| PreprocessError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| PreprocessError::Parse { path: path.to_path_buf(), reason: e.to_string() })
+    }
+}
