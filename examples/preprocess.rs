@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_synth::preprocess::{
-    pairwise_agreement, read_group_csv, save_grid, CacheMode, ClassMap, Dataset, GroupingParams, Label,
+    pairwise_agreement, read_group_csv, save_grid, union_groupings, CacheMode, ClassMap, Dataset, GroupingParams, Label,
     LoadOptions, PhantomConfig, PreprocessConfig, SplitParams, SplitPart,
 };
 
@@ -54,6 +54,10 @@ struct Args {
     /// Correlation threshold of near-duplicate grouping.
     #[arg(long, default_value_t = GroupingParams::default().threshold)]
     group_threshold: f32,
+    /// Which groups the split keeps together: "union" (ours joined with the reference grouping,
+    /// when there is one: the safest against leaks) or "ours" (only the computed groups).
+    #[arg(long, default_value = "union", value_parser = ["union", "ours"])]
+    split_groups: String,
     /// Phantom slices per class (phantom data only).
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
@@ -117,10 +121,10 @@ fn main() -> Result<()> {
 
     let t0 = Instant::now();
     let params = GroupingParams { threshold: args.group_threshold, ..Default::default() };
-    let groups = ds.near_duplicate_groups(&params)?;
+    let mut groups = ds.near_duplicate_groups(&params)?;
     let t_group = t0.elapsed().as_secs_f64();
-    let split = ds.split(&groups, &SplitParams::with_seed(args.seed))?;
-    println!("{} near-duplicate groups (grouping {t_group:.2} s)", split.n_groups());
+    let n_ours = groups.iter().collect::<std::collections::HashSet<_>>().len();
+    println!("{n_ours} near-duplicate groups (grouping {t_group:.2} s)");
 
     let reference = args
         .reference_groups
@@ -137,6 +141,8 @@ fn main() -> Result<()> {
             }
         }
         let a = pairwise_agreement(&ours, &theirs)?;
+        let reference_of: Vec<Option<String>> =
+            ds.items.iter().map(|it| by_file.get(it.rel_path.as_str()).map(|g| g.to_string())).collect();
         println!(
             "agreement with {} over {} files: pairwise precision {:.3}, recall {:.3} ({} of our {} pairs, of its {} pairs)",
             path.display(),
@@ -147,7 +153,15 @@ fn main() -> Result<()> {
             a.pred_pairs,
             a.reference_pairs
         );
+        if args.split_groups == "union" {
+            groups = union_groupings(&groups, &reference_of)?;
+            println!(
+                "split keeps together the union of both groupings: {} groups (--split-groups ours to use ours alone)",
+                groups.iter().collect::<std::collections::HashSet<_>>().len()
+            );
+        }
     }
+    let split = ds.split(&groups, &SplitParams::with_seed(args.seed))?;
 
     for part in SplitPart::ALL {
         println!(

@@ -2,8 +2,11 @@
 //! sharpened, slightly rotated or mirrored must land in the same split, or the test set leaks.
 //!
 //! Algorithm: each slice has a [`THUMB_SIZE`]² thumbnail of its tight head crop (so scale and
-//! crop do not matter); thumbnails are centred and scaled to unit norm, so a dot product is
-//! Pearson's correlation (blind to brightness and contrast). Each thumbnail is compared with
+//! crop matter little). Each thumbnail is lightly blurred (σ `blur_sigma`, against sharpened
+//! copies) and locally contrast-normalised — minus its Gaussian local mean, divided by its local
+//! standard deviation (σ `lcn_sigma`) — so that contrast-stretched, saturated or gamma-changed
+//! copies look alike; then centred and scaled to unit norm, so a dot product is Pearson's
+//! correlation. Each thumbnail is compared with
 //! rotated (±`max_rotation_deg` in `rotation_step_deg` steps) and, optionally, mirrored variants
 //! of every other; two slices are linked when the best correlation reaches `threshold`, and
 //! groups are the connected components of the links. The correlations are one matrix product
@@ -19,8 +22,13 @@ use crate::load::Label;
 /// Parameters of near-duplicate grouping; [`GroupingParams::check`] validates them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupingParams {
-    /// Correlation at or above which two slices are near-duplicates. Default 0.93.
+    /// Correlation at or above which two slices are near-duplicates. Default 0.85.
     pub threshold: f32,
+    /// σ in thumbnail pixels of the blur applied first. Default 0.6; 0 disables it.
+    pub blur_sigma: f32,
+    /// σ of the local contrast normalisation window. Default 3; 0 disables it (plain
+    /// correlation of the blurred thumbnails).
+    pub lcn_sigma: f32,
     /// Largest rotation tried, in degrees. Default 10.
     pub max_rotation_deg: f32,
     /// Step between rotations tried, in degrees. Default 5.
@@ -33,7 +41,7 @@ pub struct GroupingParams {
 
 impl Default for GroupingParams {
     fn default() -> Self {
-        GroupingParams { threshold: 0.93, max_rotation_deg: 10.0, rotation_step_deg: 5.0, mirror: true, within_class: true }
+        GroupingParams { threshold: 0.85, blur_sigma: 0.6, lcn_sigma: 3.0, max_rotation_deg: 10.0, rotation_step_deg: 5.0, mirror: true, within_class: true }
     }
 }
 
@@ -50,6 +58,11 @@ impl GroupingParams {
     pub fn check(&self) -> Result<CheckedGroupingParams> {
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
             return Err(PreprocessError::param("threshold", format!("must be in (0, 1], got {}", self.threshold)));
+        }
+        for (name, v) in [("blur_sigma", self.blur_sigma), ("lcn_sigma", self.lcn_sigma)] {
+            if !(0.0..=8.0).contains(&v) {
+                return Err(PreprocessError::param(name, format!("must be in [0, 8], got {v}")));
+            }
         }
         if !(0.0..=45.0).contains(&self.max_rotation_deg) {
             return Err(PreprocessError::param("max_rotation_deg", format!("must be in [0, 45], got {}", self.max_rotation_deg)));
@@ -80,6 +93,61 @@ impl CheckedGroupingParams {
         }
         a
     }
+}
+
+/// Separable Gaussian blur of a square image, edges extended (clamped). Written as
+/// row-wise multiply-adds so the compiler vectorises it (it dominates grouping time).
+fn gaussian_blur(img: &[f32], side: usize, sigma: f32) -> Vec<f32> {
+    if sigma <= 0.0 {
+        return img.to_vec();
+    }
+    let r = (3.0 * sigma).ceil() as usize;
+    let k: Vec<f32> = (0..=2 * r).map(|i| (-((i as f32 - r as f32).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+    let ks: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|v| v / ks).collect();
+    // Horizontal pass through an edge-padded copy of each row.
+    let mut tmp = vec![0f32; side * side];
+    let mut padded = vec![0f32; side + 2 * r];
+    for y in 0..side {
+        let row = &img[y * side..(y + 1) * side];
+        padded[..r].fill(row[0]);
+        padded[r..r + side].copy_from_slice(row);
+        padded[r + side..].fill(row[side - 1]);
+        let out = &mut tmp[y * side..(y + 1) * side];
+        for (j, &kj) in k.iter().enumerate() {
+            for (o, &p) in out.iter_mut().zip(&padded[j..j + side]) {
+                *o += kj * p;
+            }
+        }
+    }
+    // Vertical pass: whole rows at a time, clamped at the edges.
+    let mut out = vec![0f32; side * side];
+    for y in 0..side {
+        let dst = &mut out[y * side..(y + 1) * side];
+        for (j, &kj) in k.iter().enumerate() {
+            let sy = (y + j).saturating_sub(r).min(side - 1);
+            for (o, &p) in dst.iter_mut().zip(&tmp[sy * side..(sy + 1) * side]) {
+                *o += kj * p;
+            }
+        }
+    }
+    out
+}
+
+/// The grouping descriptor of a thumbnail: blur, local contrast normalisation, unit norm.
+fn descriptor(thumb: &[f32], side: usize, p: &GroupingParams) -> Vec<f32> {
+    let mut v = gaussian_blur(thumb, side, p.blur_sigma);
+    if p.lcn_sigma > 0.0 {
+        let mean = gaussian_blur(&v, side, p.lcn_sigma);
+        let dev: Vec<f32> = v.iter().zip(&mean).map(|(a, m)| a - m).collect();
+        let sq: Vec<f32> = dev.iter().map(|d| d * d).collect();
+        let var = gaussian_blur(&sq, side, p.lcn_sigma);
+        // The variance floor (std 0.1 of full scale) keeps flat, noisy background from being
+        // blown up: without it, background noise dominates the descriptor.
+        v = dev.iter().zip(&var).map(|(d, s)| d / (s + 1e-2).sqrt()).collect();
+    }
+    standardise(&mut v);
+    v
 }
 
 /// Centres a vector and scales it to unit length (all zeros if constant).
@@ -188,42 +256,39 @@ pub fn group_near_duplicates(
     let dev = Device::Cpu;
     for members in classes.iter().filter(|m| m.len() > 1) {
         let m = members.len();
-        let base: Vec<f32> = members
-            .iter()
-            .flat_map(|&i| {
-                let mut v = thumbs[i].to_vec();
-                standardise(&mut v);
+        use rayon::prelude::*;
+        let var: Vec<f32> = members
+            .par_iter()
+            .flat_map_iter(|&i| {
+                let mut v = Vec::with_capacity(variants * d);
+                for &mirror in mirrors {
+                    for &a in &angles {
+                        v.extend(descriptor(&rotate(thumbs[i], THUMB_SIZE, a, mirror), THUMB_SIZE, p));
+                    }
+                }
                 v
             })
             .collect();
-        let mut var = Vec::with_capacity(m * variants * d);
-        for &i in members {
-            for &mirror in mirrors {
-                for &a in &angles {
-                    let mut v = rotate(thumbs[i], THUMB_SIZE, a, mirror);
-                    standardise(&mut v);
-                    var.extend(v);
-                }
-            }
-        }
-        let var_t = Tensor::from_vec(var, (m * variants, d), &dev)?.t()?;
-        let mut best = vec![f32::NEG_INFINITY; m * m];
+        // Variant 0 of each slice (no mirror, no rotation) is its own descriptor.
+        let base: Vec<f32> = var.chunks_exact(variants * d).flat_map(|v| v[..d].iter().copied()).collect();
+        let var = Tensor::from_vec(var, (m * variants, d), &dev)?;
+        // Rigid transforms are closed under inversion (mirror∘rotation included) and the
+        // correlation of two images equals that of the same transform applied to both, so
+        // comparing i with every variant of j ≥ i covers the pair both ways: only the upper
+        // triangle is computed, halving the matrix products.
         for start in (0..m).step_by(BLOCK) {
             let rows = BLOCK.min(m - start);
             let a = Tensor::from_slice(&base[start * d..(start + rows) * d], (rows, d), &dev)?;
-            let sims: Vec<f32> = a.matmul(&var_t)?.flatten_all()?.to_vec1()?;
+            let cols = var.narrow(0, start * variants, (m - start) * variants)?.t()?;
+            let sims: Vec<f32> = a.matmul(&cols)?.flatten_all()?.to_vec1()?;
+            let width = (m - start) * variants;
             for r in 0..rows {
-                let row = &sims[r * m * variants..(r + 1) * m * variants];
-                for (j, chunk) in row.chunks_exact(variants).enumerate() {
-                    best[(start + r) * m + j] = chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                }
-            }
-        }
-        for a in 0..m {
-            for b in a + 1..m {
-                // Symmetrise: rotating a towards b or b towards a.
-                if best[a * m + b].max(best[b * m + a]) >= p.threshold {
-                    uf.union(members[a], members[b]);
+                let row = &sims[r * width..(r + 1) * width];
+                // Column block c is member start + c; only those after row start + r count.
+                for (c, chunk) in row.chunks_exact(variants).enumerate().skip(r + 1) {
+                    if chunk.iter().any(|&v| v >= p.threshold) {
+                        uf.union(members[start + r], members[start + c]);
+                    }
                 }
             }
         }
@@ -314,4 +379,32 @@ pub fn read_group_csv(path: &std::path::Path) -> Result<Vec<(String, String)>> {
             }
         })
         .collect()
+}
+
+/// Joins two groupings of the same items: two items share a group in the result when a chain
+/// of "same group in `ours`" or "same group in `reference`" links them. Use it to honour a
+/// reference grouping (say the one shipped with a data set) on top of the computed one, so a
+/// split respects both. Items without a reference group (`None`) keep only their own links.
+/// Each result group is named by the `ours` id of its first item.
+///
+/// # Errors
+/// [`PreprocessError::InvalidParameter`] if the lengths differ.
+pub fn union_groupings(ours: &[String], reference: &[Option<String>]) -> Result<Vec<String>> {
+    use std::collections::HashMap;
+    if ours.len() != reference.len() {
+        return Err(PreprocessError::param("reference", format!("{} items against {}", reference.len(), ours.len())));
+    }
+    let mut uf = UnionFind((0..ours.len()).collect());
+    let mut first_ours: HashMap<&str, usize> = HashMap::new();
+    let mut first_ref: HashMap<&str, usize> = HashMap::new();
+    for i in 0..ours.len() {
+        let j = *first_ours.entry(ours[i].as_str()).or_insert(i);
+        uf.union(i, j);
+        if let Some(r) = &reference[i] {
+            let j = *first_ref.entry(r.as_str()).or_insert(i);
+            uf.union(i, j);
+        }
+    }
+    // Roots are the smallest index of each component (see UnionFind::union).
+    Ok((0..ours.len()).map(|i| ours[uf.find(i)].clone()).collect())
 }
