@@ -38,7 +38,7 @@
 //! (tensors; its GEMM computes the grouping correlations), `rand` + `rand_chacha` (portable
 //! seeded shuffles and phantoms), `serde` + `serde_json` (`split.json`), `thiserror`
 //! (the error enum). Feature `candle-datasets` (off by default; it pulls an HTTP client and
-//! parquet) adds [`interop::to_candle_dataset`](prepare::interop); features `cuda` / `metal`
+//! parquet) adds `prepare::interop::to_candle_dataset`; features `cuda` / `metal`
 //! forward to candle.
 #![warn(missing_docs)]
 

@@ -97,7 +97,7 @@ fn head_box_ignores_letterbox_bars_and_burnt_in_text() {
             if (4..30).contains(&x) && (12..20).contains(&y) {
                 data[y * w + x] = 1.0;
             }
-            if y < 10 || y >= 110 {
+            if !(10..110).contains(&y) {
                 data[y * w + x] = 0.0;
             }
         }

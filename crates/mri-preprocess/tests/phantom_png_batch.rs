@@ -107,7 +107,7 @@ fn png_and_grid_writers() {
     let (g, w, h) = grid(&refs, 3, 2, 1).unwrap();
     assert_eq!((w, h), (9, 13));
     assert_eq!(g[0], 0.5, "border");
-    assert_eq!(g[1 * w + 1], 0.0, "first tile");
+    assert_eq!(g[w + 1], 0.0, "first tile");
     assert_eq!(g[5 * w + 5], 0.75, "fourth tile (row 1, col 1)");
     save_grid(&dir.path().join("grid.png"), &refs, 3, 2).unwrap();
     let t = candle_core::Tensor::from_vec(img.clone(), (1, 3, 4), &Device::Cpu).unwrap();
