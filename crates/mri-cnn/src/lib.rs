@@ -1,7 +1,61 @@
 //! # mri-cnn
 //!
-//! Will hold the tumour / no-tumour CNN classifier (3 × [conv3×3 → BN → ReLU → maxpool] with
-//! 32/64/128 channels, then a dropout MLP to 2 logits), its config and presets, training with
-//! validation-loss model selection, checkpoints and prediction of probabilities. Filled by the
-//! `[models]` issue; empty for now.
+//! The study's tumour / no-tumour classifier: `len(channels)` × [conv 3×3 s1 p1 → BatchNorm →
+//! ReLU → max-pool 2], flatten, then for each hidden width [Dropout → Linear → ReLU], then
+//! Linear → 2 logits (index 1 = tumour). [`CnnConfig::paper`] is the study's layout
+//! (32/64/128 channels, 1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::default`]
+//! scales it down for a 2-core CPU at 64 px; [`CnnConfig::quick`] is for tests.
+//!
+//! Weight names (safetensors keys): `conv{i}.conv.weight`, `conv{i}.conv.bias`,
+//! `conv{i}.bn.{weight,bias,running_mean,running_var}`, `fc{i}.{weight,bias}`,
+//! `out.{weight,bias}` — readable from Python with `safetensors.numpy.load_file`.
+//!
+//! Training ([`train`]): cross-entropy, Adam (explicit β, decay), ReduceLROnPlateau on the
+//! validation loss, the epoch with the best validation loss kept; seeded initialisation,
+//! dropout, shuffling and flips (see `mri-train`); checkpoints every epoch so a killed run
+//! resumes where it stopped.
+//!
+//! ```
+//! use mri_cnn::{train, CnnConfig, TrainOptions, predict_proba};
+//! use mri_preprocess::{Dataset, PhantomConfig};
+//! use mri_train::ImageSet;
+//!
+//! let ds = Dataset::phantom(&PhantomConfig { image_size: 16, per_class: 8, ..Default::default() }).unwrap();
+//! let mut set = ImageSet::new(16);
+//! for it in &ds.items { set.push(&it.pixels, it.label.index()).unwrap(); }
+//! let cfg = CnnConfig { epochs: 1, ..CnnConfig::quick(16) };
+//! let out = train(&cfg, &set, &set, &candle_core::Device::Cpu, &TrainOptions::quiet(0)).unwrap();
+//! let p = predict_proba(&out.model, &set, 8, &candle_core::Device::Cpu).unwrap();
+//! assert_eq!(p.len(), 16);
+//! ```
+//!
+//! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init,
+//! dropout, Adam, schedules, checkpoints), `serde`/`serde_json` (config, sidecars),
+//! `thiserror` (errors).
 #![warn(missing_docs)]
+
+mod model;
+mod trainer;
+
+pub use model::{Cnn, CnnConfig};
+pub use trainer::{evaluate_loss, predict_proba, train, EpochRecord, TrainOptions, TrainOutput};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum CnnError {
+    /// From the training machinery (checkpoints, optimiser, devices).
+    #[error(transparent)]
+    Train(#[from] mri_train::TrainError),
+    /// A candle operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The configuration is invalid.
+    #[error("invalid CNN config: {0}")]
+    Config(String),
+    /// The data cannot be used (empty set, wrong image size).
+    #[error("data: {0}")]
+    Data(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = CnnError> = std::result::Result<T, E>;

@@ -1,0 +1,99 @@
+//! Losses, optimiser, schedules, devices and seeded streams against hand-computed values.
+
+use candle_core::{Device, Tensor, Var};
+use mri_train::*;
+
+#[test]
+fn bce_with_logits_is_stable_and_correct() {
+    // By hand: x = 0, y = 1 → ln 2; x = 2, y = 0 → 2 + ln(1 + e^-2) = 2.126928…;
+    // x = −1000, y = 1 → 1000 (a naive log(sigmoid) gives inf); x = 1000, y = 1 → 0.
+    let x = Tensor::new(&[0f32, 2.0, -1000.0, 1000.0], &Device::Cpu).unwrap();
+    let y = Tensor::new(&[1f32, 0.0, 1.0, 1.0], &Device::Cpu).unwrap();
+    let per = [std::f64::consts::LN_2, 2.0 + (1.0 + (-2f64).exp()).ln(), 1000.0, 0.0];
+    let expected = per.iter().sum::<f64>() / 4.0;
+    let got = bce_with_logits(&x, &y).unwrap().to_scalar::<f32>().unwrap() as f64;
+    assert!((got - expected).abs() < 1e-4, "{got} vs {expected}");
+}
+
+#[test]
+fn adam_first_step_by_hand() {
+    // With bias correction the first Adam step moves each weight by lr·g/(|g| + ε) ≈ lr·sign(g).
+    // Loss = sum(w · c) with c = (2, −3) → g = c; w0 = (1, 1), lr 0.1 → (0.9, 1.1).
+    let w = Var::new(&[1f32, 1.0], &Device::Cpu).unwrap();
+    let c = Tensor::new(&[2f32, -3.0], &Device::Cpu).unwrap();
+    let mut adam = Adam::new(vec![("w".into(), w.clone())], AdamConfig { lr: 0.1, ..Default::default() }).unwrap();
+    adam.backward_step(&(w.as_tensor() * &c).unwrap().sum_all().unwrap()).unwrap();
+    let v: Vec<f32> = w.as_tensor().to_vec1().unwrap();
+    assert!((v[0] - 0.9).abs() < 1e-6 && (v[1] - 1.1).abs() < 1e-6, "{v:?}");
+    // Decoupled weight decay shrinks the weight by lr·wd·w on top.
+    let w2 = Var::new(&[1f32], &Device::Cpu).unwrap();
+    let mut adamw = Adam::new(vec![("w".into(), w2.clone())], AdamConfig { lr: 0.1, weight_decay: 0.5, ..Default::default() }).unwrap();
+    adamw.backward_step(&(w2.as_tensor() * 2.0).unwrap().sum_all().unwrap()).unwrap();
+    let v2: Vec<f32> = w2.as_tensor().to_vec1().unwrap();
+    assert!((v2[0] - (1.0 * (1.0 - 0.05) - 0.1)).abs() < 1e-6, "{v2:?}");
+    assert_eq!(adam.steps(), 1);
+    assert_eq!(adam.state().len(), 2);
+    assert!(AdamConfig { beta1: 1.0, ..Default::default() }.check().is_err());
+    assert!(AdamConfig { lr: 0.0, ..Default::default() }.check().is_err());
+}
+
+#[test]
+fn reduce_on_plateau_like_pytorch() {
+    // patience 2: the rate drops on the 3rd epoch without improvement.
+    let mut s = ReduceOnPlateau::new(0.1, 2, 1e-6);
+    let mut lr = 1.0;
+    let mut lrs = Vec::new();
+    for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85] {
+        lr = s.step(loss, lr);
+        lrs.push(lr);
+    }
+    assert_eq!(lrs, [1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1]);
+    assert_eq!(StepDecay { every: 10, gamma: 0.5 }.lr_at(1.0, 25), 0.25);
+}
+
+#[test]
+fn devices_parse_and_cpu_opens() {
+    assert_eq!("CPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
+    assert!(matches!(DeviceChoice::Cpu.device().unwrap(), Device::Cpu));
+    assert!(matches!(DeviceChoice::Auto.device(), Ok(_)));
+    let e = "tpu".parse::<DeviceChoice>().unwrap_err();
+    assert_eq!(e.to_string(), "device: unknown device \"tpu\"; expected cpu, cuda, metal or auto");
+}
+
+#[test]
+fn dropout_masks_are_keyed_by_step() {
+    let key = StepKey::new();
+    let d = SeededDropout::new(0.5, 1, "fc0", key.clone());
+    let x = Tensor::ones(1000, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let a: Vec<f32> = d.forward_t(&x, true).unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = d.forward_t(&x, true).unwrap().to_vec1().unwrap();
+    key.set(1);
+    let c: Vec<f32> = d.forward_t(&x, true).unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert!(a.iter().all(|&v| v == 0.0 || v == 2.0));
+    let kept = a.iter().filter(|&&v| v > 0.0).count();
+    assert!((400..600).contains(&kept), "{kept}");
+    assert_eq!(d.forward_t(&x, false).unwrap().to_vec1::<f32>().unwrap(), vec![1.0; 1000]);
+}
+
+#[test]
+fn image_set_batches_and_flips() {
+    let mut s = ImageSet::new(2);
+    s.push(&[0.0, 1.0, 2.0, 3.0], 1).unwrap();
+    s.push(&[4.0, 5.0, 6.0, 7.0], 0).unwrap();
+    assert!(s.push(&[0.0], 0).is_err());
+    let (x, y) = s.batch(&[1, 0], None, &Device::Cpu).unwrap();
+    assert_eq!(x.dims(), &[2, 1, 2, 2]);
+    assert_eq!(y.to_vec1::<u32>().unwrap(), [0, 1]);
+    // Some seed flips the first image: rows reversed left–right.
+    let flipped = (0..64).find_map(|seed| {
+        let (x, _) = s.batch(&[0], Some(seed), &Device::Cpu).unwrap();
+        let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        (v != [0.0, 1.0, 2.0, 3.0]).then_some(v)
+    });
+    assert_eq!(flipped.unwrap(), [1.0, 0.0, 3.0, 2.0]);
+    let both = s.concat(&s).unwrap();
+    assert_eq!(both.len(), 4);
+    assert_eq!(s.epoch_batches(3, 0, 1).len(), 2);
+}
