@@ -23,9 +23,11 @@ fn phantoms_are_seeded_sized_and_labelled() {
     for it in &a.items {
         assert_eq!(it.pixels.len(), 32 * 32);
         assert!(it.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
-        // A head in the middle, background at the corners.
-        let centre = it.pixels[16 * 32 + 16];
-        assert!(centre > 0.2 && it.pixels[0] < 0.2, "{}: centre {centre}, corner {}", it.rel_path, it.pixels[0]);
+        // A head in the middle, background at the corners: compare 8×8 region means (a single
+        // centre pixel may fall in a dark ventricle).
+        let mean = |x0: usize, y0: usize| (0..64).map(|k| it.pixels[(y0 + k / 8) * 32 + x0 + k % 8]).sum::<f32>() / 64.0;
+        let (centre, corner) = (mean(12, 12), mean(0, 0));
+        assert!(centre > 0.3 && corner < 0.1, "{}: centre {centre}, corner {corner}", it.rel_path);
     }
     // The first slices do not depend on how many are drawn.
     let more = phantoms(32, 9, 3);

@@ -97,3 +97,18 @@ fn image_set_batches_and_flips() {
     assert_eq!(both.len(), 4);
     assert_eq!(s.epoch_batches(3, 0, 1).len(), 2);
 }
+
+#[test]
+fn adam_moments_do_not_keep_the_graph() {
+    // Regression: moments built from a gradient that still tracked its graph chained every
+    // step's graph to the last, and a 1M-parameter CNN grew ~100 MB per step.
+    let w = Var::new(&[1f32, 2.0, 3.0], &Device::Cpu).unwrap();
+    let mut adam = Adam::new(vec![("w".into(), w.clone())], AdamConfig::default()).unwrap();
+    for _ in 0..3 {
+        let loss = (w.as_tensor().sqr().unwrap() * 2.0).unwrap().sum_all().unwrap();
+        adam.backward_step(&loss).unwrap();
+    }
+    for (name, t) in adam.state() {
+        assert!(!t.track_op(), "{name} keeps a backprop graph");
+    }
+}
