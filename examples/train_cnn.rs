@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     let probs = predict_proba(&out.model, &te, cfg.batch_size, &device)?;
     let m = TestMetrics::from_scores(&probs, &te.labels, 0.5)?;
     println!(
-        "best epoch {} (val loss {:.4}); test on {} real slices ({}): {m}",
+        "best epoch {} (val loss {:.4}); test on {} held-out slices ({}): {m}",
         out.best_epoch + 1,
         out.best_val_loss,
         te.len(),
