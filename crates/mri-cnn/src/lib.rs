@@ -3,7 +3,7 @@
 //! The study's tumour / no-tumour classifier: `len(channels)` × [conv 3×3 s1 p1 → BatchNorm →
 //! ReLU → max-pool 2], flatten, then for each hidden width [Dropout → Linear → ReLU], then
 //! Linear → 2 logits (index 1 = tumour). [`CnnConfig::paper`] is the study's layout
-//! (32/64/128 channels, 1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::default`]
+//! (32/64/128 channels, 1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::default_preset`]
 //! scales it down for a 2-core CPU at 64 px; [`CnnConfig::quick`] is for tests.
 //!
 //! Weight names (safetensors keys): `conv{i}.conv.weight`, `conv{i}.conv.bias`,

@@ -41,7 +41,7 @@ impl AdamConfig {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return bad("betas", format!("must be in [0, 1), got ({}, {})", self.beta1, self.beta2));
         }
-        if !(self.eps > 0.0) || self.weight_decay < 0.0 {
+        if self.eps.is_nan() || self.eps <= 0.0 || self.weight_decay < 0.0 {
             return bad("eps/weight_decay", format!("need eps > 0 and weight_decay >= 0, got {} and {}", self.eps, self.weight_decay));
         }
         Ok(())
