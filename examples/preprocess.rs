@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_synth::preprocess::{
-    pairwise_agreement, read_group_csv, save_grid, union_groupings, CacheMode, ClassMap, Dataset, GroupingParams, Label,
+    pairwise_agreement, save_grid, union_groupings, CacheMode, ClassMap, Dataset, GroupingParams, Label,
     LoadOptions, PhantomConfig, PreprocessConfig, SplitParams, SplitPart,
 };
 
@@ -131,18 +131,15 @@ fn main() -> Result<()> {
         .clone()
         .or_else(|| args.data.as_ref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()));
     if let Some(path) = reference {
-        let rows = read_group_csv(&path)?;
-        let by_file: std::collections::HashMap<&str, &str> = rows.iter().map(|(f, g)| (f.as_str(), g.as_str())).collect();
+        let reference_of = ds.reference_groups(&path)?;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for (it, g) in ds.items.iter().zip(&groups) {
-            if let Some(r) = by_file.get(it.rel_path.as_str()) {
+        for (g, r) in groups.iter().zip(&reference_of) {
+            if let Some(r) = r {
                 ours.push(g.as_str());
-                theirs.push(*r);
+                theirs.push(r.as_str());
             }
         }
         let a = pairwise_agreement(&ours, &theirs)?;
-        let reference_of: Vec<Option<String>> =
-            ds.items.iter().map(|it| by_file.get(it.rel_path.as_str()).map(|g| g.to_string())).collect();
         println!(
             "agreement with {} over {} files: pairwise precision {:.3}, recall {:.3} ({} of our {} pairs, of its {} pairs)",
             path.display(),

@@ -1,12 +1,11 @@
 //! From `--data DIR` (or phantoms) to train / val / test image sets: load, group, split.
 //! Shared by the examples so that they all use the same, tested protocol.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_preprocess::{
-    read_group_csv, union_groupings, CacheMode, Dataset, GroupingParams, LoadOptions, PhantomConfig,
+    union_groupings, CacheMode, Dataset, GroupingParams, LoadOptions, PhantomConfig,
     PreprocessConfig, SplitManifest, SplitParams, SplitPart,
 };
 use mri_train::ImageSet;
@@ -80,7 +79,8 @@ impl PreparedData {
         };
         let mut groups = dataset.near_duplicate_groups(&GroupingParams::default())?;
         if let Some(reference) = spec.data.as_deref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()) {
-            groups = join_reference(&dataset, &groups, &reference)?;
+            // Honour the shipped grouping too, so nothing it links can leak across parts.
+            groups = union_groupings(&groups, &dataset.reference_groups(&reference)?)?;
         }
         let split = dataset.split(&groups, &SplitParams::with_seed(spec.seed))?;
         if spec.verbose {
@@ -107,11 +107,4 @@ impl PreparedData {
         }
         set
     }
-}
-
-/// Joins our groups with a reference grouping CSV, so the split honours both.
-fn join_reference(ds: &Dataset, groups: &[String], reference: &Path) -> Result<Vec<String>, mri_preprocess::PreprocessError> {
-    let rows: HashMap<String, String> = read_group_csv(reference)?.into_iter().collect();
-    let of: Vec<Option<String>> = ds.items.iter().map(|it| rows.get(&it.rel_path).cloned()).collect();
-    union_groupings(groups, &of)
 }

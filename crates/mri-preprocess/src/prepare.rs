@@ -63,6 +63,20 @@ impl Dataset {
         SplitManifest::make(&items, self.image_size, params)
     }
 
+    /// Each slice's group in a reference grouping CSV (see [`read_group_csv`]), `None` for
+    /// slices the CSV does not list. Pair it with [`union_groupings`] or [`pairwise_agreement`].
+    ///
+    /// # Errors
+    /// As [`read_group_csv`].
+    ///
+    /// [`read_group_csv`]: crate::read_group_csv
+    /// [`union_groupings`]: crate::union_groupings
+    /// [`pairwise_agreement`]: crate::pairwise_agreement
+    pub fn reference_groups(&self, csv: &Path) -> Result<Vec<Option<String>>> {
+        let by_file: std::collections::HashMap<String, String> = crate::read_group_csv(csv)?.into_iter().collect();
+        Ok(self.items.iter().map(|it| by_file.get(&it.rel_path).cloned()).collect())
+    }
+
     /// Writes `groups.csv` (`file,label,group`, one row per slice in path order) atomically.
     pub fn write_groups_csv(&self, groups: &[String], path: &Path) -> Result<()> {
         let mut s = String::from("file,label,group\n");

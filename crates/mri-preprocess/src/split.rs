@@ -127,7 +127,6 @@ impl SplitManifest {
     pub fn make(items: &[(String, Label, String)], image_size: u32, params: &SplitParams) -> Result<Self> {
         params.check()?;
         // group -> label, checking each group is one class.
-        let mut groups: BTreeMap<(Label, &str), ()> = BTreeMap::new();
         let mut label_of_group: BTreeMap<&str, Label> = BTreeMap::new();
         for (path, label, group) in items {
             if let Some(l) = label_of_group.insert(group, *label) {
@@ -135,13 +134,12 @@ impl SplitManifest {
                     return Err(PreprocessError::param("groups", format!("group {group} holds both classes (at {path})")));
                 }
             }
-            groups.insert((*label, group.as_str()), ());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         let mut part_of_group: BTreeMap<&str, SplitPart> = BTreeMap::new();
         for label in Label::ALL {
             // BTreeMap order makes the pre-shuffle order independent of input order.
-            let mut gs: Vec<&str> = groups.keys().filter(|(l, _)| *l == label).map(|(_, g)| *g).collect();
+            let mut gs: Vec<&str> = label_of_group.iter().filter(|(_, l)| **l == label).map(|(g, _)| *g).collect();
             gs.shuffle(&mut rng);
             let [tr, va, _] = part_sizes(gs.len(), params);
             for (i, g) in gs.into_iter().enumerate() {
