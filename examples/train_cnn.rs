@@ -77,6 +77,8 @@ fn main() -> Result<()> {
         name: "cnn-real".into(),
         preset: args.preset.clone(),
         stop_after: None,
+        figures_dir: None,
+        figure_every: 0,
     };
     let out = train(&cfg, &tr, &va, &device, &opts)?;
     let probs = predict_proba(&out.model, &te, cfg.batch_size, &device)?;

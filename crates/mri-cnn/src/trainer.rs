@@ -1,41 +1,18 @@
 //! Training with validation model selection, resumable from checkpoints; prediction.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor, D};
 use candle_nn::VarMap;
-use mri_train::{seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, ImageSet, ReduceOnPlateau, Sidecar};
+use mri_train::{restore, seeded_var_builder, snapshot, stream_seed, Adam, Checkpoint, EpochProgress, ImageSet, ReduceOnPlateau, Sidecar};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Cnn, CnnConfig};
 use crate::{CnnError, Result};
 
-/// How to run a training.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Seed of initialisation, dropout, shuffling and augmentation.
-    pub seed: u64,
-    /// No progress bars or log lines.
-    pub quiet: bool,
-    /// Where to write checkpoints (`NAME.*` = best, `NAME-last.*` = latest epoch); `None` keeps
-    /// everything in memory. An existing `NAME-last` checkpoint is resumed.
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Checkpoint name, e.g. `cnn-real`.
-    pub name: String,
-    /// Preset name recorded in the sidecar.
-    pub preset: String,
-    /// Stop after this many epochs *in this call* (simulates a crash in tests; resume later).
-    pub stop_after: Option<usize>,
-}
-
-impl TrainOptions {
-    /// Quiet, in memory, with this seed.
-    pub fn quiet(seed: u64) -> Self {
-        TrainOptions { seed, quiet: true, checkpoint_dir: None, name: "cnn".into(), preset: "custom".into(), stop_after: None }
-    }
-}
+/// How to run a training (shared by every model crate).
+pub use mri_train::RunOptions as TrainOptions;
 
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,17 +52,6 @@ pub struct TrainOutput {
     pub best_val_loss: f64,
     /// True when `stop_after` ended the run early.
     pub stopped_early: bool,
-}
-
-fn snapshot(vm: &VarMap) -> Result<HashMap<String, Tensor>> {
-    vm.data().lock().unwrap().iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
-}
-
-fn restore(vm: &VarMap, snap: &HashMap<String, Tensor>) -> Result<()> {
-    for (k, v) in vm.data().lock().unwrap().iter() {
-        v.set(&snap[k])?;
-    }
-    Ok(())
 }
 
 /// Mean cross-entropy and accuracy (threshold ½) of a model on a set, in eval mode.

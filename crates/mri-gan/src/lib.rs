@@ -1,7 +1,63 @@
 //! # mri-gan
 //!
-//! Will hold the study's GAN for brain MRI slices: a generator (latent 100 → Linear → 4 ×
-//! [upsample ×2 → conv3×3 → BN → ReLU], tanh output) and a discriminator (4 × [conv4×4 s2 →
-//! LeakyReLU 0.2] → logit), their configs and presets, per-class training with separate
-//! optimisers, checkpoints and sampling. Filled by the `[models]` issue; empty for now.
+//! The study's GAN on Candle, trained separately for each class to make synthetic slices.
+//! Paper preset ([`GanConfig::paper`]): generator Linear(100 → 128·8·8) + ReLU, then
+//! 4 × [nearest upsample ×2 → conv 3×3 → BN → ReLU] through 128 → 128 → 64 → 32 → 1, the last
+//! without BN and with tanh (output range **[−1, 1]**; [`sample`] returns [0, 1]);
+//! discriminator 4 × [conv 4×4 stride 2 → LeakyReLU 0.2] through 1 → 64 → 128 → 256 → 512,
+//! flatten → Linear → one **logit**. Loss: the numerically stable BCE on logits; Adam lr 2e-4,
+//! betas (0.5, 0.999) for each network, with separate `VarMap`s and optimisers.
+//!
+//! [`train_gan`] logs D and G losses, D(x) and D(G(z)) per epoch, writes sample grids from fixed
+//! noise every N epochs, checkpoints every epoch and resumes a killed run exactly.
+//!
+//! Weight names (safetensors keys, readable with Python's `safetensors.numpy.load_file`):
+//! `generator.fc.*`, `generator.block{i}.conv.*`, `generator.block{i}.bn.*`, `generator.out.*`,
+//! `discriminator.conv{i}.*`, `discriminator.out.*`; optimiser state in `NAME-last.optim.safetensors`
+//! as `g.m.<var>`, `g.v.<var>`, `d.m.<var>`, `d.v.<var>`.
+//!
+//! ```
+//! use mri_gan::{train_gan, sample, GanConfig};
+//! use mri_train::{ImageSet, RunOptions};
+//! use mri_preprocess::{Dataset, PhantomConfig};
+//!
+//! let ds = Dataset::phantom(&PhantomConfig { image_size: 16, per_class: 8, ..Default::default() }).unwrap();
+//! let mut set = ImageSet::new(16);
+//! for it in &ds.items { set.push(&it.pixels, it.label.index()).unwrap(); }
+//! let cfg = GanConfig { epochs: 1, ..GanConfig::quick(16) };
+//! let dev = candle_core::Device::Cpu;
+//! let out = train_gan(&cfg, &set.of_class(1), &dev, &RunOptions::quiet(0)).unwrap();
+//! let images = sample(&out.generator, 4, 1, 8, &dev).unwrap();
+//! assert_eq!(images.dims(), &[4, 1, 16, 16]);
+//! ```
+//!
+//! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init and
+//! noise, Adam, stable BCE, checkpoints, progress, grids), `serde`/`serde_json` (config,
+//! sidecars), `thiserror` (errors).
 #![warn(missing_docs)]
+
+mod model;
+mod trainer;
+
+pub use model::{Discriminator, GanConfig, Generator};
+pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput, GAN_KIND};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum GanError {
+    /// From the training machinery (checkpoints, optimiser, devices).
+    #[error(transparent)]
+    Train(#[from] mri_train::TrainError),
+    /// A candle operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The configuration is invalid.
+    #[error("invalid GAN config: {0}")]
+    Config(String),
+    /// The data cannot be used.
+    #[error("data: {0}")]
+    Data(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = GanError> = std::result::Result<T, E>;

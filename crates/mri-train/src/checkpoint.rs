@@ -86,6 +86,18 @@ impl Checkpoint {
         }
     }
 
+    /// The checkpoint one of whose files is `path` (`X.safetensors`, `X.optim.safetensors` or
+    /// `X.json`), so a user can pass whichever file they see.
+    pub fn from_file(path: &Path) -> Self {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = [".optim.safetensors", ".safetensors", ".json"]
+            .iter()
+            .find_map(|ext| name.strip_suffix(ext))
+            .unwrap_or(&name)
+            .to_string();
+        Self::at(path.parent().unwrap_or(Path::new(".")), &stem)
+    }
+
     /// True when a complete checkpoint is there (its sidecar, written last, exists).
     pub fn exists(&self) -> bool {
         self.sidecar.exists()
@@ -93,14 +105,35 @@ impl Checkpoint {
 
     /// Saves weights, optimiser state (if any) and sidecar, atomically, creating the folder.
     pub fn save(&self, varmap: &VarMap, optim: Option<&Adam>, sidecar: &Sidecar) -> Result<()> {
+        let optims: Vec<(&str, &Adam)> = optim.map(|o| ("", o)).into_iter().collect();
+        self.save_parts(&[varmap], &optims, sidecar)
+    }
+
+    /// Saves several variable maps into one weights file (their names must not collide: build
+    /// each model under its own `vb.pp(..)` prefix, e.g. `generator` and `discriminator`) and
+    /// several optimisers into one state file, each state key prefixed by its label
+    /// (`"{label}.m.<var>"`; an empty label adds no prefix).
+    pub fn save_parts(&self, varmaps: &[&VarMap], optims: &[(&str, &Adam)], sidecar: &Sidecar) -> Result<()> {
         if let Some(dir) = self.sidecar.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        let weights: HashMap<String, Tensor> =
-            varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let mut weights: HashMap<String, Tensor> = HashMap::new();
+        for vm in varmaps {
+            for (k, v) in vm.data().lock().unwrap().iter() {
+                if weights.insert(k.clone(), v.as_tensor().clone()).is_some() {
+                    return Err(TrainError::InvalidParameter { name: "varmaps", reason: format!("two variables named {k}") });
+                }
+            }
+        }
         save_tensors(&weights, &self.weights)?;
-        if let Some(o) = optim {
-            save_tensors(&o.state(), &self.optim)?;
+        if !optims.is_empty() {
+            let mut state = HashMap::new();
+            for (label, o) in optims {
+                for (k, v) in o.state() {
+                    state.insert(if label.is_empty() { k } else { format!("{label}.{k}") }, v);
+                }
+            }
+            save_tensors(&state, &self.optim)?;
         }
         let json = serde_json::to_string_pretty(sidecar).expect("sidecar serialises");
         let tmp = tmp_of(&self.sidecar);
@@ -167,7 +200,37 @@ impl Checkpoint {
 
     /// Restores the optimiser's moments and step.
     pub fn load_optim(&self, optim: &mut Adam, step: u64) -> Result<()> {
+        self.load_optim_labelled(optim, "", step)
+    }
+
+    /// Restores the moments of the optimiser saved under `label` by [`Checkpoint::save_parts`].
+    pub fn load_optim_labelled(&self, optim: &mut Adam, label: &str, step: u64) -> Result<()> {
         let state = load_tensors(&self.optim)?;
+        let state: HashMap<String, Tensor> = if label.is_empty() {
+            state
+        } else {
+            let prefix = format!("{label}.");
+            state.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v))).collect()
+        };
         optim.load_state(&state, step, &self.optim)
     }
+
+    /// The model kind its sidecar names (`"cnn"`, `"generative-vae"`, …), to dispatch on.
+    pub fn model_kind(&self) -> Result<String> {
+        Ok(self.read_sidecar()?.model)
+    }
+}
+
+/// A copy of every variable's value (to keep the best epoch's weights in memory).
+pub fn snapshot(vm: &VarMap) -> Result<HashMap<String, Tensor>> {
+    vm.data().lock().unwrap().iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
+}
+
+/// Sets every variable back to a [`snapshot`].
+pub fn restore(vm: &VarMap, snap: &HashMap<String, Tensor>) -> Result<()> {
+    for (k, v) in vm.data().lock().unwrap().iter() {
+        let t = snap.get(k).ok_or_else(|| TrainError::InvalidParameter { name: "snapshot", reason: format!("no value for {k}") })?;
+        v.set(t)?;
+    }
+    Ok(())
 }

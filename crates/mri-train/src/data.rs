@@ -56,6 +56,22 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// The images of one class (label), in order: per-class generators and the healthy-only
+    /// anomaly VAE train on these.
+    pub fn of_class(&self, label: u32) -> ImageSet {
+        let mut out = ImageSet::new(self.side);
+        for i in (0..self.len()).filter(|&i| self.labels[i] == label) {
+            out.pixels.extend_from_slice(self.image(i));
+            out.labels.push(label);
+        }
+        out
+    }
+
+    /// All images as one (N, 1, S, S) tensor (no labels), e.g. for sampling or scoring.
+    pub fn images_tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_vec(self.pixels.clone(), (self.len(), 1, self.side, self.side), device)?)
+    }
+
     /// This set followed by `other` (same side), e.g. real + synthetic.
     pub fn concat(&self, other: &ImageSet) -> Result<ImageSet> {
         if !other.is_empty() && !self.is_empty() && other.side != self.side {

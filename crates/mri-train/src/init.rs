@@ -85,3 +85,12 @@ impl SimpleBackend for SeededBackend {
 pub fn seeded_var_builder(varmap: &VarMap, seed: u64, dtype: DType, device: &Device) -> VarBuilder<'static> {
     VarBuilder::from_backend(Box::new(SeededBackend { varmap: varmap.clone(), seed }), dtype, device.clone())
 }
+
+/// Standard-normal values of `shape` from the stream (`seed`, `name`), as an f32 tensor on
+/// `device`: latent noise and reparameterisation noise that a seed reproduces on every device.
+pub fn seeded_normal(seed: u64, name: &str, shape: impl Into<Shape>, device: &Device) -> candle_core::Result<Tensor> {
+    let shape = shape.into();
+    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, name));
+    let v: Vec<f32> = (0..shape.elem_count()).map(|_| normal(&mut rng) as f32).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)?.to_device(device)
+}

@@ -46,16 +46,20 @@ pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod progress;
+pub mod run;
+pub mod samples;
 pub mod schedule;
 
-pub use checkpoint::{Checkpoint, Sidecar};
+pub use checkpoint::{restore, snapshot, Checkpoint, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;
 pub use dropout::{SeededDropout, StepKey};
-pub use init::{seeded_var_builder, stream_seed};
+pub use init::{seeded_normal, seeded_var_builder, stream_seed};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
 pub use progress::EpochProgress;
+pub use run::RunOptions;
+pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
 
 /// Everything that can go wrong while training, saving or loading.

@@ -1,0 +1,258 @@
+//! Configs and presets of the two VAEs.
+
+use mri_train::AdamConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, VaeError};
+
+/// The training loss of a VAE (per image, averaged over the batch).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VaeLoss {
+    /// The study's: binary cross-entropy summed over pixels + KL divergence summed over the
+    /// latent dimensions (computed from logits in the stable softplus form).
+    BceKl,
+    /// Squared error summed over pixels + β · KL (β-VAE).
+    MseKl {
+        /// Weight of the KL term.
+        beta: f64,
+    },
+}
+
+/// Configuration of the generative VAE (one per class in the study) and of its training.
+///
+/// Encoder: for each entry of `channels`, conv 3×3 stride 2 pad 1 → BatchNorm → LeakyReLU 0.2;
+/// flatten → Linear to μ and to log σ². Decoder (mirror): Linear(latent → last·b·b) + ReLU with
+/// b = S / 2^len(channels), then len(channels) × [nearest upsample ×2 → conv 3×3 pad 1 → BN →
+/// ReLU] through the channels in reverse, the last block to 1 channel without BN, then sigmoid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaeConfig {
+    /// Image side S; a positive multiple of 2^len(channels).
+    pub image_size: usize,
+    /// Encoder widths (the study: 64, 128, 256, 512, 512, 1024).
+    pub channels: Vec<usize>,
+    /// Latent dimension (the study: 512).
+    pub latent: usize,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimiser (the study: AdamW lr 2e-4, betas (0.5, 0.999), weight decay 1e-5).
+    pub adam: AdamConfig,
+    /// Loss (the study: summed BCE + KL).
+    pub loss: VaeLoss,
+}
+
+impl VaeConfig {
+    /// The study's layout at 128 px.
+    pub fn paper() -> Self {
+        VaeConfig {
+            image_size: 128,
+            channels: vec![64, 128, 256, 512, 512, 1024],
+            latent: 512,
+            epochs: 100,
+            batch_size: 32,
+            adam: AdamConfig { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 1e-5 },
+            loss: VaeLoss::BceKl,
+        }
+    }
+
+    /// A 2-core-CPU layout at `image_size` (64 px intended): four blocks, narrower, latent 128.
+    pub fn default_preset(image_size: usize) -> Self {
+        VaeConfig { image_size, channels: vec![16, 32, 64, 128], latent: 128, epochs: 40, ..Self::paper() }
+    }
+
+    /// A tiny layout for tests.
+    pub fn quick(image_size: usize) -> Self {
+        VaeConfig { image_size, channels: vec![4, 8], latent: 8, epochs: 3, batch_size: 8, ..Self::paper() }
+    }
+
+    /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
+    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
+        let mut c = match name {
+            "quick" => Self::quick(image_size.unwrap_or(32)),
+            "default" => Self::default_preset(image_size.unwrap_or(64)),
+            "paper" => Self::paper(),
+            _ => return Err(VaeError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
+        };
+        if let Some(s) = image_size {
+            c.image_size = s;
+        }
+        Ok(c)
+    }
+
+    /// Checks the config.
+    pub fn check(&self) -> Result<()> {
+        check_common(self.image_size, &self.channels, self.latent, self.batch_size, &self.loss)?;
+        self.adam.check()?;
+        Ok(())
+    }
+
+    /// Side of the innermost feature map.
+    pub fn bottleneck_side(&self) -> usize {
+        self.image_size >> self.channels.len()
+    }
+
+    /// Number of parameters (BatchNorm affine included, running statistics not).
+    pub fn param_count(&self) -> usize {
+        let mut n = 0;
+        let mut c_in = 1;
+        for &c in &self.channels {
+            n += c * c_in * 9 + c + 2 * c;
+            c_in = c;
+        }
+        let flat = c_in * self.bottleneck_side().pow(2);
+        n += 2 * (flat * self.latent + self.latent) + self.latent * flat + flat;
+        let mut outs: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
+        outs.push(1);
+        let mut c_in = *self.channels.last().unwrap_or(&1);
+        for (j, &c) in outs.iter().enumerate() {
+            n += c * c_in * 9 + c + if j + 1 < outs.len() { 2 * c } else { 0 };
+            c_in = c;
+        }
+        n
+    }
+}
+
+/// Layout of the anomaly VAE's decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyDecoder {
+    /// Transposed convs 4×4 stride 2 pad 1 mirroring the encoder (cheap; the default).
+    Mirrored,
+    /// The study's: transposed convs with stride 1 and kernel side+1, each doubling the side
+    /// (kernels 33 and 65 at 128 px; ~2.9 GMAC per image).
+    Study,
+}
+
+/// Configuration of the anomaly-detection VAE (trained on healthy slices only).
+///
+/// Encoder: for each entry of `channels`, conv 4×4 stride 2 pad 1 → ReLU; flatten → Linear to
+/// μ and log σ². Decoder: Linear(latent → last·(S/2^n)²) + ReLU, then transposed convs back
+/// through the channels in reverse to 1 channel (ReLU between them), then sigmoid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyVaeConfig {
+    /// Image side S; a positive multiple of 2^len(channels).
+    pub image_size: usize,
+    /// Encoder widths (the study: 32, 64).
+    pub channels: Vec<usize>,
+    /// Latent dimension (the study: 64).
+    pub latent: usize,
+    /// Decoder layout.
+    pub decoder: AnomalyDecoder,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimiser (Adam lr 1e-3).
+    pub adam: AdamConfig,
+    /// Loss (summed BCE + KL by default).
+    pub loss: VaeLoss,
+}
+
+impl AnomalyVaeConfig {
+    /// The study's layout at 128 px, with its large-kernel decoder.
+    pub fn paper() -> Self {
+        AnomalyVaeConfig {
+            image_size: 128,
+            channels: vec![32, 64],
+            latent: 64,
+            decoder: AnomalyDecoder::Study,
+            epochs: 50,
+            batch_size: 32,
+            adam: AdamConfig::default(),
+            loss: VaeLoss::BceKl,
+        }
+    }
+
+    /// The study's encoder with the mirrored decoder, at `image_size` (64 px intended).
+    pub fn default_preset(image_size: usize) -> Self {
+        AnomalyVaeConfig { image_size, decoder: AnomalyDecoder::Mirrored, epochs: 30, ..Self::paper() }
+    }
+
+    /// A tiny layout for tests.
+    pub fn quick(image_size: usize) -> Self {
+        AnomalyVaeConfig {
+            image_size,
+            channels: vec![4, 8],
+            latent: 8,
+            decoder: AnomalyDecoder::Mirrored,
+            epochs: 3,
+            batch_size: 8,
+            ..Self::paper()
+        }
+    }
+
+    /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
+    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
+        let mut c = match name {
+            "quick" => Self::quick(image_size.unwrap_or(32)),
+            "default" => Self::default_preset(image_size.unwrap_or(64)),
+            "paper" => Self::paper(),
+            _ => return Err(VaeError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
+        };
+        if let Some(s) = image_size {
+            c.image_size = s;
+        }
+        Ok(c)
+    }
+
+    /// Checks the config.
+    pub fn check(&self) -> Result<()> {
+        check_common(self.image_size, &self.channels, self.latent, self.batch_size, &self.loss)?;
+        self.adam.check()?;
+        Ok(())
+    }
+
+    /// Side of the innermost feature map.
+    pub fn bottleneck_side(&self) -> usize {
+        self.image_size >> self.channels.len()
+    }
+
+    /// Kernel sizes of the decoder's transposed convs, first to last.
+    pub fn decoder_kernels(&self) -> Vec<usize> {
+        let n = self.channels.len();
+        match self.decoder {
+            AnomalyDecoder::Mirrored => vec![4; n],
+            AnomalyDecoder::Study => (0..n).map(|j| (self.bottleneck_side() << j) + 1).collect(),
+        }
+    }
+
+    /// Number of parameters.
+    pub fn param_count(&self) -> usize {
+        let mut n = 0;
+        let mut c_in = 1;
+        for &c in &self.channels {
+            n += c * c_in * 16 + c;
+            c_in = c;
+        }
+        let flat = c_in * self.bottleneck_side().pow(2);
+        n += 2 * (flat * self.latent + self.latent) + self.latent * flat + flat;
+        let mut outs: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
+        outs.push(1);
+        for (&c, k) in outs.iter().zip(self.decoder_kernels()) {
+            n += c_in * c * k * k + c;
+            c_in = c;
+        }
+        n
+    }
+}
+
+fn check_common(image_size: usize, channels: &[usize], latent: usize, batch_size: usize, loss: &VaeLoss) -> Result<()> {
+    let f = 1usize << channels.len();
+    if channels.is_empty() || image_size == 0 || image_size % f != 0 {
+        return Err(VaeError::Config(format!(
+            "image_size {image_size} must be a positive multiple of 2^{} (one stride-2 conv per block)",
+            channels.len()
+        )));
+    }
+    if latent == 0 || batch_size == 0 || channels.contains(&0) {
+        return Err(VaeError::Config("latent, batch_size and channels must be positive".into()));
+    }
+    if let VaeLoss::MseKl { beta } = loss {
+        if !(beta.is_finite() && *beta >= 0.0) {
+            return Err(VaeError::Config(format!("beta must be finite and >= 0, got {beta}")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The two VAE networks.
+
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::{
+    batch_norm, conv2d, conv_transpose2d, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvTranspose2d,
+    ConvTranspose2dConfig, Linear, VarBuilder,
+};
+
+use crate::config::{AnomalyVaeConfig, VaeConfig};
+use crate::Result;
+
+/// What the trainer, sampler and scorer need from a VAE.
+pub trait VaeModel {
+    /// μ and log σ², each (N, latent), for images (N, 1, S, S) in [0, 1].
+    fn encode(&self, xs: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)>;
+    /// Decoder logits (N, 1, S, S) for latents (N, latent); the image is their sigmoid.
+    fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor>;
+    /// Latent dimension.
+    fn latent(&self) -> usize;
+    /// Decoded images in [0, 1].
+    fn decode(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.decode_logits(z, train)?)
+    }
+    /// Deterministic reconstruction (decode μ), in [0, 1], eval mode.
+    fn reconstruct(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let (mu, _) = self.encode(xs, false)?;
+        self.decode(&mu, false)
+    }
+}
+
+fn bn_cfg() -> BatchNormConfig {
+    BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }
+}
+
+/// The generative VAE. Weight names: `enc{i}.conv.*`, `enc{i}.bn.*`, `mu.*`, `logvar.*`,
+/// `dec_in.*`, `dec{j}.conv.*`, `dec{j}.bn.*` (no BN on the last decoder block).
+pub struct GenerativeVae {
+    enc: Vec<(Conv2d, BatchNorm)>,
+    mu: Linear,
+    logvar: Linear,
+    dec_in: Linear,
+    dec: Vec<(Conv2d, Option<BatchNorm>)>,
+    top_channels: usize,
+    bottleneck: usize,
+    latent: usize,
+}
+
+impl GenerativeVae {
+    /// Builds the network; weights come from `vb`.
+    pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.check()?;
+        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
+        let same = Conv2dConfig { padding: 1, ..Default::default() };
+        let mut enc = Vec::new();
+        let mut c_in = 1;
+        for (i, &c) in cfg.channels.iter().enumerate() {
+            let p = vb.pp(format!("enc{i}"));
+            enc.push((conv2d(c_in, c, 3, down, p.pp("conv"))?, batch_norm(c, bn_cfg(), p.pp("bn"))?));
+            c_in = c;
+        }
+        let b = cfg.bottleneck_side();
+        let flat = c_in * b * b;
+        let mu = linear(flat, cfg.latent, vb.pp("mu"))?;
+        let logvar = linear(flat, cfg.latent, vb.pp("logvar"))?;
+        let dec_in = linear(cfg.latent, flat, vb.pp("dec_in"))?;
+        let mut outs: Vec<usize> = cfg.channels.iter().rev().skip(1).copied().collect();
+        outs.push(1);
+        let mut dec = Vec::new();
+        let n = outs.len();
+        for (j, &c) in outs.iter().enumerate() {
+            let p = vb.pp(format!("dec{j}"));
+            let conv = conv2d(c_in, c, 3, same, p.pp("conv"))?;
+            let bn = if j + 1 < n { Some(batch_norm(c, bn_cfg(), p.pp("bn"))?) } else { None };
+            dec.push((conv, bn));
+            c_in = c;
+        }
+        Ok(GenerativeVae { enc, mu, logvar, dec_in, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+    }
+}
+
+impl VaeModel for GenerativeVae {
+    fn encode(&self, xs: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut x = xs.clone();
+        for (conv, bn) in &self.enc {
+            x = candle_nn::ops::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
+        }
+        let x = x.flatten_from(1)?;
+        Ok((self.mu.forward(&x)?, self.logvar.forward(&x)?))
+    }
+
+    fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let n = z.dim(0)?;
+        let mut x = self.dec_in.forward(z)?.relu()?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
+        for (conv, bn) in &self.dec {
+            let (_, _, h, w) = x.dims4()?;
+            x = conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)?;
+            if let Some(bn) = bn {
+                x = bn.forward_t(&x, train)?.relu()?;
+            }
+        }
+        Ok(x)
+    }
+
+    fn latent(&self) -> usize {
+        self.latent
+    }
+}
+
+impl ModuleT for GenerativeVae {
+    /// Reconstruction through μ (no sampling noise), in [0, 1].
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (mu, _) = self.encode(xs, train)?;
+        self.decode(&mu, train)
+    }
+}
+
+/// The anomaly VAE. Weight names: `enc{i}.*`, `mu.*`, `logvar.*`, `dec_in.*`, `dec{j}.*`.
+pub struct AnomalyVae {
+    enc: Vec<Conv2d>,
+    mu: Linear,
+    logvar: Linear,
+    dec_in: Linear,
+    dec: Vec<ConvTranspose2d>,
+    top_channels: usize,
+    bottleneck: usize,
+    latent: usize,
+}
+
+impl AnomalyVae {
+    /// Builds the network; weights come from `vb`.
+    pub fn new(cfg: &AnomalyVaeConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.check()?;
+        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
+        let mut enc = Vec::new();
+        let mut c_in = 1;
+        for (i, &c) in cfg.channels.iter().enumerate() {
+            enc.push(conv2d(c_in, c, 4, down, vb.pp(format!("enc{i}")))?);
+            c_in = c;
+        }
+        let b = cfg.bottleneck_side();
+        let flat = c_in * b * b;
+        let mu = linear(flat, cfg.latent, vb.pp("mu"))?;
+        let logvar = linear(flat, cfg.latent, vb.pp("logvar"))?;
+        let dec_in = linear(cfg.latent, flat, vb.pp("dec_in"))?;
+        let mut outs: Vec<usize> = cfg.channels.iter().rev().skip(1).copied().collect();
+        outs.push(1);
+        let mut dec = Vec::new();
+        for (j, (&c, k)) in outs.iter().zip(cfg.decoder_kernels()).enumerate() {
+            let tcfg = match cfg.decoder {
+                crate::AnomalyDecoder::Mirrored => ConvTranspose2dConfig { padding: 1, stride: 2, ..Default::default() },
+                crate::AnomalyDecoder::Study => ConvTranspose2dConfig::default(),
+            };
+            dec.push(conv_transpose2d(c_in, c, k, tcfg, vb.pp(format!("dec{j}")))?);
+            c_in = c;
+        }
+        Ok(AnomalyVae { enc, mu, logvar, dec_in, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+    }
+}
+
+impl VaeModel for AnomalyVae {
+    fn encode(&self, xs: &Tensor, _train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut x = xs.clone();
+        for conv in &self.enc {
+            x = conv.forward(&x)?.relu()?;
+        }
+        let x = x.flatten_from(1)?;
+        Ok((self.mu.forward(&x)?, self.logvar.forward(&x)?))
+    }
+
+    fn decode_logits(&self, z: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        let n = z.dim(0)?;
+        let mut x = self.dec_in.forward(z)?.relu()?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
+        let last = self.dec.len() - 1;
+        for (j, conv) in self.dec.iter().enumerate() {
+            x = conv.forward(&x)?;
+            if j < last {
+                x = x.relu()?;
+            }
+        }
+        Ok(x)
+    }
+
+    fn latent(&self) -> usize {
+        self.latent
+    }
+}
+
+impl ModuleT for AnomalyVae {
+    /// Reconstruction through μ, in [0, 1].
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (mu, _) = self.encode(xs, train)?;
+        self.decode(&mu, train)
+    }
+}

@@ -1,0 +1,182 @@
+//! VAEs: overfitting, shapes and ranges, checkpoints, determinism and resume. Phantoms at 16 px.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use mri_preprocess::{Dataset, PhantomConfig};
+use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, RunOptions, TrainError};
+use mri_vae::{
+    load_vae, reconstruct_set, sample, train_vae, vae_loss, AnomalyDecoder, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig,
+    VaeError, VaeLoss, VaeModel,
+};
+
+fn phantom_set(side: u32, per_class: usize, seed: u64) -> ImageSet {
+    let ds = Dataset::phantom(&PhantomConfig { image_size: side, per_class, seed, ..Default::default() }).unwrap();
+    let mut set = ImageSet::new(side as usize);
+    for it in &ds.items {
+        set.push(&it.pixels, it.label.index()).unwrap();
+    }
+    set
+}
+
+fn weights(vm: &VarMap) -> Vec<(String, Vec<f32>)> {
+    let mut v: Vec<_> = vm
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, t)| (k.clone(), t.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Sum over pixels of the Bernoulli entropy of the targets: the lowest summed BCE possible
+/// (grey targets are not 0/1), so "BCE falls 5×" is measured above this floor.
+fn bce_floor(x: &Tensor) -> f64 {
+    let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    let n = x.dim(0).unwrap() as f64;
+    v.iter()
+        .map(|&p| {
+            let p = (p as f64).clamp(1e-7, 1.0 - 1e-7);
+            -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+        })
+        .sum::<f64>()
+        / n
+}
+
+/// Trains `model` on one fixed batch for `steps` full-batch steps; returns the first and last
+/// reconstruction terms (minus `floor`).
+fn overfit<M: VaeModel>(model: &M, vm: &VarMap, loss: VaeLoss, x: &Tensor, steps: usize, floor: f64) -> (f64, f64) {
+    let mut adam = Adam::from_varmap(vm, mri_train::AdamConfig { lr: 2e-3, ..Default::default() }, |n| !n.contains("running_")).unwrap();
+    let mut recon = Vec::new();
+    for _ in 0..steps {
+        let (mu, logvar) = model.encode(x, true).unwrap();
+        let parts = vae_loss(loss, &model.decode_logits(&mu, true).unwrap(), x, &mu, &logvar).unwrap();
+        recon.push(parts.recon - floor);
+        adam.backward_step(&parts.total).unwrap();
+    }
+    (recon[0], *recon.last().unwrap())
+}
+
+#[test]
+fn generative_vae_overfits_a_tiny_batch() {
+    let set = phantom_set(16, 2, 1);
+    let (x, _) = set.batch(&[0, 1, 2, 3], None, &Device::Cpu).unwrap();
+    let cfg = VaeConfig { loss: VaeLoss::MseKl { beta: 1e-3 }, ..VaeConfig::quick(16) };
+    let vm = VarMap::new();
+    let model = GenerativeVae::new(&cfg, seeded_var_builder(&vm, 2, DType::F32, &Device::Cpu)).unwrap();
+    let (first, last) = overfit(&model, &vm, cfg.loss, &x, 150, 0.0);
+    assert!(first / last >= 5.0, "squared error {first} → {last}");
+    // Summed BCE (the study's loss), measured above its entropy floor.
+    let vm = VarMap::new();
+    let model = GenerativeVae::new(&VaeConfig::quick(16), seeded_var_builder(&vm, 2, DType::F32, &Device::Cpu)).unwrap();
+    let (first, last) = overfit(&model, &vm, VaeLoss::BceKl, &x, 150, bce_floor(&x));
+    assert!(first / last >= 5.0, "BCE above its floor {first} → {last}");
+}
+
+#[test]
+fn anomaly_vae_overfits_a_tiny_batch_with_both_decoders() {
+    let set = phantom_set(16, 2, 1);
+    let (x, _) = set.batch(&[0, 1], None, &Device::Cpu).unwrap();
+    for decoder in [AnomalyDecoder::Mirrored, AnomalyDecoder::Study] {
+        let cfg = AnomalyVaeConfig { decoder, loss: VaeLoss::MseKl { beta: 1e-3 }, ..AnomalyVaeConfig::quick(16) };
+        let vm = VarMap::new();
+        let model = AnomalyVae::new(&cfg, seeded_var_builder(&vm, 2, DType::F32, &Device::Cpu)).unwrap();
+        let (first, last) = overfit(&model, &vm, cfg.loss, &x, 150, 0.0);
+        assert!(first / last >= 5.0, "{decoder:?}: squared error {first} → {last}");
+    }
+}
+
+#[test]
+fn shapes_ranges_and_parameter_counts() {
+    let dev = Device::Cpu;
+    let x = Tensor::rand(0f32, 1f32, (3, 1, 32, 32), &dev).unwrap();
+    let cfg = VaeConfig::quick(32);
+    let vm = VarMap::new();
+    let g = GenerativeVae::new(&cfg, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
+    let (mu, lv) = g.encode(&x, false).unwrap();
+    assert_eq!((mu.dims(), lv.dims()), (&[3, 8][..], &[3, 8][..]));
+    let r = g.reconstruct(&x).unwrap();
+    assert_eq!(r.dims(), &[3, 1, 32, 32]);
+    let z = (Tensor::randn(0f32, 1f32, (5, 8), &dev).unwrap() * 30.0).unwrap();
+    let v: Vec<f32> = g.decode(&z, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert!(v.iter().all(|p| (0.0..=1.0).contains(p)), "decoder output leaves [0, 1]");
+    let trainable = |vm: &VarMap| vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_")).map(|(_, v)| v.elem_count()).sum::<usize>();
+    assert_eq!(trainable(&vm), cfg.param_count());
+    for decoder in [AnomalyDecoder::Mirrored, AnomalyDecoder::Study] {
+        let cfg = AnomalyVaeConfig { decoder, ..AnomalyVaeConfig::quick(32) };
+        let vm = VarMap::new();
+        let a = AnomalyVae::new(&cfg, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
+        assert_eq!(a.reconstruct(&x).unwrap().dims(), &[3, 1, 32, 32], "{decoder:?}");
+        assert_eq!(trainable(&vm), cfg.param_count(), "{decoder:?}");
+    }
+    // The study's decoder kernels at 128 px are 33 and 65.
+    assert_eq!(AnomalyVaeConfig::paper().decoder_kernels(), vec![33, 65]);
+    // And the paper generative VAE has a 2×2 bottleneck of 1024 channels.
+    assert_eq!(VaeConfig::paper().bottleneck_side(), 2);
+    assert!(matches!(VaeConfig::quick(30).check(), Err(VaeError::Config(_))));
+}
+
+#[test]
+fn same_seed_same_weights_and_resume_equals_uninterrupted() {
+    let set = phantom_set(16, 6, 4).of_class(0);
+    let val = phantom_set(16, 3, 40).of_class(0);
+    let cfg = AnomalyVaeConfig { epochs: 4, ..AnomalyVaeConfig::quick(16) };
+    let dev = Device::Cpu;
+    let a = train_vae(&cfg, &set, &val, &dev, &RunOptions::quiet(5)).unwrap();
+    let b = train_vae(&cfg, &set, &val, &dev, &RunOptions::quiet(5)).unwrap();
+    assert_eq!(weights(&a.varmap), weights(&b.varmap), "same seed, different weights");
+    let c = train_vae(&cfg, &set, &val, &dev, &RunOptions::quiet(6)).unwrap();
+    assert_ne!(weights(&a.varmap), weights(&c.varmap));
+
+    let opts = |dir: &std::path::Path, stop_after| RunOptions {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        name: "anomaly-vae-real".into(),
+        stop_after,
+        ..RunOptions::quiet(5)
+    };
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = train_vae(&cfg, &set, &val, &dev, &opts(whole_dir.path(), None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = train_vae(&cfg, &set, &val, &dev, &opts(dir.path(), Some(2))).unwrap();
+    assert!(first.stopped_early && first.history.len() == 2);
+    let resumed = train_vae(&cfg, &set, &val, &dev, &opts(dir.path(), None)).unwrap();
+    assert_eq!(weights(&whole.varmap), weights(&resumed.varmap));
+    assert_eq!(whole.best_epoch, resumed.best_epoch);
+    let strip = |h: &[mri_vae::VaeEpoch]| h.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
+    assert_eq!(strip(&whole.history), strip(&resumed.history));
+    assert_eq!(weights(&whole.varmap), weights(&a.varmap), "checkpointing changed the result");
+}
+
+#[test]
+fn save_load_gives_identical_outputs_and_bad_checkpoints_are_refused() {
+    let set = phantom_set(16, 4, 2);
+    let cfg = VaeConfig { epochs: 2, ..VaeConfig::quick(16) };
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { checkpoint_dir: Some(dir.path().to_path_buf()), name: "vae-yes".into(), ..RunOptions::quiet(1) };
+    let out = train_vae(&cfg, &set.of_class(1), &set.of_class(1), &dev, &opts).unwrap();
+    let ck = Checkpoint::at(dir.path(), "vae-yes");
+    let (loaded_cfg, model, _) = load_vae::<VaeConfig>(&ck, &dev).unwrap();
+    assert_eq!(loaded_cfg, cfg);
+    let a = sample(&out.model, 6, 9, 4, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = sample(&model, 6, 9, 4, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a, b);
+    let ra = reconstruct_set(&out.model, &set, 4, &dev).unwrap();
+    let rb = reconstruct_set(&model, &set, 4, &dev).unwrap();
+    assert_eq!(ra, rb);
+    assert_eq!(ra.labels, set.labels);
+
+    // Another model kind.
+    let err = load_vae::<AnomalyVaeConfig>(&ck, &dev).err().unwrap();
+    assert!(matches!(err, VaeError::Train(TrainError::CheckpointMismatch { .. })), "{err}");
+    // Another config on resume.
+    let other = VaeConfig { latent: 4, ..cfg.clone() };
+    let err = train_vae(&other, &set.of_class(1), &set.of_class(1), &dev, &opts).err().unwrap();
+    assert!(err.to_string().contains("latent"), "{err}");
+    // A damaged weights file.
+    std::fs::write(&ck.weights, b"not safetensors").unwrap();
+    let err = load_vae::<VaeConfig>(&ck, &dev).err().unwrap();
+    assert!(matches!(err, VaeError::Train(TrainError::CorruptCheckpoint { .. })), "{err}");
+    assert!(err.to_string().contains("vae-yes.safetensors"), "{err}");
+}
