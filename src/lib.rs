@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | [`preprocess`] | `mri-preprocess` | loading, preprocessing, near-duplicate groups, splits, phantoms, PNG, batches |
 //! | [`metrics`] | `mri-metrics` | confusion, accuracy / precision / recall / F1, ROC / AUROC, threshold choice |
-//! | [`gan`] | `mri-gan` | GAN (to come) |
-//! | [`vae`] | `mri-vae` | generative and anomaly VAEs (to come) |
+//! | [`gan`] | `mri-gan` | the study's GAN: presets, separate G/D optimisers, seeded resumable training, sampling |
+//! | [`vae`] | `mri-vae` | generative and anomaly VAEs: presets, selectable loss, seeded resumable training, sampling, reconstruction |
 //! | [`cnn`] | `mri-cnn` | the study's CNN classifier: presets, seeded resumable training, prediction |
 //! | [`train`] | `mri-train` | devices, seeded init and dropout, Adam, schedules, checkpoints |
 //! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly scoring (to come) |
@@ -18,6 +18,45 @@
 
 pub mod data;
 pub mod eval;
+pub mod throughput;
+
+/// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// A bad argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// A candle operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// From mri-train.
+    #[error(transparent)]
+    Train(#[from] mri_train::TrainError),
+    /// From mri-cnn.
+    #[error(transparent)]
+    Cnn(#[from] mri_cnn::CnnError),
+    /// From mri-vae.
+    #[error(transparent)]
+    Vae(#[from] mri_vae::VaeError),
+    /// From mri-gan.
+    #[error(transparent)]
+    Gan(#[from] mri_gan::GanError),
+    /// From mri-preprocess.
+    #[error(transparent)]
+    Preprocess(#[from] mri_preprocess::PreprocessError),
+    /// From mri-metrics.
+    #[error(transparent)]
+    Metrics(#[from] mri_metrics::MetricsError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 pub use mri_cluster as cluster;
 pub use mri_cnn as cnn;

@@ -1,8 +1,8 @@
 //! The classifier and its config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, conv2d, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
-use mri_train::{AdamConfig, SeededDropout, StepKey};
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use mri_train::{AdamConfig, Conv2d, SeededDropout, StepKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{CnnError, Result};
@@ -141,13 +141,12 @@ impl Cnn {
     pub fn new(cfg: &CnnConfig, vb: VarBuilder, dropout_seed: u64) -> Result<Self> {
         cfg.check()?;
         let step = StepKey::new();
-        let conv_cfg = Conv2dConfig { padding: 1, ..Default::default() };
         let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         let mut blocks = Vec::new();
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
             let p = vb.pp(format!("conv{i}"));
-            blocks.push((conv2d(c_in, c, 3, conv_cfg, p.pp("conv"))?, batch_norm(c, bn_cfg, p.pp("bn"))?));
+            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, batch_norm(c, bn_cfg, p.pp("bn"))?));
             c_in = c;
         }
         let side = cfg.image_size >> cfg.channels.len();

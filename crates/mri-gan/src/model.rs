@@ -1,8 +1,8 @@
 //! Generator, discriminator and their config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, conv2d, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
-use mri_train::AdamConfig;
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use mri_train::{AdamConfig, Conv2d};
 use serde::{Deserialize, Serialize};
 
 use crate::{GanError, Result};
@@ -142,16 +142,15 @@ impl Generator {
         cfg.check()?;
         let s0 = cfg.start_side();
         let fc = linear(cfg.latent, cfg.g_base * s0 * s0, vb.pp("fc"))?;
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
         let bn = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         let mut blocks = Vec::new();
         let mut c_in = cfg.g_base;
         for (i, &c) in cfg.g_channels.iter().enumerate() {
             let p = vb.pp(format!("block{i}"));
-            blocks.push((conv2d(c_in, c, 3, same, p.pp("conv"))?, batch_norm(c, bn, p.pp("bn"))?));
+            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, batch_norm(c, bn, p.pp("bn"))?));
             c_in = c;
         }
-        let out = conv2d(c_in, 1, 3, same, vb.pp("out"))?;
+        let out = Conv2d::new(c_in, 1, 3, 1, 1, vb.pp("out"))?;
         Ok(Generator { fc, blocks, out, base: cfg.g_base, start: s0, latent: cfg.latent })
     }
 
@@ -188,11 +187,10 @@ impl Discriminator {
     /// Builds the discriminator.
     pub fn new(cfg: &GanConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
         let mut convs = Vec::new();
         let mut c_in = 1;
         for (i, &c) in cfg.d_channels.iter().enumerate() {
-            convs.push(conv2d(c_in, c, 4, down, vb.pp(format!("conv{i}")))?);
+            convs.push(Conv2d::new(c_in, c, 4, 2, 1, vb.pp(format!("conv{i}")))?);
             c_in = c;
         }
         let side = cfg.image_size >> cfg.d_channels.len();

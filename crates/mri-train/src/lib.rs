@@ -16,6 +16,8 @@
 //! - [`checkpoint`]: safetensors weights + optimiser state + JSON sidecar, written atomically,
 //!   checked against the model's config on load.
 //! - [`EpochProgress`]: an indicatif bar per epoch with the losses, silent in quiet mode.
+//! - [`fastconv`]: conv and transposed conv as im2col / col2im + GEMM with GEMM backward
+//!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere.
 //! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation.
 //!
 //! ```
@@ -34,7 +36,7 @@
 //! ```
 //!
 //! Dependencies: `candle-core`/`candle-nn` (tensors, autograd, layers), `rand` + `rand_chacha`
-//! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars),
+//! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars), `rayon` (parallel im2col / col2im),
 //! `thiserror` (the error enum).
 #![warn(missing_docs)]
 
@@ -42,6 +44,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod dropout;
+pub mod fastconv;
 pub mod init;
 pub mod loss;
 pub mod optim;
@@ -54,6 +57,7 @@ pub use checkpoint::{restore, snapshot, Checkpoint, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;
 pub use dropout::{SeededDropout, StepKey};
+pub use fastconv::{Conv2d, ConvTranspose2d};
 pub use init::{seeded_normal, seeded_var_builder, stream_seed};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};

@@ -1,10 +1,8 @@
 //! The two VAE networks.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{
-    batch_norm, conv2d, conv_transpose2d, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvTranspose2d,
-    ConvTranspose2dConfig, Linear, VarBuilder,
-};
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use mri_train::{Conv2d, ConvTranspose2d};
 
 use crate::config::{AnomalyVaeConfig, VaeConfig};
 use crate::Result;
@@ -49,13 +47,11 @@ impl GenerativeVae {
     /// Builds the network; weights come from `vb`.
     pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
         let mut enc = Vec::new();
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
             let p = vb.pp(format!("enc{i}"));
-            enc.push((conv2d(c_in, c, 3, down, p.pp("conv"))?, batch_norm(c, bn_cfg(), p.pp("bn"))?));
+            enc.push((Conv2d::new(c_in, c, 3, 2, 1, p.pp("conv"))?, batch_norm(c, bn_cfg(), p.pp("bn"))?));
             c_in = c;
         }
         let b = cfg.bottleneck_side();
@@ -69,7 +65,7 @@ impl GenerativeVae {
         let n = outs.len();
         for (j, &c) in outs.iter().enumerate() {
             let p = vb.pp(format!("dec{j}"));
-            let conv = conv2d(c_in, c, 3, same, p.pp("conv"))?;
+            let conv = Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?;
             let bn = if j + 1 < n { Some(batch_norm(c, bn_cfg(), p.pp("bn"))?) } else { None };
             dec.push((conv, bn));
             c_in = c;
@@ -130,11 +126,10 @@ impl AnomalyVae {
     /// Builds the network; weights come from `vb`.
     pub fn new(cfg: &AnomalyVaeConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
         let mut enc = Vec::new();
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
-            enc.push(conv2d(c_in, c, 4, down, vb.pp(format!("enc{i}")))?);
+            enc.push(Conv2d::new(c_in, c, 4, 2, 1, vb.pp(format!("enc{i}")))?);
             c_in = c;
         }
         let b = cfg.bottleneck_side();
@@ -146,11 +141,11 @@ impl AnomalyVae {
         outs.push(1);
         let mut dec = Vec::new();
         for (j, (&c, k)) in outs.iter().zip(cfg.decoder_kernels()).enumerate() {
-            let tcfg = match cfg.decoder {
-                crate::AnomalyDecoder::Mirrored => ConvTranspose2dConfig { padding: 1, stride: 2, ..Default::default() },
-                crate::AnomalyDecoder::Study => ConvTranspose2dConfig::default(),
+            let (stride, pad) = match cfg.decoder {
+                crate::AnomalyDecoder::Mirrored => (2, 1),
+                crate::AnomalyDecoder::Study => (1, 0),
             };
-            dec.push(conv_transpose2d(c_in, c, k, tcfg, vb.pp(format!("dec{j}")))?);
+            dec.push(ConvTranspose2d::new(c_in, c, k, stride, pad, vb.pp(format!("dec{j}")))?);
             c_in = c;
         }
         Ok(AnomalyVae { enc, mu, logvar, dec_in, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })

@@ -1,0 +1,48 @@
+//! Training and inference images/s of one model on random data, as one JSON line.
+//!
+//! ```text
+//! cargo run --release --example throughput -- --model cnn --preset paper --batch 64 --image-size 128 --warmup 3 --steps 7
+//! ```
+//! A training step is forward + backward + optimiser step (GAN: D on real + D on detached fake +
+//! G step, counted as `batch` images); inference is an eval-mode forward (GAN: generator
+//! sampling). The median over the timed steps is reported. PyTorch's figures on the 2-core
+//! machine are in docs/performance.md.
+
+use anyhow::Result;
+use clap::Parser;
+use mri_synth::throughput::{measure, ModelKind, ThroughputSpec};
+use mri_synth::train::DeviceChoice;
+
+#[derive(Parser, Debug)]
+#[command(about = "Time training and inference of one model; print one JSON line")]
+struct Args {
+    /// cnn, gen-vae, gan or anomaly-vae.
+    #[arg(long)]
+    model: String,
+    /// Model preset: quick, default or paper (the study's layouts).
+    #[arg(long, default_value = "paper", value_parser = ["quick", "default", "paper"])]
+    preset: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 128)]
+    image_size: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed steps (median reported).
+    #[arg(long, default_value_t = 7)]
+    steps: usize,
+    /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let device = a.device.parse::<DeviceChoice>()?.device()?;
+    let spec = ThroughputSpec { model: a.model.parse::<ModelKind>()?, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
+    println!("{}", serde_json::to_string(&measure(&spec, &device)?)?);
+    Ok(())
+}
