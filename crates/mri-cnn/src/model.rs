@@ -1,8 +1,8 @@
 //! The classifier and its config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
-use mri_train::{AdamConfig, Conv2d, SeededDropout, StepKey};
+use candle_nn::{linear, Linear, VarBuilder};
+use mri_train::{max_pool2, AdamConfig, BatchNorm2d, Conv2d, SeededDropout, StepKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{CnnError, Result};
@@ -129,7 +129,7 @@ impl CnnConfig {
 
 /// The CNN classifier.
 pub struct Cnn {
-    blocks: Vec<(Conv2d, BatchNorm)>,
+    blocks: Vec<(Conv2d, BatchNorm2d)>,
     fcs: Vec<(SeededDropout, Linear)>,
     out: Linear,
     step: StepKey,
@@ -141,12 +141,11 @@ impl Cnn {
     pub fn new(cfg: &CnnConfig, vb: VarBuilder, dropout_seed: u64) -> Result<Self> {
         cfg.check()?;
         let step = StepKey::new();
-        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         let mut blocks = Vec::new();
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
             let p = vb.pp(format!("conv{i}"));
-            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, batch_norm(c, bn_cfg, p.pp("bn"))?));
+            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
             c_in = c;
         }
         let side = cfg.image_size >> cfg.channels.len();
@@ -171,7 +170,8 @@ impl Cnn {
     pub fn features(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut x = xs.clone();
         for (conv, bn) in &self.blocks {
-            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?.max_pool2d(2)?;
+            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+            x = max_pool2(&x)?;
         }
         x = x.flatten_from(1)?;
         for (drop, fc) in &self.fcs {

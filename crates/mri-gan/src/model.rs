@@ -1,8 +1,8 @@
 //! Generator, discriminator and their config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
-use mri_train::{AdamConfig, Conv2d};
+use candle_nn::{linear, Linear, VarBuilder};
+use mri_train::{upsample2, AdamConfig, BatchNorm2d, Conv2d};
 use serde::{Deserialize, Serialize};
 
 use crate::{GanError, Result};
@@ -129,7 +129,7 @@ impl GanConfig {
 /// `block{i}.conv.*`, `block{i}.bn.*`, `out.*`.
 pub struct Generator {
     fc: Linear,
-    blocks: Vec<(Conv2d, BatchNorm)>,
+    blocks: Vec<(Conv2d, BatchNorm2d)>,
     out: Conv2d,
     base: usize,
     start: usize,
@@ -142,12 +142,11 @@ impl Generator {
         cfg.check()?;
         let s0 = cfg.start_side();
         let fc = linear(cfg.latent, cfg.g_base * s0 * s0, vb.pp("fc"))?;
-        let bn = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         let mut blocks = Vec::new();
         let mut c_in = cfg.g_base;
         for (i, &c) in cfg.g_channels.iter().enumerate() {
             let p = vb.pp(format!("block{i}"));
-            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, batch_norm(c, bn, p.pp("bn"))?));
+            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
             c_in = c;
         }
         let out = Conv2d::new(c_in, 1, 3, 1, 1, vb.pp("out"))?;
@@ -161,8 +160,7 @@ impl Generator {
 }
 
 fn up(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    x.upsample_nearest2d(2 * h, 2 * w)
+    upsample2(x)
 }
 
 impl ModuleT for Generator {

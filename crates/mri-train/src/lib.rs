@@ -18,6 +18,8 @@
 //! - [`EpochProgress`]: an indicatif bar per epoch with the losses, silent in quiet mode.
 //! - [`fastconv`]: conv and transposed conv as im2col / col2im + GEMM with GEMM backward
 //!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere.
+//! - [`fastnorm`]: fused batch norm ([`BatchNorm2d`]) and 2×2 max-pool ([`max_pool2`]) with
+//!   their own backward passes on the CPU.
 //! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation.
 //!
 //! ```
@@ -45,6 +47,7 @@ pub mod data;
 pub mod device;
 pub mod dropout;
 pub mod fastconv;
+pub mod fastnorm;
 pub mod init;
 pub mod loss;
 pub mod optim;
@@ -58,6 +61,7 @@ pub use data::ImageSet;
 pub use device::DeviceChoice;
 pub use dropout::{SeededDropout, StepKey};
 pub use fastconv::{Conv2d, ConvTranspose2d};
+pub use fastnorm::{max_pool2, upsample2, BatchNorm2d};
 pub use init::{seeded_normal, seeded_var_builder, stream_seed};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};

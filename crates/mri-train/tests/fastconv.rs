@@ -76,3 +76,77 @@ fn layers_keep_candle_nn_weight_names() {
     names.sort();
     assert_eq!(names, ["a.bias", "a.weight", "b.bias", "b.weight"]);
 }
+
+#[test]
+fn batch_norm_matches_candle_nn_in_training_and_eval() {
+    use candle_core::ModuleT;
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (4, 2, 8, 8), (3, 5, 1, 1)] {
+        let vm_a = candle_nn::VarMap::new();
+        let vm_b = candle_nn::VarMap::new();
+        let ours = mri_train::BatchNorm2d::new(c, mri_train::seeded_var_builder(&vm_a, 0, candle_core::DType::F32, &dev)).unwrap();
+        let cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        let theirs = candle_nn::batch_norm(c, cfg, mri_train::seeded_var_builder(&vm_b, 0, candle_core::DType::F32, &dev)).unwrap();
+        // Non-trivial affine parameters in both.
+        for vm in [&vm_a, &vm_b] {
+            let data = vm.data().lock().unwrap();
+            data["weight"].set(&Tensor::arange(1f32, 1.0 + c as f32, &dev).unwrap()).unwrap();
+            data["bias"].set(&Tensor::arange(0f32, c as f32, &dev).unwrap().affine(0.5, -0.3).unwrap()).unwrap();
+        }
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap() * 3.0).unwrap().affine(1.0, 2.0).unwrap()).unwrap();
+        let ya = ours.forward_t(x.as_tensor(), true).unwrap();
+        let yb = theirs.forward_t(x.as_tensor(), true).unwrap();
+        assert!(rel_err(&ya, &yb) < 1e-4, "forward {:?}", (n, c, h, w));
+        let probe = Tensor::randn(0f32, 1f32, ya.shape(), &dev).unwrap();
+        let ga = (&ya * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(rel_err(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap()) < 1e-4, "grad x {:?}", (n, c, h, w));
+        for name in ["weight", "bias"] {
+            let (ta, tb) = (vm_a.data().lock().unwrap()[name].as_tensor().clone(), vm_b.data().lock().unwrap()[name].as_tensor().clone());
+            assert!(rel_err(ga.get(&ta).unwrap(), gb.get(&tb).unwrap()) < 1e-4, "grad {name}");
+        }
+        assert!(rel_err(ours.running_mean(), theirs.running_mean()) < 1e-5);
+        assert!(rel_err(ours.running_var(), theirs.running_var()) < 1e-5);
+        let (ea, eb) = (ours.forward_t(x.as_tensor(), false).unwrap(), theirs.forward_t(x.as_tensor(), false).unwrap());
+        assert!(rel_err(&ea, &eb) < 1e-4, "eval {:?}", (n, c, h, w));
+    }
+}
+
+#[test]
+fn max_pool_matches_candle() {
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(1usize, 1usize, 2usize, 2usize), (2, 3, 8, 6), (3, 2, 16, 16)] {
+        // Random values have no ties, where the two backward rules differ.
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap()).unwrap();
+        let ya = mri_train::max_pool2(x.as_tensor()).unwrap();
+        let yb = x.as_tensor().max_pool2d(2).unwrap();
+        assert_eq!(ya.flatten_all().unwrap().to_vec1::<f32>().unwrap(), yb.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let probe = Tensor::randn(0f32, 1f32, ya.shape(), &dev).unwrap();
+        let ga = (&ya * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let (da, db) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
+        // Each output's gradient goes wholly to its window's maximum: the input gradient sums
+        // to the probe's sum and holds exactly the probe values at the argmax positions.
+        let (sa, sp) = (da.sum_all().unwrap().to_scalar::<f32>().unwrap(), probe.sum_all().unwrap().to_scalar::<f32>().unwrap());
+        assert!((sa - sp).abs() < 1e-4 * sp.abs().max(1.0), "{sa} vs {sp}");
+        // candle 0.11.1 (backprop.rs, Op::MaxPool2D) multiplies the routed gradient by the
+        // fraction of the window that is maximal — 1/4 for a unique maximum — instead of
+        // dividing by the number of ties, so its gradient is a quarter of the true one.
+        assert!(rel_err(da, &(db * 4.0).unwrap()) < 1e-6);
+    }
+}
+
+#[test]
+fn upsample_matches_candle() {
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(1usize, 1usize, 1usize, 1usize), (2, 3, 4, 5), (3, 2, 8, 8)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap()).unwrap();
+        let ya = mri_train::fastnorm::upsample2(x.as_tensor()).unwrap();
+        let yb = x.as_tensor().upsample_nearest2d(2 * h, 2 * w).unwrap();
+        assert_eq!(ya.flatten_all().unwrap().to_vec1::<f32>().unwrap(), yb.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let probe = Tensor::randn(0f32, 1f32, ya.shape(), &dev).unwrap();
+        let ga = (&ya * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(rel_err(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap()) < 1e-5);
+    }
+}

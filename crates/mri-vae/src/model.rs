@@ -1,8 +1,8 @@
 //! The two VAE networks.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, VarBuilder};
-use mri_train::{Conv2d, ConvTranspose2d};
+use candle_nn::{linear, Linear, VarBuilder};
+use mri_train::{upsample2, BatchNorm2d, Conv2d, ConvTranspose2d};
 
 use crate::config::{AnomalyVaeConfig, VaeConfig};
 use crate::Result;
@@ -26,18 +26,14 @@ pub trait VaeModel {
     }
 }
 
-fn bn_cfg() -> BatchNormConfig {
-    BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }
-}
-
 /// The generative VAE. Weight names: `enc{i}.conv.*`, `enc{i}.bn.*`, `mu.*`, `logvar.*`,
 /// `dec_in.*`, `dec{j}.conv.*`, `dec{j}.bn.*` (no BN on the last decoder block).
 pub struct GenerativeVae {
-    enc: Vec<(Conv2d, BatchNorm)>,
+    enc: Vec<(Conv2d, BatchNorm2d)>,
     mu: Linear,
     logvar: Linear,
     dec_in: Linear,
-    dec: Vec<(Conv2d, Option<BatchNorm>)>,
+    dec: Vec<(Conv2d, Option<BatchNorm2d>)>,
     top_channels: usize,
     bottleneck: usize,
     latent: usize,
@@ -51,7 +47,7 @@ impl GenerativeVae {
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
             let p = vb.pp(format!("enc{i}"));
-            enc.push((Conv2d::new(c_in, c, 3, 2, 1, p.pp("conv"))?, batch_norm(c, bn_cfg(), p.pp("bn"))?));
+            enc.push((Conv2d::new(c_in, c, 3, 2, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
             c_in = c;
         }
         let b = cfg.bottleneck_side();
@@ -66,7 +62,7 @@ impl GenerativeVae {
         for (j, &c) in outs.iter().enumerate() {
             let p = vb.pp(format!("dec{j}"));
             let conv = Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?;
-            let bn = if j + 1 < n { Some(batch_norm(c, bn_cfg(), p.pp("bn"))?) } else { None };
+            let bn = if j + 1 < n { Some(BatchNorm2d::new(c, p.pp("bn"))?) } else { None };
             dec.push((conv, bn));
             c_in = c;
         }
@@ -88,8 +84,7 @@ impl VaeModel for GenerativeVae {
         let n = z.dim(0)?;
         let mut x = self.dec_in.forward(z)?.relu()?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
         for (conv, bn) in &self.dec {
-            let (_, _, h, w) = x.dims4()?;
-            x = conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)?;
+            x = conv.forward(&upsample2(&x)?)?;
             if let Some(bn) = bn {
                 x = bn.forward_t(&x, train)?.relu()?;
             }
