@@ -18,6 +18,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod generators;
 pub mod throughput;
 
 /// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.

@@ -1,0 +1,190 @@
+//! Per-class generators (generative VAE or GAN): train or resume, then sample synthetic
+//! slices to `DIR/<class>/`. Shared by the `train_vae`, `train_gan` and `generate` examples
+//! and by the experiment protocol.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use mri_gan::GanConfig;
+use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, ImageSet, RunOptions};
+use mri_vae::{VaeConfig, VaeModel};
+use serde::{Deserialize, Serialize};
+
+use crate::SynthError;
+
+/// The two classes as (label index, folder name), tumour first.
+pub const CLASSES: [(u32, &str); 2] = [(1, "yes"), (0, "no")];
+
+/// Which generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    /// The generative VAE.
+    Vae,
+    /// The GAN.
+    Gan,
+}
+
+impl std::str::FromStr for GeneratorKind {
+    type Err = SynthError;
+    fn from_str(s: &str) -> Result<Self, SynthError> {
+        match s {
+            "vae" => Ok(GeneratorKind::Vae),
+            "gan" => Ok(GeneratorKind::Gan),
+            _ => Err(SynthError::Invalid(format!("unknown generator {s:?}; expected vae or gan"))),
+        }
+    }
+}
+
+impl GeneratorKind {
+    /// `vae` or `gan`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeneratorKind::Vae => "vae",
+            GeneratorKind::Gan => "gan",
+        }
+    }
+}
+
+/// How to train the per-class generators.
+#[derive(Debug, Clone)]
+pub struct GeneratorSpec {
+    /// Which generator.
+    pub kind: GeneratorKind,
+    /// Preset name.
+    pub preset: String,
+    /// Image side.
+    pub image_size: usize,
+    /// Epochs (overrides the preset's).
+    pub epochs: Option<usize>,
+    /// Seed.
+    pub seed: u64,
+    /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
+    pub out: PathBuf,
+    /// Progress-grid interval in epochs (0 = none).
+    pub figure_every: usize,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// One trained class generator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassGeneratorReport {
+    /// Class folder name.
+    pub class: String,
+    /// Training images of that class.
+    pub train_images: usize,
+    /// Parameters.
+    pub params: usize,
+    /// Per-epoch history (model-specific records).
+    pub history: serde_json::Value,
+    /// Seconds spent in this call (0 when everything was already trained).
+    pub seconds: f64,
+}
+
+/// A trained generator of one class, ready to sample.
+pub enum ClassGenerator {
+    /// A generative VAE.
+    Vae(mri_vae::GenerativeVae),
+    /// A GAN's generator.
+    Gan(mri_gan::Generator),
+}
+
+impl ClassGenerator {
+    /// `n` images (n, 1, S, S) in [0, 1] from seeded noise.
+    pub fn sample(&self, n: usize, seed: u64, device: &Device) -> Result<Tensor, SynthError> {
+        Ok(match self {
+            ClassGenerator::Vae(m) => mri_vae::sample(m, n, seed, 64, device)?,
+            ClassGenerator::Gan(g) => mri_gan::sample(g, n, seed, 64, device)?,
+        })
+    }
+
+    /// Latent dimension.
+    pub fn latent(&self) -> usize {
+        match self {
+            ClassGenerator::Vae(m) => m.latent(),
+            ClassGenerator::Gan(g) => g.latent(),
+        }
+    }
+}
+
+/// Checkpoint name of a class generator.
+pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
+    format!("{}-{class}", kind.name())
+}
+
+/// Trains (or resumes, or just loads when complete) one generator per class on the classes'
+/// images of `train` (`val` is used for the VAE's model selection). Returns the generators
+/// and what each training did.
+pub fn train_generators(spec: &GeneratorSpec, train: &ImageSet, val: &ImageSet, device: &Device) -> Result<Vec<(String, ClassGenerator, ClassGeneratorReport)>, SynthError> {
+    let ckpt_dir = spec.out.join("checkpoints");
+    let mut out = Vec::new();
+    for (label, class) in CLASSES {
+        let (tr, va) = (train.of_class(label), val.of_class(label));
+        if tr.is_empty() {
+            return Err(SynthError::Invalid(format!("no training images of class {class}")));
+        }
+        let opts = RunOptions {
+            seed: spec.seed,
+            quiet: spec.quiet,
+            checkpoint_dir: Some(ckpt_dir.clone()),
+            name: checkpoint_name(spec.kind, class),
+            preset: spec.preset.clone(),
+            stop_after: None,
+            figures_dir: Some(spec.out.join("figures")),
+            figure_every: spec.figure_every,
+        };
+        let t0 = Instant::now();
+        let (gen, params, history) = match spec.kind {
+            GeneratorKind::Vae => {
+                let mut cfg = VaeConfig::preset(&spec.preset, Some(spec.image_size))?;
+                if let Some(e) = spec.epochs {
+                    cfg.epochs = e;
+                }
+                // The VAE selects on validation loss; fall back to train when a class has no val images.
+                let va = if va.is_empty() { tr.clone() } else { va };
+                let r = mri_vae::train_vae(&cfg, &tr, &va, device, &opts)?;
+                (ClassGenerator::Vae(r.model), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
+            }
+            GeneratorKind::Gan => {
+                let mut cfg = GanConfig::preset(&spec.preset, Some(spec.image_size))?;
+                if let Some(e) = spec.epochs {
+                    cfg.epochs = e;
+                }
+                let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
+                let (g, d) = cfg.param_counts();
+                (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))
+            }
+        };
+        let report = ClassGeneratorReport { class: class.into(), train_images: tr.len(), params, history, seconds: t0.elapsed().as_secs_f64() };
+        out.push((class.to_string(), gen, report));
+    }
+    Ok(out)
+}
+
+/// Loads a class generator from its checkpoint (any `X.safetensors` / `X.json` written by
+/// [`train_generators`]), whichever kind it is.
+pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
+    let ck = Checkpoint::from_file(path);
+    match ck.model_kind()?.as_str() {
+        "generative-vae" => Ok(ClassGenerator::Vae(mri_vae::load_vae::<VaeConfig>(&ck, device)?.1)),
+        "gan" => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1)),
+        other => Err(SynthError::Invalid(format!("{}: holds a {other:?} model, not a generator", ck.sidecar.display()))),
+    }
+}
+
+/// Writes `n` samples of a class generator as `dir/<class>/<class>-NNNNN.png` plus a grid of
+/// the first 32 as `dir/<class>-grid.png`; returns them as an image set labelled `label`.
+pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, seed: u64, dir: &Path, device: &Device) -> Result<ImageSet, SynthError> {
+    let images = gen.sample(n, seed, device)?;
+    write_class_pngs(dir, class, &images, 0)?;
+    save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
+    let (_, _, s, _) = images.dims4()?;
+    let v: Vec<f32> = images.flatten_all()?.to_vec1()?;
+    let mut set = ImageSet::new(s);
+    for img in v.chunks(s * s) {
+        set.push(img, label)?;
+    }
+    Ok(set)
+}
