@@ -34,14 +34,19 @@ impl TestMetrics {
     /// Length mismatch or non-finite scores.
     pub fn from_scores(scores: &[f32], labels: &[u32], threshold: f64) -> Result<Self, MetricsError> {
         let s: Vec<f64> = scores.iter().map(|&v| f64::from(v)).collect();
+        Self::from_scores_f64(&s, labels, threshold)
+    }
+
+    /// As [`TestMetrics::from_scores`], for f64 scores.
+    pub fn from_scores_f64(s: &[f64], labels: &[u32], threshold: f64) -> Result<Self, MetricsError> {
         let t: Vec<bool> = labels.iter().map(|&l| l == 1).collect();
-        let c = Confusion::from_scores(&s, &t, threshold)?;
+        let c = Confusion::from_scores(s, &t, threshold)?;
         Ok(TestMetrics {
             accuracy: c.accuracy(),
             precision: c.precision(),
             recall: c.recall(),
             f1: c.f1(),
-            auroc: auroc(&s, &t)?,
+            auroc: auroc(s, &t)?,
             tp: c.tp,
             fp: c.fp,
             tn: c.tn,

@@ -13,9 +13,10 @@
 //! | [`vae`] | `mri-vae` | generative and anomaly VAEs: presets, selectable loss, seeded resumable training, sampling, reconstruction |
 //! | [`cnn`] | `mri-cnn` | the study's CNN classifier: presets, seeded resumable training, prediction |
 //! | [`train`] | `mri-train` | devices, seeded init and dropout, Adam, schedules, checkpoints |
-//! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly scoring (to come) |
+//! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly detection: GIAEM, DBSCAN, per-image and global KMeans |
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod data;
 pub mod eval;
 pub mod generators;

@@ -1,0 +1,37 @@
+//! Anomaly VAE + the four techniques end to end on 16 px phantoms (quick preset).
+
+use candle_core::Device;
+use mri_synth::anomaly::{evaluate_techniques, save_anomaly_figure};
+use mri_synth::cluster::{Detector, ErrorMapOptions};
+use mri_synth::data::{DataSpec, PreparedData};
+use mri_synth::metrics::ThresholdCriterion;
+use mri_synth::preprocess::SplitPart;
+use mri_synth::train::RunOptions;
+use mri_synth::vae::{train_vae, AnomalyVaeConfig};
+
+#[test]
+fn every_technique_is_fitted_on_val_and_scored_on_test() {
+    let mut spec = DataSpec::phantoms(16, 1);
+    spec.phantoms_per_class = 20;
+    spec.verbose = false;
+    let data = PreparedData::load(&spec).unwrap();
+    let (tr, va, te) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val), data.image_set(SplitPart::Test));
+    let cfg = AnomalyVaeConfig { epochs: 2, ..AnomalyVaeConfig::quick(16) };
+    let dev = Device::Cpu;
+    let model = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &dev, &RunOptions::quiet(0)).unwrap().model;
+    let (results, recon, maps) = evaluate_techniques(&model, &va, &te, &ErrorMapOptions::default(), ThresholdCriterion::F1, &dev).unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["vae-giaem", "vae-dbscan", "vae-kmeans", "vae-global-kmeans"]);
+    for r in &results {
+        let m = &r.test;
+        assert_eq!((m.tp + m.fp + m.tn + m.fn_) as usize, te.len());
+        assert!((0.0..=1.0).contains(&m.auroc) && (0.0..=1.0).contains(&m.accuracy));
+        assert!(r.detector.operating_point().is_some());
+        assert_eq!(Detector::from_json(&r.detector.to_json()).unwrap(), r.detector);
+    }
+    assert_eq!((recon.len(), maps.len()), (te.len(), te.len()));
+    let dir = tempfile::tempdir().unwrap();
+    let fig = dir.path().join("a.png");
+    save_anomaly_figure(&fig, &te, &recon, &maps, &results[0].detector, 2).unwrap();
+    assert!(fig.exists());
+}
