@@ -19,7 +19,9 @@
 pub mod anomaly;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod generators;
+pub mod plots;
 pub mod throughput;
 
 /// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.

@@ -38,7 +38,7 @@ mod model;
 mod trainer;
 
 pub use model::{Cnn, CnnConfig};
-pub use trainer::{evaluate_loss, predict_proba, train, EpochRecord, TrainOptions, TrainOutput};
+pub use trainer::{evaluate_loss, load_cnn, predict_proba, train, EpochRecord, TrainOptions, TrainOutput};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -196,3 +196,22 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
     }
     Ok(TrainOutput { model, varmap: vm, history, best_epoch: state.best_epoch, best_val_loss: state.best_val_loss, stopped_early })
 }
+
+/// Loads a CNN from a checkpoint written by [`train`] (its config is read from the sidecar),
+/// for prediction.
+///
+/// # Errors
+/// [`mri_train::TrainError::CheckpointMismatch`] when the checkpoint holds another model kind;
+/// corrupt or missing files.
+pub fn load_cnn(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, Cnn)> {
+    let side = ckpt.read_sidecar()?;
+    if side.model != "cnn" {
+        return Err(mri_train::TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {:?}, not a CNN", side.model) }.into());
+    }
+    let cfg: CnnConfig = serde_json::from_value(side.config.clone())
+        .map_err(|e| mri_train::TrainError::CorruptCheckpoint { path: ckpt.sidecar.clone(), reason: e.to_string() })?;
+    let vm = VarMap::new();
+    let model = Cnn::new(&cfg, seeded_var_builder(&vm, side.seed, DType::F32, device), side.seed)?;
+    ckpt.load_weights(&vm)?;
+    Ok((cfg, model))
+}

@@ -1,0 +1,44 @@
+//! The main job at the quick preset on phantoms: report schema, protocol and resume.
+
+use candle_core::Device;
+use mri_synth::experiment::{run_experiment, ExperimentSpec};
+
+#[test]
+fn quick_experiment_writes_the_report_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ExperimentSpec { phantoms_per_class: 30, image_size: Some(16), ..ExperimentSpec::phantoms("quick", dir.path()) };
+    let t0 = std::time::Instant::now();
+    let report = run_experiment(&spec, &Device::Cpu).unwrap();
+    assert!(t0.elapsed().as_secs() < 60, "quick preset took {:?}", t0.elapsed());
+    // One row per model × train data × generator: cnn 1 + 2×2, anomaly 4 × (1 + 2×2).
+    assert_eq!(report.classification.len(), 5 + 20);
+    for r in &report.classification {
+        assert_eq!(r.generator.is_none(), r.train_data == "real", "{} {}", r.model, r.train_data);
+        let m = &r.test;
+        let n = m.tp + m.fp + m.tn + m.fn_;
+        let c = &report.dataset.counts["test"];
+        assert_eq!(n as usize, c.yes + c.no);
+        for v in [m.accuracy, m.precision, m.recall, m.f1, m.auroc] {
+            assert!((0.0..=1.0).contains(&v));
+        }
+    }
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    for key in ["dataset", "classification", "timings_s"] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    let row = &json["classification"][0];
+    for key in ["model", "train_data", "generator", "test", "operating_point"] {
+        assert!(row.get(key).is_some(), "row lacks {key}");
+    }
+    assert!(row["test"].get("fn").is_some());
+    for f in ["split.json", "report.md", "figures/roc-cnn.svg", "figures/loss-cnn.svg", "synthetic/vae/yes-grid.png", "synthetic/gan/no/no-00000.png", "checkpoints/cnn-real.safetensors", "checkpoints/cnn-mixed-gan.json", "checkpoints/anomaly-vae-real.safetensors"] {
+        assert!(dir.path().join(f).exists(), "missing {f}");
+    }
+    // Synthetic images never enter val or test: the split lists real files only.
+    let split = std::fs::read_to_string(dir.path().join("split.json")).unwrap();
+    assert!(!split.contains("synthetic"));
+    // A second run finds every stage complete and reports the same numbers.
+    let again = run_experiment(&spec, &Device::Cpu).unwrap();
+    let key = |r: &mri_synth::experiment::Report| r.classification.iter().map(|x| (x.model.clone(), x.train_data.clone(), x.generator.clone(), x.test)).collect::<Vec<_>>();
+    assert_eq!(key(&report), key(&again));
+}
