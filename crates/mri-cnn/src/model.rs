@@ -55,7 +55,7 @@ impl CnnConfig {
             image_size,
             channels: vec![16, 32, 64],
             hidden: vec![256, 64],
-            epochs: 30,
+            epochs: 15,
             augment_flip: true,
             ..Self::paper()
         }

@@ -56,7 +56,7 @@ impl GanConfig {
 
     /// A 2-core-CPU layout at `image_size` (64 px intended): the same depth, a quarter of the widths.
     pub fn default_preset(image_size: usize) -> Self {
-        GanConfig { image_size, g_base: 64, g_channels: vec![64, 32, 16], d_channels: vec![16, 32, 64, 128], epochs: 30, batch_size: 32, ..Self::paper() }
+        GanConfig { image_size, g_base: 64, g_channels: vec![64, 32, 16], d_channels: vec![16, 32, 64, 128], epochs: 20, batch_size: 32, ..Self::paper() }
     }
 
     /// A tiny layout for tests.

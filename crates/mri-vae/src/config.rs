@@ -59,7 +59,7 @@ impl VaeConfig {
 
     /// A 2-core-CPU layout at `image_size` (64 px intended): four blocks, narrower, latent 128.
     pub fn default_preset(image_size: usize) -> Self {
-        VaeConfig { image_size, channels: vec![16, 32, 64, 128], latent: 128, epochs: 40, ..Self::paper() }
+        VaeConfig { image_size, channels: vec![16, 32, 64, 128], latent: 128, epochs: 20, ..Self::paper() }
     }
 
     /// A tiny layout for tests.
@@ -167,7 +167,7 @@ impl AnomalyVaeConfig {
 
     /// The study's encoder with the mirrored decoder, at `image_size` (64 px intended).
     pub fn default_preset(image_size: usize) -> Self {
-        AnomalyVaeConfig { image_size, decoder: AnomalyDecoder::Mirrored, epochs: 30, ..Self::paper() }
+        AnomalyVaeConfig { image_size, decoder: AnomalyDecoder::Mirrored, epochs: 15, ..Self::paper() }
     }
 
     /// A tiny layout for tests.
