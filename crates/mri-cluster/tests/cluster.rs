@@ -69,9 +69,9 @@ fn per_map_techniques_find_blobs_anywhere() {
 fn per_image_kmeans_picks_the_high_error_cluster_whatever_its_id() {
     let (maps, labels) = blob_maps(6, 3);
     let d = KMeansParams { coordinate_weights: vec![0.0], ..Default::default() }.fit(&maps, &labels).unwrap();
-    for i in 0..maps.len() {
+    for (i, &tumour) in labels.iter().enumerate() {
         let f = d.anomalous_fraction(&maps, i);
-        if labels[i] {
+        if tumour {
             // The blob is 49 of 1024 pixels.
             assert!((f - 49.0 / 1024.0).abs() < 1e-9, "map {i}: {f}");
         } else {
