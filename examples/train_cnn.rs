@@ -8,74 +8,43 @@
 //! (resume point), `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
 //! with the same `--out` resumes an interrupted training.
 
+mod common;
+
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use mri_synth::cnn::{predict_proba, train, CnnConfig, TrainOptions};
-use mri_synth::data::{DataSpec, PreparedData};
 use mri_synth::eval::TestMetrics;
 use mri_synth::preprocess::SplitPart;
-use mri_synth::train::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the CNN classifier on real training data; report test metrics")]
 struct Args {
-    /// Data folder with yes/ and no/ (Br35H layout). Omit for built-in phantom data.
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    run: common::RunArgs,
     /// Output folder (checkpoints, split, metrics).
     #[arg(long, default_value = "runs/train_cnn")]
     out: PathBuf,
-    /// Model preset: quick (tests), default (2-core CPU, 64 px) or paper (the study's layout, 128 px).
-    #[arg(long, default_value = "default", value_parser = ["quick", "default", "paper"])]
-    preset: String,
-    /// Image side in pixels (overrides the preset's).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Training epochs (overrides the preset's).
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Seed of the split, initialisation, dropout, shuffling and augmentation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Skip unreadable images instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let device = args.device.parse::<DeviceChoice>()?.device()?;
-    let mut cfg = CnnConfig::preset(&args.preset, args.image_size)?;
-    if let Some(e) = args.epochs {
+    let device = args.run.device()?;
+    let mut cfg = CnnConfig::preset(&args.run.preset, args.run.image_size)?;
+    if let Some(e) = args.run.epochs {
         cfg.epochs = e;
     }
     let t0 = std::time::Instant::now();
-    let prepared = PreparedData::load(&DataSpec {
-        data: args.data.clone(),
-        image_size: cfg.image_size as u32,
-        seed: args.seed,
-        skip_invalid: args.skip_invalid,
-        phantoms_per_class: 200,
-        verbose: true,
-    })?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    prepared.split.write(&args.out.join("split.json"))?;
+    let prepared = args.run.prepare(cfg.image_size, &args.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
-    println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.preset, cfg.param_count(), cfg.epochs, cfg.batch_size);
+    println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs, cfg.batch_size);
     let opts = TrainOptions {
-        seed: args.seed,
-        quiet: args.quiet,
+        seed: args.run.seed,
+        quiet: args.run.quiet,
         checkpoint_dir: Some(args.out.join("checkpoints")),
         name: "cnn-real".into(),
-        preset: args.preset.clone(),
+        preset: args.run.preset.clone(),
         stop_after: None,
         figures_dir: None,
         figure_every: 0,

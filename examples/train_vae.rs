@@ -9,83 +9,53 @@
 //! Writes `checkpoints/vae-{yes,no}.*` (or `anomaly-vae-real.*`), `figures/*.png`, `split.json`
 //! and `history.json` into `--out`. Re-running with the same `--out` resumes.
 
+mod common;
+
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use mri_synth::data::{DataSpec, PreparedData};
 use mri_synth::generators::{train_generators, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
-use mri_synth::train::{DeviceChoice, RunOptions};
+use mri_synth::train::RunOptions;
 use mri_synth::vae::{train_vae, AnomalyVaeConfig, VaeConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the generative VAE per class, or the anomaly VAE on healthy slices")]
 struct Args {
+    #[command(flatten)]
+    run: common::RunArgs,
     /// generative (one VAE per class, for synthetic data) or anomaly (healthy slices only).
     #[arg(long, default_value = "generative", value_parser = ["generative", "anomaly"])]
     kind: String,
-    /// Data folder with yes/ and no/ (Br35H layout). Omit for built-in phantom data.
-    #[arg(long)]
-    data: Option<PathBuf>,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_vae")]
     out: PathBuf,
-    /// Model preset: quick (tests), default (2-core CPU, 64 px) or paper (the study's layout, 128 px).
-    #[arg(long, default_value = "default", value_parser = ["quick", "default", "paper"])]
-    preset: String,
-    /// Image side in pixels (overrides the preset's).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Training epochs (overrides the preset's).
-    #[arg(long)]
-    epochs: Option<usize>,
     /// Write reconstruction / sample grids every this many epochs (0 = never).
     #[arg(long, default_value_t = 5)]
     figure_every: usize,
-    /// Seed of the split, initialisation, noise and shuffling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Skip unreadable images instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let device = a.device.parse::<DeviceChoice>()?.device()?;
+    let device = a.run.device()?;
     let image_size = match a.kind.as_str() {
-        "generative" => VaeConfig::preset(&a.preset, a.image_size)?.image_size,
-        _ => AnomalyVaeConfig::preset(&a.preset, a.image_size)?.image_size,
+        "generative" => VaeConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
+        _ => AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
     };
     let t0 = std::time::Instant::now();
-    let prepared = PreparedData::load(&DataSpec {
-        data: a.data.clone(),
-        image_size: image_size as u32,
-        seed: a.seed,
-        skip_invalid: a.skip_invalid,
-        phantoms_per_class: 200,
-        verbose: true,
-    })?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    prepared.split.write(&a.out.join("split.json"))?;
+    let prepared = a.run.prepare(image_size, &a.out)?;
     let (tr, va) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val));
     let history = if a.kind == "generative" {
         let spec = GeneratorSpec {
             kind: GeneratorKind::Vae,
-            preset: a.preset.clone(),
+            preset: a.run.preset.clone(),
             image_size,
-            epochs: a.epochs,
-            seed: a.seed,
+            epochs: a.run.epochs,
+            seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,
-            quiet: a.quiet,
+            quiet: a.run.quiet,
         };
         let trained = train_generators(&spec, &tr, &va, &device)?;
         for (class, _, r) in &trained {
@@ -93,16 +63,16 @@ fn main() -> Result<()> {
         }
         serde_json::to_value(trained.iter().map(|t| &t.2).collect::<Vec<_>>())?
     } else {
-        let mut cfg = AnomalyVaeConfig::preset(&a.preset, a.image_size)?;
-        if let Some(e) = a.epochs {
+        let mut cfg = AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?;
+        if let Some(e) = a.run.epochs {
             cfg.epochs = e;
         }
         let opts = RunOptions {
-            seed: a.seed,
-            quiet: a.quiet,
+            seed: a.run.seed,
+            quiet: a.run.quiet,
             checkpoint_dir: Some(a.out.join("checkpoints")),
             name: "anomaly-vae-real".into(),
-            preset: a.preset.clone(),
+            preset: a.run.preset.clone(),
             stop_after: None,
             figures_dir: Some(a.out.join("figures")),
             figure_every: a.figure_every,

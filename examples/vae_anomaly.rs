@@ -10,82 +10,52 @@
 //! (`figures/anomaly-<technique>.png`: original | reconstruction | error map | decision) and
 //! the checkpoint `checkpoints/anomaly-vae-real.*` into `--out`. Re-running resumes.
 
+mod common;
+
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use mri_synth::anomaly::{evaluate_techniques, save_anomaly_figure};
 use mri_synth::cluster::ErrorMapOptions;
-use mri_synth::data::{DataSpec, PreparedData};
 use mri_synth::metrics::ThresholdCriterion;
 use mri_synth::preprocess::SplitPart;
-use mri_synth::train::{DeviceChoice, RunOptions};
+use mri_synth::train::RunOptions;
 use mri_synth::vae::{train_vae, AnomalyVaeConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "Anomaly VAE on healthy slices + four reconstruction-error techniques, fitted on val, scored on test")]
 struct Args {
-    /// Data folder with yes/ and no/ (Br35H layout). Omit for built-in phantom data.
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    run: common::RunArgs,
     /// Output folder.
     #[arg(long, default_value = "runs/vae_anomaly")]
     out: PathBuf,
-    /// Model preset: quick, default (2-core CPU, 64 px, mirrored decoder) or paper (the study's decoder, 128 px).
-    #[arg(long, default_value = "default", value_parser = ["quick", "default", "paper"])]
-    preset: String,
-    /// Image side in pixels (overrides the preset's).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Training epochs (overrides the preset's).
-    #[arg(long)]
-    epochs: Option<usize>,
     /// Criterion of every technique's operating point: f1, balanced_accuracy, youden, accuracy.
     #[arg(long, default_value = "f1")]
     criterion: String,
     /// Count background pixels too (the study did); by default only the head is scored.
     #[arg(long)]
     whole_image: bool,
-    /// Seed of the split, initialisation, noise and shuffling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Skip unreadable images instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let device = a.device.parse::<DeviceChoice>()?.device()?;
+    let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;
-    let mut cfg = AnomalyVaeConfig::preset(&a.preset, a.image_size)?;
-    if let Some(e) = a.epochs {
+    let mut cfg = AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?;
+    if let Some(e) = a.run.epochs {
         cfg.epochs = e;
     }
     let t0 = std::time::Instant::now();
-    let prepared = PreparedData::load(&DataSpec {
-        data: a.data.clone(),
-        image_size: cfg.image_size as u32,
-        seed: a.seed,
-        skip_invalid: a.skip_invalid,
-        phantoms_per_class: 200,
-        verbose: true,
-    })?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    prepared.split.write(&a.out.join("split.json"))?;
+    let prepared = a.run.prepare(cfg.image_size, &a.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     let opts = RunOptions {
-        seed: a.seed,
-        quiet: a.quiet,
+        seed: a.run.seed,
+        quiet: a.run.quiet,
         checkpoint_dir: Some(a.out.join("checkpoints")),
         name: "anomaly-vae-real".into(),
-        preset: a.preset.clone(),
+        preset: a.run.preset.clone(),
         stop_after: None,
         figures_dir: Some(a.out.join("figures")),
         figure_every: 5,

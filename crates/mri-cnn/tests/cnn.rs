@@ -7,24 +7,11 @@ use mri_preprocess::{Dataset, PhantomConfig};
 use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, TrainError};
 
 fn phantom_set(side: u32, per_class: usize, seed: u64) -> ImageSet {
-    let ds = Dataset::phantom(&PhantomConfig { image_size: side, per_class, seed, ..Default::default() }).unwrap();
-    let mut set = ImageSet::new(side as usize);
-    for it in &ds.items {
-        set.push(&it.pixels, it.label.index()).unwrap();
-    }
-    set
+    ImageSet::from_dataset(&Dataset::phantom(&PhantomConfig { image_size: side, per_class, seed, ..Default::default() }).unwrap()).unwrap()
 }
 
 fn weights(vm: &VarMap) -> Vec<(String, Vec<f32>)> {
-    let mut v: Vec<_> = vm
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, t)| (k.clone(), t.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+    mri_train::var_values(vm).unwrap()
 }
 
 #[test]

@@ -226,6 +226,19 @@ pub fn snapshot(vm: &VarMap) -> Result<HashMap<String, Tensor>> {
     vm.data().lock().unwrap().iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
 }
 
+/// Every variable's values, sorted by name: for comparing two models' weights exactly.
+pub fn var_values(vm: &VarMap) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut v = vm
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.as_tensor().to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)))
+        .collect::<Result<Vec<_>>>()?;
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
 /// Sets every variable back to a [`snapshot`].
 pub fn restore(vm: &VarMap, snap: &HashMap<String, Tensor>) -> Result<()> {
     for (k, v) in vm.data().lock().unwrap().iter() {

@@ -56,6 +56,16 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// Every item of a preprocessed data set (e.g. phantoms), labelled tumour = 1.
+    pub fn from_dataset(ds: &mri_preprocess::Dataset) -> Result<ImageSet> {
+        let side = ds.items.first().map(|it| (it.pixels.len() as f64).sqrt() as usize).unwrap_or(0);
+        let mut set = ImageSet::new(side);
+        for it in &ds.items {
+            set.push(&it.pixels, it.label.index())?;
+        }
+        Ok(set)
+    }
+
     /// The images of one class (label), in order: per-class generators and the healthy-only
     /// anomaly VAE train on these.
     pub fn of_class(&self, label: u32) -> ImageSet {

@@ -56,7 +56,7 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 
-pub use checkpoint::{restore, snapshot, Checkpoint, Sidecar};
+pub use checkpoint::{restore, snapshot, var_values, Checkpoint, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;
 pub use dropout::{SeededDropout, StepKey};
