@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor, D};
 use candle_nn::VarMap;
-use mri_train::{restore, seeded_var_builder, snapshot, stream_seed, Adam, Checkpoint, EpochProgress, ImageSet, ReduceOnPlateau, Sidecar};
+use mri_train::{restore, seeded_var_builder, snapshot, stream_seed, Adam, Checkpoint, EpochProgress, ImageSet, ReduceOnPlateau};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Cnn, CnnConfig};
@@ -119,25 +119,12 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<HashMap<String, Tensor>> = None;
     let mut start_epoch = 0;
-    if let Some(last) = ckpt_last.as_ref().filter(|c| c.exists()) {
-        let side = last.read_sidecar()?;
-        last.check(&side, "cnn", &config_json)?;
-        last.load_weights(&vm)?;
-        last.load_optim(&mut adam, side.step)?;
-        adam.set_lr(side.lr);
-        history = serde_json::from_value(side.metrics.clone())
-            .map_err(|e| mri_train::TrainError::CorruptCheckpoint { path: last.sidecar.clone(), reason: e.to_string() })?;
-        state = serde_json::from_value(side.extra.clone())
-            .map_err(|e| mri_train::TrainError::CorruptCheckpoint { path: last.sidecar.clone(), reason: e.to_string() })?;
-        start_epoch = side.epoch;
-        if let Some(b) = ckpt_best.as_ref().filter(|c| c.exists()) {
-            let current = snapshot(&vm)?;
-            b.load_weights(&vm)?;
-            best = Some(snapshot(&vm)?);
-            restore(&vm, &current)?;
-        }
-        if !opts.quiet {
-            eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
+    if let Some(last) = &ckpt_last {
+        if let Some(r) = mri_train::resume::<EpochRecord, ResumeState>(last, ckpt_best.as_ref(), "cnn", &config_json, &vm, &mut adam)? {
+            (history, state, start_epoch, best) = (r.history, r.state, r.epoch, r.best);
+            if !opts.quiet {
+                eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
+            }
         }
     }
 
@@ -173,18 +160,7 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
             best = Some(snapshot(&vm)?);
         }
         if let (Some(last), Some(best_ck)) = (&ckpt_last, &ckpt_best) {
-            let side = Sidecar {
-                model: "cnn".into(),
-                preset: opts.preset.clone(),
-                config: config_json.clone(),
-                epoch: epoch + 1,
-                step: adam.steps(),
-                seed: opts.seed,
-                lr: adam.lr(),
-                metrics: serde_json::to_value(&history).expect("history serialises"),
-                extra: serde_json::to_value(&state).expect("state serialises"),
-                crate_version: env!("CARGO_PKG_VERSION").into(),
-            };
+            let side = mri_train::epoch_sidecar("cnn", opts, &config_json, epoch + 1, &adam, &history, &state);
             if state.best_epoch == epoch {
                 best_ck.save(&vm, None, &side)?;
             }

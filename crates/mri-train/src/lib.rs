@@ -66,7 +66,7 @@ pub use init::{seeded_normal, seeded_var_builder, stream_seed};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
 pub use progress::EpochProgress;
-pub use run::RunOptions;
+pub use run::{epoch_sidecar, resume, Resumed, RunOptions};
 pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
 

@@ -44,3 +44,81 @@ impl RunOptions {
         self.figures_dir.is_some() && self.figure_every > 0 && ((epoch + 1) % self.figure_every == 0 || epoch + 1 == epochs)
     }
 }
+
+/// Where a resumed training stands: what [`resume`] read back from `NAME-last`.
+pub struct Resumed<H, S> {
+    /// Per-epoch records so far.
+    pub history: Vec<H>,
+    /// The trainer's own state (schedule, best epoch, …).
+    pub state: S,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The weights of the best checkpoint `NAME`, if there is one.
+    pub best: Option<std::collections::HashMap<String, candle_core::Tensor>>,
+}
+
+fn corrupt(path: &std::path::Path, e: impl std::fmt::Display) -> crate::TrainError {
+    crate::TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Resumes a training from its `last` checkpoint: checks model kind and config, loads the
+/// weights into `vm`, the optimiser's moments and learning rate into `adam`, and reads back the
+/// history and trainer state; with `best`, also reads the best weights (leaving `vm` at the
+/// latest ones). `None` when there is nothing to resume.
+///
+/// # Errors
+/// [`crate::TrainError::CheckpointMismatch`] for another model or config; corrupt files.
+pub fn resume<H: serde::de::DeserializeOwned, S: serde::de::DeserializeOwned>(
+    last: &crate::Checkpoint,
+    best: Option<&crate::Checkpoint>,
+    kind: &str,
+    config: &serde_json::Value,
+    vm: &candle_nn::VarMap,
+    adam: &mut crate::Adam,
+) -> crate::Result<Option<Resumed<H, S>>> {
+    if !last.exists() {
+        return Ok(None);
+    }
+    let side = last.read_sidecar()?;
+    last.check(&side, kind, config)?;
+    last.load_weights(vm)?;
+    last.load_optim(adam, side.step)?;
+    adam.set_lr(side.lr);
+    let history = serde_json::from_value(side.metrics.clone()).map_err(|e| corrupt(&last.sidecar, e))?;
+    let state = serde_json::from_value(side.extra.clone()).map_err(|e| corrupt(&last.sidecar, e))?;
+    let best = match best.filter(|b| b.exists()) {
+        Some(b) => {
+            let current = crate::snapshot(vm)?;
+            b.load_weights(vm)?;
+            let w = crate::snapshot(vm)?;
+            crate::restore(vm, &current)?;
+            Some(w)
+        }
+        None => None,
+    };
+    Ok(Some(Resumed { history, state, epoch: side.epoch, best }))
+}
+
+/// The sidecar of a checkpoint written after `epochs_done` epochs.
+pub fn epoch_sidecar(
+    kind: &str,
+    opts: &RunOptions,
+    config: &serde_json::Value,
+    epochs_done: usize,
+    adam: &crate::Adam,
+    history: &impl serde::Serialize,
+    state: &impl serde::Serialize,
+) -> crate::Sidecar {
+    crate::Sidecar {
+        model: kind.into(),
+        preset: opts.preset.clone(),
+        config: config.clone(),
+        epoch: epochs_done,
+        step: adam.steps(),
+        seed: opts.seed,
+        lr: adam.lr(),
+        metrics: serde_json::to_value(history).expect("history serialises"),
+        extra: serde_json::to_value(state).expect("state serialises"),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}

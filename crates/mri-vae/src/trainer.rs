@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mri_train::{
     restore, save_recon_grid, seeded_normal, seeded_var_builder, snapshot, Adam, AdamConfig, Checkpoint, EpochProgress, ImageSet,
-    RunOptions, Sidecar, TrainError,
+    RunOptions, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -191,22 +191,12 @@ pub fn train_vae<S: VaeSpec>(cfg: &S, train: &ImageSet, val: &ImageSet, device: 
     let mut history: Vec<VaeEpoch> = Vec::new();
     let mut best = None;
     let mut start_epoch = 0;
-    if let Some(last) = ckpt_last.as_ref().filter(|c| c.exists()) {
-        let side = last.read_sidecar()?;
-        last.check(&side, S::KIND, &config_json)?;
-        last.load_weights(&vm)?;
-        last.load_optim(&mut adam, side.step)?;
-        history = serde_json::from_value(side.metrics.clone()).map_err(|e| corrupt(&last.sidecar, e))?;
-        state = serde_json::from_value(side.extra.clone()).map_err(|e| corrupt(&last.sidecar, e))?;
-        start_epoch = side.epoch;
-        if let Some(b) = ckpt_best.as_ref().filter(|c| c.exists()) {
-            let current = snapshot(&vm)?;
-            b.load_weights(&vm)?;
-            best = Some(snapshot(&vm)?);
-            restore(&vm, &current)?;
-        }
-        if !opts.quiet {
-            eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
+    if let Some(last) = &ckpt_last {
+        if let Some(r) = mri_train::resume::<VaeEpoch, ResumeState>(last, ckpt_best.as_ref(), S::KIND, &config_json, &vm, &mut adam)? {
+            (history, state, start_epoch, best) = (r.history, r.state, r.epoch, r.best);
+            if !opts.quiet {
+                eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
+            }
         }
     }
     let epochs = cfg.epochs();
@@ -256,18 +246,7 @@ pub fn train_vae<S: VaeSpec>(cfg: &S, train: &ImageSet, val: &ImageSet, device: 
             }
         }
         if let (Some(last), Some(best_ck)) = (&ckpt_last, &ckpt_best) {
-            let side = Sidecar {
-                model: S::KIND.into(),
-                preset: opts.preset.clone(),
-                config: config_json.clone(),
-                epoch: epoch + 1,
-                step: adam.steps(),
-                seed: opts.seed,
-                lr: adam.lr(),
-                metrics: serde_json::to_value(&history).expect("history serialises"),
-                extra: serde_json::to_value(&state).expect("state serialises"),
-                crate_version: env!("CARGO_PKG_VERSION").into(),
-            };
+            let side = mri_train::epoch_sidecar(S::KIND, opts, &config_json, epoch + 1, &adam, &history, &state);
             if state.best_epoch == epoch {
                 best_ck.save(&vm, None, &side)?;
             }
