@@ -1,0 +1,97 @@
+//! Criterion benches of the CPU kernels for every conv shape the paper presets use, beside
+//! candle's own ops. Names carry the shape: `conv2d/<model>/<cin>x<cout>k<k>s<s>@<h>/<pass>`.
+//!
+//! `cargo bench -p mri-train --bench kernels` (a subset: `-- 'conv2d/cnn'`). Batch 16.
+
+use candle_core::{DType, Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion};
+use mri_train::fastconv::{conv2d, conv_transpose2d, Col2Im, ConvGeometry, Im2Col};
+use mri_train::{max_pool2, upsample2, BatchNorm2d};
+
+const N: usize = 16;
+
+/// (model, c_in, c_out, k, stride, pad, input side) of every conv in the paper presets.
+type Shape = (&'static str, usize, usize, usize, usize, usize, usize);
+
+const CONVS: &[Shape] = &[
+    ("cnn", 1, 32, 3, 1, 1, 128),
+    ("cnn", 32, 64, 3, 1, 1, 64),
+    ("cnn", 64, 128, 3, 1, 1, 32),
+    ("gen-vae-enc", 1, 64, 3, 2, 1, 128),
+    ("gen-vae-enc", 64, 128, 3, 2, 1, 64),
+    ("gen-vae-enc", 128, 256, 3, 2, 1, 32),
+    ("gen-vae-enc", 256, 512, 3, 2, 1, 16),
+    ("gen-vae-enc", 512, 512, 3, 2, 1, 8),
+    ("gen-vae-enc", 512, 1024, 3, 2, 1, 4),
+    ("gen-vae-dec", 1024, 512, 3, 1, 1, 4),
+    ("gen-vae-dec", 512, 512, 3, 1, 1, 8),
+    ("gen-vae-dec", 512, 256, 3, 1, 1, 16),
+    ("gen-vae-dec", 256, 128, 3, 1, 1, 32),
+    ("gen-vae-dec", 128, 64, 3, 1, 1, 64),
+    ("gen-vae-dec", 64, 1, 3, 1, 1, 128),
+    ("gan-g", 128, 128, 3, 1, 1, 16),
+    ("gan-g", 128, 64, 3, 1, 1, 32),
+    ("gan-g", 64, 32, 3, 1, 1, 64),
+    ("gan-g", 32, 1, 3, 1, 1, 128),
+    ("gan-d", 1, 64, 4, 2, 1, 128),
+    ("gan-d", 64, 128, 4, 2, 1, 64),
+    ("gan-d", 128, 256, 4, 2, 1, 32),
+    ("gan-d", 256, 512, 4, 2, 1, 16),
+    ("anomaly-enc", 1, 32, 4, 2, 1, 128),
+    ("anomaly-enc", 32, 64, 4, 2, 1, 64),
+];
+
+fn randn(shape: &[usize]) -> Tensor {
+    Tensor::randn(0f32, 1f32, shape, &Device::Cpu).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv2d");
+    g.sample_size(10);
+    for &(model, ci, co, k, s, p, h) in CONVS {
+        let x = randn(&[N, ci, h, h]);
+        let w = randn(&[co, ci, k, k]);
+        let geo = ConvGeometry { n: N, c: ci, h, w: h, k, stride: s, pad: p };
+        let (ho, wo) = (geo.ho(), geo.wo());
+        let dy = randn(&[co, N * ho * wo]);
+        let name = format!("{model}/{ci}x{co}k{k}s{s}@{h}");
+        g.bench_function(format!("{name}/forward"), |b| b.iter(|| conv2d(&x, &w, None, s, p).unwrap()));
+        g.bench_function(format!("{name}/forward-candle"), |b| b.iter(|| x.conv2d(&w, p, s, 1, 1).unwrap()));
+        let wmat = w.reshape((co, ci * k * k)).unwrap();
+        g.bench_function(format!("{name}/backward-input"), |b| {
+            b.iter(|| wmat.t().unwrap().matmul(&dy).unwrap().apply_op1_no_bwd(&Col2Im(geo)).unwrap())
+        });
+        let cols = x.apply_op1_no_bwd(&Im2Col(geo)).unwrap();
+        g.bench_function(format!("{name}/backward-weight"), |b| b.iter(|| dy.matmul(&cols.t().unwrap()).unwrap()));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("layers");
+    g.sample_size(10);
+    let vm = candle_nn::VarMap::new();
+    let vb = mri_train::seeded_var_builder(&vm, 0, DType::F32, &Device::Cpu);
+    let bn = BatchNorm2d::new(64, vb.pp("bn")).unwrap();
+    let x = randn(&[N, 64, 64, 64]);
+    let xv = candle_core::Var::from_tensor(&x).unwrap();
+    g.bench_function("batch-norm/64@64/train-forward-backward", |b| {
+        b.iter(|| {
+            use candle_core::ModuleT;
+            bn.forward_t(xv.as_tensor(), true).unwrap().sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.bench_function("max-pool-2/64@64/forward-backward", |b| b.iter(|| max_pool2(xv.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap()));
+    g.bench_function("max-pool-2/64@64/forward-backward-candle", |b| b.iter(|| xv.as_tensor().max_pool2d(2).unwrap().sum_all().unwrap().backward().unwrap()));
+    let small = candle_core::Var::from_tensor(&randn(&[N, 64, 32, 32])).unwrap();
+    g.bench_function("upsample-nearest-2/64@32/forward-backward", |b| b.iter(|| upsample2(small.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap()));
+    g.bench_function("upsample-nearest-2/64@32/forward-backward-candle", |b| {
+        b.iter(|| small.as_tensor().upsample_nearest2d(64, 64).unwrap().sum_all().unwrap().backward().unwrap())
+    });
+    let xt = randn(&[N, 64, 32, 32]);
+    let wt = randn(&[64, 32, 4, 4]);
+    g.bench_function("conv-transpose/64x32k4s2@32/forward", |b| b.iter(|| conv_transpose2d(&xt, &wt, None, 2, 1, 0).unwrap()));
+    g.bench_function("conv-transpose/64x32k4s2@32/forward-candle", |b| b.iter(|| xt.conv_transpose2d(&wt, 1, 0, 2, 1).unwrap()));
+    g.finish();
+}
+
+criterion_group!(kernels, benches);
+criterion_main!(kernels);
