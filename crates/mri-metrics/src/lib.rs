@@ -1,11 +1,15 @@
 //! # mri-metrics
 //!
-//! Metrics for the mri-synth study. This release holds the **classification** part: confusion
-//! counts; accuracy, precision, recall, F1, specificity and balanced accuracy; the study's
-//! weighted metric; ROC curves and AUROC with ties handled; and the choice of one operating
-//! point on validation scores by a named criterion (F1, balanced accuracy, Youden's J).
-//! Generative quality (Fréchet distance, MMD, SSIM) and privacy metrics come with the
-//! `[quality]` issue.
+//! Metrics for the mri-synth study:
+//! - [`classification`]: confusion counts; accuracy, precision, recall, F1, specificity and
+//!   balanced accuracy; the study's weighted metric; ROC curves and AUROC with ties handled;
+//!   the choice of one operating point on validation scores by a named criterion.
+//! - [`generative`]: fidelity of a synthetic set on feature vectors — Fréchet distance (FID's
+//!   formula with any feature extractor) and unbiased Gaussian-kernel MMD².
+//! - [`ssim`]: SSIM, MS-SSIM (window and scales valid at 64 and 128 px) and the mean pairwise
+//!   MS-SSIM of a set (diversity).
+//! - [`privacy`]: distance to the closest training record and the memorisation rate.
+//! - [`segmentation`]: Dice at a threshold and the best Dice (pixel-level localisation).
 //!
 //! Definitions follow scikit-learn's so results can be cross-checked; undefined ratios (0/0)
 //! are 0.0 and an undefined AUROC is 0.5 — never NaN, never a panic (see [`classification`]).
@@ -27,15 +31,26 @@
 //! assert_eq!(auroc(&test_scores, &test_truth).unwrap(), 1.0);
 //! ```
 //!
-//! Dependencies: `serde` (metrics go into `report.json`), `thiserror` (the crate's error enum).
+//! Dependencies: `serde` (metrics go into `report.json`), `thiserror` (the crate's error enum),
+//! `ndarray` + `linfa-linalg` (covariances and the symmetric eigendecomposition behind the
+//! Fréchet distance; pure Rust, already built for the clustering crate's tests), `rayon`
+//! (pairwise distances in parallel), `rand`/`rand_chacha` (seeded pair sampling for MS-SSIM).
 #![warn(missing_docs)]
 
 pub mod classification;
+pub mod generative;
+pub mod privacy;
+pub mod segmentation;
+pub mod ssim;
 
 pub use classification::{
     auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve,
     RocPoint, ThresholdCriterion,
 };
+pub use generative::{frechet_distance, mmd_unbiased, Mmd};
+pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};
+pub use segmentation::{best_dice, dice_at, DiceAt};
+pub use ssim::{mean_pairwise_ms_ssim, ms_ssim, ssim, SsimParams};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,4 +82,25 @@ pub enum MetricsError {
     /// An unknown threshold criterion name.
     #[error("unknown threshold criterion {0:?}; expected one of f1, balanced_accuracy, youden, accuracy")]
     UnknownCriterion(String),
+    /// An input has the wrong shape, or a parameter is out of range.
+    #[error("{what}: {reason}")]
+    Shape {
+        /// Which input.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A set is too small for the statistic.
+    #[error("{what}: needs at least {need} rows, got {got}")]
+    TooFewSamples {
+        /// Which set.
+        what: &'static str,
+        /// The minimum.
+        need: usize,
+        /// What was given.
+        got: usize,
+    },
+    /// A linear-algebra step failed.
+    #[error("numerical failure: {0}")]
+    Numerical(String),
 }
