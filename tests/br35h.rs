@@ -77,3 +77,23 @@ fn br35h_preprocess_group_and_split() {
     assert_eq!(warm.stats.cache_hits, 3000);
     assert!(warm.items == ds.items);
 }
+
+#[test]
+fn br35h_tumour_outlines_rasterise_onto_their_slices() {
+    let Some(root) = data_dir() else { return };
+    let ds = Dataset::load(&root, &LoadOptions { preprocess: PreprocessConfig::with_size(64), ..Default::default() }).unwrap();
+    let ann = mri_synth::preprocess::Annotations::from_via_json(&root.join("Br35H-Mask-RCNN/annotations_all.json")).unwrap();
+    assert_eq!(ann.len(), 801);
+    let found = ds.tumour_masks(&ann).unwrap();
+    // Every annotated file is a yes/ slice (byte-identical, sizes checked), y0 … y800.
+    assert!(found.unmatched.is_empty(), "{:?}", found.unmatched);
+    let masked: Vec<(&str, &Vec<bool>)> = ds.items.iter().zip(&found.masks).filter_map(|(it, m)| m.as_ref().map(|m| (it.rel_path.as_str(), m))).collect();
+    assert_eq!(masked.len(), 801);
+    let areas: Vec<f64> = masked.iter().map(|(_, m)| m.iter().filter(|&&v| v).count() as f64 / m.len() as f64).collect();
+    let empty: Vec<&str> = masked.iter().zip(&areas).filter(|(_, &a)| a == 0.0).map(|((p, _), _)| *p).collect();
+    let mean = areas.iter().sum::<f64>() / areas.len() as f64;
+    println!("mask area: mean {:.3} of the slice, max {:.3}; empty at 64 px: {empty:?}", mean, areas.iter().copied().fold(0.0, f64::max));
+    // Tumours are a few percent of a slice; none fills it (a geometry bug would).
+    assert!(mean > 0.01 && mean < 0.15, "mean area {mean}");
+    assert!(empty.len() <= 8, "{} masks vanish at 64 px", empty.len());
+}

@@ -86,14 +86,26 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// Maps an original-image point to output coordinates at side `image_size`.
+    /// Offset of the box inside the square and output pixels per original pixel. The offset
+    /// uses integer division exactly as the preprocessing's copy into the square does.
+    fn frame(&self, image_size: u32) -> (f64, f64, f64) {
+        let [x0, y0, x1, y1] = self.bbox;
+        let ox = f64::from((self.square_side - (x1 - x0)) / 2);
+        let oy = f64::from((self.square_side - (y1 - y0)) / 2);
+        (ox, oy, f64::from(image_size) / f64::from(self.square_side))
+    }
+
+    /// Maps an original-image point to output coordinates at side `image_size` (continuous:
+    /// output pixel `i` covers `[i, i + 1)`).
     pub fn map_point(&self, x: f64, y: f64, image_size: u32) -> (f64, f64) {
-        let [x0, y0, x1, y1] = self.bbox.map(f64::from);
-        let side = f64::from(self.square_side);
-        let ox = (side - (x1 - x0)) / 2.0;
-        let oy = (side - (y1 - y0)) / 2.0;
-        let scale = f64::from(image_size) / side;
-        ((x - x0 + ox) * scale, (y - y0 + oy) * scale)
+        let (ox, oy, scale) = self.frame(image_size);
+        ((x - f64::from(self.bbox[0]) + ox) * scale, (y - f64::from(self.bbox[1]) + oy) * scale)
+    }
+
+    /// The inverse of [`Geometry::map_point`]: output coordinates back to the original image.
+    pub fn unmap_point(&self, u: f64, v: f64, image_size: u32) -> (f64, f64) {
+        let (ox, oy, scale) = self.frame(image_size);
+        (u / scale - ox + f64::from(self.bbox[0]), v / scale - oy + f64::from(self.bbox[1]))
     }
 }
 

@@ -12,7 +12,10 @@
 //! - [`groups`]: near-duplicate groups (rescaled, re-cropped, contrast-changed, rotated or
 //!   mirrored copies of one slice) and their pairwise agreement with a reference grouping.
 //! - [`split`]: one seeded, stratified, group-aware train / val / test split → `split.json`.
-//! - [`phantom`]: built-in synthetic brain slices, the default data of every example.
+//! - [`phantom`]: built-in synthetic brain slices, the default data of every example, with
+//!   their lesion masks ([`Dataset::phantom_masks`]).
+//! - [`annotations`]: tumour outlines in VGG Image Annotator JSON (Br35H's `Br35H-Mask-RCNN/`),
+//!   rasterised through each slice's preprocessing geometry ([`Dataset::tumour_masks`]).
 //! - [`png`] and [`batch`]: PNG and grid writers; (N, 1, S, S) tensors and a seeded shuffler.
 //!
 //! ```
@@ -42,6 +45,7 @@
 //! forward to candle.
 #![warn(missing_docs)]
 
+pub mod annotations;
 pub mod batch;
 pub mod cache;
 pub mod dataset;
@@ -55,6 +59,7 @@ pub mod png;
 pub mod prepare;
 pub mod split;
 
+pub use annotations::{rasterise, Annotations, FoundMasks, ImageAnnotation, Shape};
 pub use batch::{images_to_tensor, Batch, Shuffler};
 pub use cache::{default_cache_dir, CacheMode};
 pub use dataset::{DataSource, Dataset, Item, LoadOptions, LoadStats, SkippedFile};

@@ -113,6 +113,12 @@ fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
 
 /// Draws one phantom slice of side `s`, with lesions when `tumour`. Values in [0, 1].
 pub fn phantom_slice(rng: &mut impl Rng, s: usize, tumour: bool, noise: f32) -> Vec<f32> {
+    phantom_slice_with_mask(rng, s, tumour, noise).0
+}
+
+/// As [`phantom_slice`] (same draws, same pixels), plus the lesion mask: pixels inside a
+/// lesion (core or ring, not the oedema halo) and inside the brain. All false when healthy.
+pub fn phantom_slice_with_mask(rng: &mut impl Rng, s: usize, tumour: bool, noise: f32) -> (Vec<f32>, Vec<bool>) {
     // Head: ellipse in normalised coordinates [-1, 1]², slightly rotated and irregular.
     let (hx, hy) = (rng.gen_range(-0.06..0.06), rng.gen_range(-0.06..0.06));
     let (ax, ay) = (rng.gen_range(0.62..0.78), rng.gen_range(0.74..0.88));
@@ -145,6 +151,7 @@ pub fn phantom_slice(rng: &mut impl Rng, s: usize, tumour: bool, noise: f32) -> 
         Vec::new()
     };
     let mut img = vec![0f32; s * s];
+    let mut mask = vec![false; s * s];
     for py in 0..s {
         for px in 0..s {
             let (x, y) = (2.0 * (px as f32 + 0.5) / s as f32 - 1.0 - hx, 2.0 * (py as f32 + 0.5) / s as f32 - 1.0 - hy);
@@ -169,6 +176,7 @@ pub fn phantom_slice(rng: &mut impl Rng, s: usize, tumour: bool, noise: f32) -> 
                 for (blob, core_i, ring) in &lesions {
                     let lr = blob.rel(u, v);
                     if lr < 1.0 {
+                        mask[py * s + px] = true;
                         b = if *ring && lr < 0.55 { csf_i + 0.1 } else { *core_i };
                     } else if lr < 1.6 {
                         // Oedema: darker halo fading out.
@@ -186,7 +194,7 @@ pub fn phantom_slice(rng: &mut impl Rng, s: usize, tumour: bool, noise: f32) -> 
         }
     }
     min_max_normalise(&mut img);
-    img
+    (img, mask)
 }
 
 /// A standard normal draw (Box–Muller), so no extra distribution crate is needed.
@@ -217,7 +225,31 @@ fn thumbnail(pixels: &[f32], s: usize) -> Vec<f32> {
     out
 }
 
+/// The RNG stream of phantom slice `i` of class `label`.
+fn slice_rng(cfg: &PhantomConfig, label: Label, i: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((u64::from(label.index()) << 40) | i as u64))
+}
+
 impl Dataset {
+    /// The lesion masks of the slices [`Dataset::phantom`] generates with `cfg`, in the same
+    /// order as its items: `Some(mask)` for tumour slices, `None` for healthy ones (the same
+    /// shape as [`Dataset::tumour_masks`] gives for annotated real data).
+    ///
+    /// # Errors
+    /// As [`Dataset::phantom`].
+    pub fn phantom_masks(cfg: &PhantomConfig) -> Result<Vec<Option<Vec<bool>>>> {
+        use rayon::prelude::*;
+        cfg.check()?;
+        let s = cfg.image_size as usize;
+        // Items are sorted by path: "phantom/no/…" before "phantom/yes/…", index order within.
+        let mut jobs: Vec<(Label, usize)> = Label::ALL.iter().flat_map(|&l| (0..cfg.per_class).map(move |i| (l, i))).collect();
+        jobs.sort_by_key(|&(l, i)| (format!("phantom/{}", l.as_str()), i));
+        Ok(jobs
+            .par_iter()
+            .map(|&(label, i)| label.is_tumour().then(|| phantom_slice_with_mask(&mut slice_rng(cfg, label, i), s, true, cfg.noise).1))
+            .collect())
+    }
+
     /// Generates a phantom data set: `per_class` tumour and healthy slices with virtual paths
     /// `phantom/yes/00000.png`, `phantom/no/00000.png`, …. Each slice has its own RNG stream
     /// (seeded from the config seed, class and index) so slices are generated in parallel and
@@ -235,9 +267,7 @@ impl Dataset {
         let mut items: Vec<Item> = jobs
             .par_iter()
             .map(|&(label, i)| {
-                let stream = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((u64::from(label.index()) << 40) | i as u64);
-                let mut rng = ChaCha8Rng::seed_from_u64(stream);
-                let pixels = phantom_slice(&mut rng, s, label.is_tumour(), cfg.noise);
+                let pixels = phantom_slice(&mut slice_rng(cfg, label, i), s, label.is_tumour(), cfg.noise);
                 Item {
                     rel_path: format!("phantom/{}/{i:05}.png", label.as_str()),
                     label,
