@@ -1,11 +1,11 @@
 //! From `--data DIR` (or phantoms) to train / val / test image sets: load, group, split.
 //! Shared by the examples so that they all use the same, tested protocol.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_preprocess::{
-    union_groupings, CacheMode, Dataset, GroupingParams, LoadOptions, PhantomConfig,
+    union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig,
     PreprocessConfig, SplitManifest, SplitParams, SplitPart,
 };
 use mri_train::ImageSet;
@@ -42,6 +42,8 @@ pub struct PreparedData {
     pub groups: Vec<String>,
     /// The seeded group-aware split.
     pub split: SplitManifest,
+    /// The phantom settings when the slices are phantoms (their lesion masks are regenerated from it).
+    pub phantom: Option<PhantomConfig>,
 }
 
 impl PreparedData {
@@ -50,13 +52,9 @@ impl PreparedData {
     /// # Errors
     /// Loading, grouping or split errors (they name the file and the reason).
     pub fn load(spec: &DataSpec) -> Result<Self, mri_preprocess::PreprocessError> {
+        let phantom = spec.data.is_none().then(|| PhantomConfig { image_size: spec.image_size, per_class: spec.phantoms_per_class, seed: spec.seed, ..Default::default() });
         let dataset = match &spec.data {
-            None => Dataset::phantom(&PhantomConfig {
-                image_size: spec.image_size,
-                per_class: spec.phantoms_per_class,
-                seed: spec.seed,
-                ..Default::default()
-            })?,
+            None => Dataset::phantom(phantom.as_ref().expect("phantom data"))?,
             Some(dir) => {
                 let opts = LoadOptions {
                     preprocess: PreprocessConfig::with_size(spec.image_size),
@@ -95,7 +93,33 @@ impl PreparedData {
                 px = spec.image_size
             );
         }
-        Ok(PreparedData { dataset, groups, split })
+        Ok(PreparedData { dataset, groups, split, phantom })
+    }
+
+    /// Tumour masks per slice, in item order: phantoms' lesion masks, or for a folder the
+    /// outlines in `annotations` (default `<data>/Br35H-Mask-RCNN/annotations_all.json`, the
+    /// file Br35H ships) rasterised through each slice's preprocessing. `None` when a folder
+    /// has no annotation file.
+    ///
+    /// # Errors
+    /// An unreadable or malformed annotation file (named), or one recorded for other files.
+    pub fn tumour_masks(&self, annotations: Option<&Path>) -> Result<Option<Vec<Option<Vec<bool>>>>, mri_preprocess::PreprocessError> {
+        if let Some(cfg) = &self.phantom {
+            return Ok(Some(Dataset::phantom_masks(cfg)?));
+        }
+        let default = match &self.dataset.source {
+            DataSource::Folder(root) => Some(root.join("Br35H-Mask-RCNN").join("annotations_all.json")),
+            DataSource::Phantom { .. } => None,
+        };
+        let Some(path) = annotations.map(Path::to_path_buf).or(default.filter(|p| p.exists())) else { return Ok(None) };
+        let found = self.dataset.tumour_masks(&Annotations::from_via_json(&path)?)?;
+        Ok(Some(found.masks))
+    }
+
+    /// The entries of `per_item` (one per slice, item order) for one part, in the order of
+    /// [`PreparedData::image_set`].
+    pub fn part_of<T: Clone>(&self, per_item: &[T], part: SplitPart) -> Vec<T> {
+        self.dataset.indices_in(&self.split, part).into_iter().map(|i| per_item[i].clone()).collect()
     }
 
     /// The slices of one part as an [`ImageSet`] (tumour = 1).

@@ -1,14 +1,17 @@
 //! # mri-synth
 //!
 //! Synthetic brain-MRI generation and tumour classification on Candle: the facade of the
-//! workspace. It re-exports each crate under a short name and will hold the experiment
-//! protocol (real / synthetic / mixed training, tested on real data) and its report. Today it
-//! holds [`data`]: the shared load → group → split → image-set path of the examples.
+//! workspace. It re-exports each crate under a short name and holds the study's protocol:
+//! [`data`] (load → group → split → image sets, tumour masks), [`generators`] (per-class VAE /
+//! GAN training and synthetic sets), [`anomaly`] (error maps and the four techniques),
+//! [`quality`] (fidelity, diversity, privacy and localisation of what the models produce),
+//! [`experiment`] (real / synthetic / mixed, tested on real data, with `report.json` /
+//! `report.md`), [`eval`], [`plots`] and [`throughput`].
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
 //! | [`preprocess`] | `mri-preprocess` | loading, preprocessing, near-duplicate groups, splits, phantoms, PNG, batches |
-//! | [`metrics`] | `mri-metrics` | confusion, accuracy / precision / recall / F1, ROC / AUROC, threshold choice |
+//! | [`metrics`] | `mri-metrics` | confusion, accuracy / precision / recall / F1, ROC / AUROC, threshold choice; Fréchet distance, MMD, SSIM / MS-SSIM, memorisation, Dice |
 //! | [`gan`] | `mri-gan` | the study's GAN: presets, separate G/D optimisers, seeded resumable training, sampling |
 //! | [`vae`] | `mri-vae` | generative and anomaly VAEs: presets, selectable loss, seeded resumable training, sampling, reconstruction |
 //! | [`cnn`] | `mri-cnn` | the study's CNN classifier: presets, seeded resumable training, prediction |
@@ -22,6 +25,7 @@ pub mod eval;
 pub mod experiment;
 pub mod generators;
 pub mod plots;
+pub mod quality;
 pub mod throughput;
 
 /// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.

@@ -23,15 +23,33 @@ fn quick_experiment_writes_the_report_and_resumes() {
         }
     }
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
-    for key in ["dataset", "classification", "timings_s"] {
+    // Generation: both generators × both classes; localisation: the five anomaly VAEs.
+    assert_eq!(report.generation.len(), 4);
+    for g in &report.generation {
+        assert!(g.fd_cnn >= 0.0 && g.fd_floor >= 0.0 && g.n > 0, "{g:?}");
+        assert!((0.0..=1.0).contains(&g.ms_ssim) && (0.0..=1.0).contains(&g.ms_ssim_real), "{g:?}");
+        assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
+    }
+    assert_eq!(report.localization.len(), 5);
+    for l in &report.localization {
+        assert!(l.n_images > 0 && (0.0..=1.0).contains(&l.pixel_auroc) && (0.0..=1.0).contains(&l.dice), "{l:?}");
+        assert!(l.dice_val_threshold <= l.dice + 1e-12, "the best Dice bounds any threshold's: {l:?}");
+    }
+    for key in ["dataset", "classification", "generation", "localization", "timings_s"] {
         assert!(json.get(key).is_some(), "report.json lacks {key}");
     }
     let row = &json["classification"][0];
     for key in ["model", "train_data", "generator", "test", "operating_point"] {
         assert!(row.get(key).is_some(), "row lacks {key}");
     }
+    for key in ["generator", "class", "n", "fd_cnn", "fd_floor", "mmd", "ms_ssim", "ms_ssim_real", "memorized_fraction", "dcr_median"] {
+        assert!(json["generation"][0].get(key).is_some(), "generation row lacks {key}");
+    }
+    for key in ["train_data", "generator", "pixel_auroc", "dice"] {
+        assert!(json["localization"][0].get(key).is_some(), "localization row lacks {key}");
+    }
     assert!(row["test"].get("fn").is_some());
-    for f in ["split.json", "report.md", "figures/roc-cnn.svg", "figures/loss-cnn.svg", "synthetic/vae/yes-grid.png", "synthetic/gan/no/no-00000.png", "checkpoints/cnn-real.safetensors", "checkpoints/cnn-mixed-gan.json", "checkpoints/anomaly-vae-real.safetensors"] {
+    for f in ["split.json", "report.md", "figures/roc-cnn.svg", "figures/loss-cnn.svg", "synthetic/vae/yes-grid.png", "synthetic/gan/no/no-00000.png", "checkpoints/cnn-real.safetensors", "checkpoints/cnn-mixed-gan.json", "checkpoints/anomaly-vae-real.safetensors", "figures/copies-gan-yes.png", "figures/localization-anomaly-vae-mixed-vae.png"] {
         assert!(dir.path().join(f).exists(), "missing {f}");
     }
     // Synthetic images never enter val or test: the split lists real files only.
@@ -41,4 +59,6 @@ fn quick_experiment_writes_the_report_and_resumes() {
     let again = run_experiment(&spec, &Device::Cpu).unwrap();
     let key = |r: &mri_synth::experiment::Report| r.classification.iter().map(|x| (x.model.clone(), x.train_data.clone(), x.generator.clone(), x.test)).collect::<Vec<_>>();
     assert_eq!(key(&report), key(&again));
+    assert_eq!(report.generation, again.generation);
+    assert_eq!(report.localization, again.localization);
 }

@@ -1,0 +1,276 @@
+//! What a synthetic set is worth beyond classification accuracy: fidelity (Fréchet distance
+//! and MMD on features of the CNN trained on real data), diversity (pairwise MS-SSIM),
+//! privacy (distance to the closest training image, memorisation rate, a figure of the
+//! most-copied pairs), and how well an anomaly VAE's error maps outline tumours (pixel AUROC,
+//! Dice against annotated masks, overlay figures).
+//!
+//! ## Choices
+//! - **Features**: the penultimate activations of the CNN trained on real data ([`cnn_features`]).
+//!   Inception weights cannot be downloaded here, and MONAI's `FIDMetric` likewise takes any
+//!   extractor; values are therefore not comparable with published FIDs, only across rows.
+//! - **Fidelity reference**: `fd_cnn` compares real **test** slices of a class with the
+//!   synthetic slices of that class; `fd_floor` compares the same real test slices with the real
+//!   **train** slices of the class — two disjoint halves of the real data (no near-duplicate
+//!   group crosses them), the second as large as the synthetic set, so the floor carries the
+//!   same small-sample bias. A generator as good as new real data scores ≈ `fd_floor`.
+//! - **Privacy**: distances in pixel space are RMS per pixel (Euclidean / √pixels, intensities
+//!   in [0, 1]); the held-out reference is real val + test of the class; a synthetic image is
+//!   memorised when it is closer to a training image than the held-out 1st percentile.
+//! - **Localisation**: pixels inside the head only (the error maps' region), pooled over the
+//!   annotated test tumour slices. `dice` is the best Dice over thresholds (an upper bound, as
+//!   ⌈Dice⌉ in Baur et al.); `dice_val_threshold` applies the threshold that is best on the
+//!   annotated validation slices instead, which is what a user would get.
+
+use std::path::Path;
+
+use candle_core::Device;
+use image::{Rgb, RgbImage};
+use mri_cluster::{ErrorMapOptions, ErrorMaps};
+use mri_cnn::Cnn;
+use mri_metrics::generative::{frechet_distance, mmd_unbiased};
+use mri_metrics::privacy::{memorisation, MemorisationParams};
+use mri_metrics::segmentation::{best_dice, dice_at};
+use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
+use mri_train::ImageSet;
+use mri_vae::VaeModel;
+use serde::{Deserialize, Serialize};
+
+use crate::anomaly::error_maps;
+use crate::SynthError;
+
+/// Random pairs behind each mean pairwise MS-SSIM.
+pub const MS_SSIM_PAIRS: usize = 500;
+
+/// Features of every image of `set` from the CNN's penultimate layer (eval mode), row-major
+/// `len × dim`; returns `(features, dim)`.
+///
+/// # Errors
+/// Tensor errors.
+pub fn cnn_features(cnn: &Cnn, set: &ImageSet, batch_size: usize, device: &Device) -> Result<(Vec<f32>, usize), SynthError> {
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::new();
+    let mut dim = 0;
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, _) = set.batch(chunk, None, device)?;
+        let f = cnn.features(&x, false)?;
+        dim = f.dim(1)?;
+        out.extend(f.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok((out, dim))
+}
+
+/// One generator × class row of `report.json`'s `"generation"` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GenerationRow {
+    /// `vae` or `gan`.
+    pub generator: String,
+    /// `yes` or `no`.
+    pub class: String,
+    /// Synthetic images compared.
+    pub n: usize,
+    /// Fréchet distance, real test vs synthetic, on CNN features.
+    pub fd_cnn: f64,
+    /// Fréchet distance, real test vs real train (the floor).
+    pub fd_floor: f64,
+    /// Unbiased MMD², real test vs synthetic, Gaussian kernel, median-heuristic bandwidth.
+    pub mmd: f64,
+    /// Unbiased MMD², real test vs real train (the floor of `mmd`).
+    pub mmd_floor: f64,
+    /// Mean pairwise MS-SSIM within the synthetic set (higher = less diverse).
+    pub ms_ssim: f64,
+    /// Mean pairwise MS-SSIM within the real training images of the class.
+    pub ms_ssim_real: f64,
+    /// Fraction of synthetic images closer (pixels) to a training image than the held-out 1st percentile.
+    pub memorized_fraction: f64,
+    /// Median distance (RMS per pixel) from a synthetic image to its nearest training image.
+    pub dcr_median: f64,
+    /// Median distance (RMS per pixel) from a held-out real image to its nearest training image.
+    pub dcr_heldout_median: f64,
+    /// The held-out 1st percentile (RMS per pixel) that defines memorisation.
+    pub dcr_threshold: f64,
+    /// As `memorized_fraction`, in CNN-feature space.
+    pub memorized_fraction_features: f64,
+    /// Median synthetic-to-train distance in CNN-feature space.
+    pub dcr_features_median: f64,
+    /// Median held-out-to-train distance in CNN-feature space.
+    pub dcr_features_heldout_median: f64,
+}
+
+/// The real slices of one class, by split part, and their CNN features.
+pub struct RealClass<'a> {
+    /// Training slices of the class.
+    pub train: &'a ImageSet,
+    /// Validation + test slices of the class (never seen by a generator).
+    pub heldout: &'a ImageSet,
+    /// Test slices of the class.
+    pub test: &'a ImageSet,
+}
+
+/// Fidelity, diversity and privacy of one synthetic class against the real slices of that
+/// class; writes `copies-<generator>-<class>.png` (the 8 synthetic images nearest a training
+/// image, each beside it) into `fig_dir`.
+///
+/// # Errors
+/// Sets too small for a statistic (fewer than 2 images), tensor and file errors.
+pub fn generation_row(cnn: &Cnn, generator: &str, class: &str, synthetic: &ImageSet, real: &RealClass, seed: u64, fig_dir: &Path, device: &Device) -> Result<GenerationRow, SynthError> {
+    let side = synthetic.side;
+    let px = side * side;
+    let (f_syn, dim) = cnn_features(cnn, synthetic, 64, device)?;
+    let (f_test, _) = cnn_features(cnn, real.test, 64, device)?;
+    let (f_train, _) = cnn_features(cnn, real.train, 64, device)?;
+    let (f_held, _) = cnn_features(cnn, real.heldout, 64, device)?;
+    let ssim = SsimParams::default();
+    let mem_p = MemorisationParams::default();
+    let pixels = memorisation(&synthetic.pixels, &real.heldout.pixels, &real.train.pixels, px, &mem_p)?;
+    let feats = memorisation(&f_syn, &f_held, &f_train, dim, &mem_p)?;
+    let rms = 1.0 / (px as f64).sqrt();
+    // The most-copied pairs: synthetic | nearest training image, closest first.
+    let mut order: Vec<usize> = (0..synthetic.len()).collect();
+    order.sort_by(|&a, &b| pixels.synthetic[a].distance.total_cmp(&pixels.synthetic[b].distance));
+    let mut tiles: Vec<&[f32]> = Vec::new();
+    for &i in order.iter().take(8) {
+        tiles.push(synthetic.image(i));
+        tiles.push(real.train.image(pixels.synthetic[i].index));
+    }
+    std::fs::create_dir_all(fig_dir).map_err(|e| SynthError::Io { path: fig_dir.to_path_buf(), source: e })?;
+    mri_preprocess::save_grid(&fig_dir.join(format!("copies-{generator}-{class}.png")), &tiles, side, 4)?;
+    Ok(GenerationRow {
+        generator: generator.into(),
+        class: class.into(),
+        n: synthetic.len(),
+        fd_cnn: frechet_distance(&f_test, &f_syn, dim)?,
+        fd_floor: frechet_distance(&f_test, &f_train, dim)?,
+        mmd: mmd_unbiased(&f_test, &f_syn, dim)?.mmd2,
+        mmd_floor: mmd_unbiased(&f_test, &f_train, dim)?.mmd2,
+        ms_ssim: mean_pairwise_ms_ssim(&synthetic.pixels, side, MS_SSIM_PAIRS, seed, &ssim)?.0,
+        ms_ssim_real: mean_pairwise_ms_ssim(&real.train.pixels, side, MS_SSIM_PAIRS, seed, &ssim)?.0,
+        memorized_fraction: pixels.memorised_fraction,
+        dcr_median: pixels.synthetic_median * rms,
+        dcr_heldout_median: pixels.heldout_median * rms,
+        dcr_threshold: pixels.threshold * rms,
+        memorized_fraction_features: feats.memorised_fraction,
+        dcr_features_median: feats.synthetic_median,
+        dcr_features_heldout_median: feats.heldout_median,
+    })
+}
+
+/// One anomaly VAE's row of `report.json`'s `"localization"` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LocalizationRow {
+    /// `real`, `synthetic` or `mixed`.
+    pub train_data: String,
+    /// `vae`, `gan`, or null for real.
+    pub generator: Option<String>,
+    /// Annotated test tumour slices scored.
+    pub n_images: usize,
+    /// AUROC of error-map pixels against the masks (head pixels of those slices, pooled).
+    pub pixel_auroc: f64,
+    /// Best Dice over thresholds on the test pixels (an upper bound).
+    pub dice: f64,
+    /// The threshold (normalised error) giving `dice`.
+    pub dice_threshold: f32,
+    /// Dice on test at the threshold that is best on the annotated validation slices.
+    pub dice_val_threshold: f64,
+}
+
+/// A set of tumour slices with their masks (`side²` each, row-major).
+#[derive(Debug, Clone)]
+pub struct MaskedSet {
+    /// The slices.
+    pub images: ImageSet,
+    /// Their masks, concatenated.
+    pub masks: Vec<bool>,
+}
+
+impl MaskedSet {
+    /// The slices of `set` that have a mask (`masks` aligned with `set`).
+    pub fn select(set: &ImageSet, masks: &[Option<Vec<bool>>]) -> Self {
+        let mut images = ImageSet::new(set.side);
+        let mut flat = Vec::new();
+        for (i, m) in masks.iter().enumerate() {
+            if let Some(m) = m {
+                images.push(set.image(i), set.labels[i]).expect("same side");
+                flat.extend_from_slice(m);
+            }
+        }
+        MaskedSet { images, masks: flat }
+    }
+}
+
+/// Head-region pixels' (errors, truth) pooled over all maps.
+fn region_pixels(maps: &ErrorMaps, masks: &[bool]) -> (Vec<f32>, Vec<bool>) {
+    let (mut e, mut t) = (Vec::new(), Vec::new());
+    for i in 0..maps.len() {
+        let px = maps.side * maps.side;
+        for ((&err, &inside), &tumour) in maps.map(i).iter().zip(maps.region(i)).zip(&masks[i * px..(i + 1) * px]) {
+            if inside {
+                e.push(err);
+                t.push(tumour);
+            }
+        }
+    }
+    (e, t)
+}
+
+/// Pixel AUROC and Dice of a VAE's error maps against the masks; writes an overlay figure
+/// (`figure`: per row original | error map | overlay with the mask in green and the pixels
+/// above the validation threshold in red, overlap yellow).
+///
+/// # Errors
+/// Empty sets, tensor and file errors.
+pub fn localization_row<M: VaeModel>(model: &M, train_data: &str, generator: Option<&str>, val: &MaskedSet, test: &MaskedSet, figure: &Path, device: &Device) -> Result<LocalizationRow, SynthError> {
+    if test.images.is_empty() || val.images.is_empty() {
+        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
+    }
+    let opts = ErrorMapOptions::default();
+    let (_, val_maps) = error_maps(model, &val.images, &opts, device)?;
+    let (_, test_maps) = error_maps(model, &test.images, &opts, device)?;
+    let (ve, vt) = region_pixels(&val_maps, &val.masks);
+    let (te, tt) = region_pixels(&test_maps, &test.masks);
+    let val_best = best_dice(&ve, &vt)?;
+    let test_best = best_dice(&te, &tt)?;
+    let te64: Vec<f64> = te.iter().map(|&v| f64::from(v)).collect();
+    save_overlays(figure, &test.images, &test_maps, &test.masks, val_best.threshold, 6)?;
+    Ok(LocalizationRow {
+        train_data: train_data.into(),
+        generator: generator.map(String::from),
+        n_images: test.images.len(),
+        pixel_auroc: mri_metrics::auroc(&te64, &tt)?,
+        dice: test_best.dice,
+        dice_threshold: test_best.threshold,
+        dice_val_threshold: dice_at(&te, &tt, val_best.threshold)?,
+    })
+}
+
+/// Rows of original | error map | overlay (RGB PNG), `n` slices spread over the set.
+fn save_overlays(path: &Path, set: &ImageSet, maps: &ErrorMaps, masks: &[bool], threshold: f32, n: usize) -> Result<(), SynthError> {
+    let s = set.side;
+    let n = n.min(set.len());
+    let gap = 2;
+    let mut img = RgbImage::from_pixel((3 * s + 2 * gap) as u32, (n * s + n.saturating_sub(1) * gap) as u32, Rgb([255, 255, 255]));
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    for r in 0..n {
+        let i = r * set.len() / n;
+        let (x_img, e_map, m) = (set.image(i), maps.map(i), &masks[i * s * s..(i + 1) * s * s]);
+        for p in 0..s * s {
+            let (x, y) = ((p % s) as u32, (r * (s + gap) + p / s) as u32);
+            let g = byte(x_img[p]);
+            img.put_pixel(x, y, Rgb([g, g, g]));
+            let e = byte(e_map[p]);
+            img.put_pixel(x + (s + gap) as u32, y, Rgb([e, e, e]));
+            let hot = maps.region(i)[p] && e_map[p] >= threshold;
+            let dim = g / 2;
+            let c = match (m[p], hot) {
+                (true, true) => Rgb([255, 230, 0]),
+                (true, false) => Rgb([dim, 200, dim]),
+                (false, true) => Rgb([230, dim, dim]),
+                (false, false) => Rgb([g, g, g]),
+            };
+            img.put_pixel(x + 2 * (s + gap) as u32, y, c);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| SynthError::Io { path: dir.to_path_buf(), source: e })?;
+    }
+    img.save(path).map_err(|e| SynthError::Invalid(format!("{}: {e}", path.display())))
+}
