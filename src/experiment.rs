@@ -27,7 +27,7 @@ use crate::data::{DataSpec, PreparedData};
 use crate::eval::TestMetrics;
 use crate::generators::{train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
 use crate::plots::{line_plot, roc_plot};
-use crate::quality::{generation_row, localization_row, GenerationRow, LocalizationRow, MaskedSet, RealClass};
+use crate::quality::{generation_row, intensity_baseline, localization_row, GenerationRow, LocalizationRow, MaskedSet, RealClass, SyntheticClass};
 use crate::SynthError;
 
 /// What to run.
@@ -126,6 +126,9 @@ pub struct Report {
     /// Pixel-level tumour localisation of each anomaly VAE's error maps (when masks exist).
     #[serde(default)]
     pub localization: Vec<LocalizationRow>,
+    /// The same scores with the slice's intensity as the map (no model): the reference.
+    #[serde(default)]
+    pub localization_baseline: Option<LocalizationRow>,
     /// Seconds per stage (as measured when the stage ran).
     pub timings_s: BTreeMap<String, f64>,
 }
@@ -318,9 +321,9 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         let rows_g = runner.stage(&name, || {
             let mut out = Vec::new();
             for (label, class) in CLASSES {
-                let (tr, te) = (train.of_class(label), test.of_class(label));
-                let held = val.of_class(label).concat(&te)?;
-                let row = generation_row(&cnn_real, g, class, &syn.of_class(label), &RealClass { train: &tr, heldout: &held, test: &te }, spec.seed, &spec.out.join("figures"), device)?;
+                let (tr, va, te) = (train.of_class(label), val.of_class(label), test.of_class(label));
+                let held = va.concat(&te)?;
+                let row = generation_row(&cnn_real, &SyntheticClass { generator: g, class, images: &syn.of_class(label) }, &RealClass { train: &tr, val: &va, heldout: &held, test: &te }, spec.seed, &spec.out.join("figures"), device)?;
                 println!(
                     "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4})",
                     row.fd_cnn, row.fd_floor, row.mmd, row.ms_ssim, row.ms_ssim_real, 100.0 * row.memorized_fraction, row.dcr_median, row.dcr_heldout_median
@@ -341,6 +344,14 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             println!("no annotated tumour slices in both val and test: anomaly localisation is skipped");
             None
         }
+    };
+    let localization_baseline = match &masked {
+        Some((mv, mt)) => Some(runner.stage("localization-intensity-baseline", || {
+            let row = intensity_baseline(mv, mt, &spec.out.join("figures").join("localization-intensity-baseline.png"))?;
+            println!("  intensity baseline: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3}", row.pixel_auroc, row.dice, row.dice_val_threshold);
+            Ok(row)
+        })?),
+        None => None,
     };
     let mut localization = Vec::new();
     let mut localize = |runner: &mut Runner, name: &str, train_data: &str, generator: Option<&str>| -> Result<(), SynthError> {
@@ -376,7 +387,7 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
     }
 
     runner.timings.insert("total".into(), t_all.elapsed().as_secs_f64());
-    let report = Report { dataset, classification: rows, generation, localization, timings_s: runner.timings };
+    let report = Report { dataset, classification: rows, generation, localization, localization_baseline, timings_s: runner.timings };
     write_report(spec, &report, &test.labels, &gen_histories, &cnn_histories)?;
     Ok(report)
 }
@@ -456,18 +467,18 @@ fn write_report(spec: &ExperimentSpec, report: &Report, test_labels: &[u32], gen
     }
     md.push_str("\nThe study's numbers come from an unseeded random split with near-duplicates across it, thresholds picked on the evaluation data (a separate best per metric) and, for mixed data, labels merged by folder order; its 49.97 % mixed CNN is chance level.\n\n");
     if !report.generation.is_empty() {
-        md.push_str("## Synthetic data: fidelity, diversity, privacy\n\nFD and MMD² on the penultimate features of the CNN trained on real data, real **test** slices of the class against the synthetic ones; the floor compares the same test slices with the real **train** slices (disjoint groups, as many images as the synthetic set). MS-SSIM: mean over random pairs within a set (higher = less diverse). DCR: RMS pixel distance to the nearest real training image; memorised = closer than the 1st percentile of held-out (val + test) real slices.\n\n| Generator | Class | n | FD | FD floor | MMD² | MMD² floor | MS-SSIM | MS-SSIM real | Memorised | DCR median | Held-out DCR median | Memorised (features) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("## Synthetic data: fidelity, diversity, privacy\n\nFD and MMD² on the penultimate features of the CNN trained on real data: real **test** slices of the class against as many synthetic slices as the class has real **validation** slices; the floor compares the same test slices with those validation slices (two held-out halves, disjoint groups, equal sizes). FD (all) uses every synthetic slice. FD pixels: the same on 8×8 area-averaged thumbnails (gross appearance, which a tumour classifier's features ignore). MS-SSIM: mean over random pairs within a set (higher = less diverse). DCR: RMS pixel distance to the nearest real training image; memorised = closer than the 1st percentile of held-out (val + test) real slices.\n\n| Generator | Class | n | FD | FD floor | FD (all) | FD pixels | FD pixels floor | MMD² | MMD² floor | MS-SSIM | MS-SSIM real | Memorised | DCR median | Held-out DCR median | Memorised (features) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for g in &report.generation {
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % |\n",
-                g.generator, g.class, g.n, g.fd_cnn, g.fd_floor, g.mmd, g.mmd_floor, g.ms_ssim, g.ms_ssim_real, 100.0 * g.memorized_fraction, g.dcr_median, g.dcr_heldout_median, 100.0 * g.memorized_fraction_features
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % |\n",
+                g.generator, g.class, g.n, g.fd_cnn, g.fd_floor, g.fd_cnn_all, g.fd_pixels, g.fd_pixels_floor, g.mmd, g.mmd_floor, g.ms_ssim, g.ms_ssim_real, 100.0 * g.memorized_fraction, g.dcr_median, g.dcr_heldout_median, 100.0 * g.memorized_fraction_features
             ));
         }
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`.\n\n");
     }
     if !report.localization.is_empty() {
-        md.push_str("## Anomaly localisation\n\nError maps of each anomaly VAE against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices.\n\n| Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|\n");
-        for l in &report.localization {
+        md.push_str("## Anomaly localisation\n\nError maps of each anomaly VAE against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|\n");
+        for l in report.localization.iter().chain(&report.localization_baseline) {
             md.push_str(&format!("| {} | {} | {} | {:.3} | {:.3} | {:.3} |\n", l.train_data, l.generator.as_deref().unwrap_or("—"), l.n_images, l.pixel_auroc, l.dice, l.dice_val_threshold));
         }
         md.push_str("\nOverlays (original | error map | mask green, errors above the val threshold red, both yellow): `figures/localization-<model>.png`.\n\n");

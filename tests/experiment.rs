@@ -31,6 +31,7 @@ fn quick_experiment_writes_the_report_and_resumes() {
         assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
     }
     assert_eq!(report.localization.len(), 5);
+    assert!(report.localization_baseline.as_ref().is_some_and(|b| b.train_data == "none" && (0.0..=1.0).contains(&b.pixel_auroc)));
     for l in &report.localization {
         assert!(l.n_images > 0 && (0.0..=1.0).contains(&l.pixel_auroc) && (0.0..=1.0).contains(&l.dice), "{l:?}");
         assert!(l.dice_val_threshold <= l.dice + 1e-12, "the best Dice bounds any threshold's: {l:?}");

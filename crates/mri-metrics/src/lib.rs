@@ -6,7 +6,7 @@
 //!   the choice of one operating point on validation scores by a named criterion.
 //! - [`generative`]: fidelity of a synthetic set on feature vectors — Fréchet distance (FID's
 //!   formula with any feature extractor) and unbiased Gaussian-kernel MMD².
-//! - [`ssim`]: SSIM, MS-SSIM (window and scales valid at 64 and 128 px) and the mean pairwise
+//! - [`ssim`](mod@ssim): SSIM, MS-SSIM (window and scales valid at 64 and 128 px) and the mean pairwise
 //!   MS-SSIM of a set (diversity).
 //! - [`privacy`]: distance to the closest training record and the memorisation rate.
 //! - [`segmentation`]: Dice at a threshold and the best Dice (pixel-level localisation).
