@@ -84,6 +84,29 @@ pub struct Throughput {
     pub train_images_per_s: f64,
     /// Images per second in inference (eval-mode forward; GAN: generator sampling), median step.
     pub infer_images_per_s: f64,
+    /// Forward GFLOP per image of the inference pass (convolutions counted by
+    /// [`mri_train::flops`], linear layers as 2·in·out; element-wise work not counted).
+    pub infer_gflop_per_image: f64,
+    /// GFLOP per image of a training step: 3× the forward (backward ≈ 2× forward) for the CNN and
+    /// the VAEs; for the GAN 4·G + 9·D (G forward twice and backward once, D forward three
+    /// times and backward twice, see `gan_step`).
+    pub train_gflop_per_image: f64,
+    /// Achieved GFLOP/s in training.
+    pub train_gflops: f64,
+    /// Achieved GFLOP/s in inference.
+    pub infer_gflops: f64,
+}
+
+/// FLOPs of one image through every linear layer of `vm` (rank-2 weights), 2·in·out each.
+fn linear_flops(vm: &VarMap) -> u64 {
+    vm.data().lock().unwrap().values().filter(|v| v.rank() == 2).map(|v| 2 * v.elem_count() as u64).sum()
+}
+
+/// Forward FLOPs per image of `f` (one batch of `batch`): counted convolutions plus `linear`.
+fn forward_flops(batch: usize, linear: u64, f: impl FnOnce() -> Result<(), SynthError>) -> Result<f64, SynthError> {
+    mri_train::flops::take();
+    f()?;
+    Ok((mri_train::flops::take() as f64 / batch as f64) + linear as f64)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -141,7 +164,7 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
     let x = candle_nn::ops::sigmoid(&seeded_normal(1, "throughput/x", (b, 1, spec.image_size, spec.image_size), device)?)?;
     let vm = VarMap::new();
     let vb = seeded_var_builder(&vm, 0, DType::F32, device);
-    let (params, train_s, infer_s) = match spec.model {
+    let (params, train_s, infer_s, fwd, train_flops) = match spec.model {
         ModelKind::Cnn => {
             let cfg = mri_cnn::CnnConfig::preset(&spec.preset, s)?;
             let model = mri_cnn::Cnn::new(&cfg, vb, 0)?;
@@ -158,19 +181,31 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
                 model.forward_t(&x, false)?.sum_all()?.to_scalar::<f32>()?;
                 Ok(())
             })?;
-            (trainable(&vm), train, infer)
+            let fwd = forward_flops(b, linear_flops(&vm), || {
+                model.forward_t(&x, false)?;
+                Ok(())
+            })?;
+            (trainable(&vm), train, infer, fwd, 3.0 * fwd)
         }
         ModelKind::GenVae => {
             let cfg = VaeConfig::preset(&spec.preset, s)?;
             let model = GenerativeVae::new(&cfg, vb)?;
             let (t, i) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
-            (trainable(&vm), t, i)
+            let fwd = forward_flops(b, linear_flops(&vm), || {
+                model.reconstruct(&x)?;
+                Ok(())
+            })?;
+            (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::AnomalyVae => {
             let cfg = AnomalyVaeConfig::preset(&spec.preset, s)?;
             let model = AnomalyVae::new(&cfg, vb)?;
             let (t, i) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
-            (trainable(&vm), t, i)
+            let fwd = forward_flops(b, linear_flops(&vm), || {
+                model.reconstruct(&x)?;
+                Ok(())
+            })?;
+            (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::Gan => {
             let cfg = mri_gan::GanConfig::preset(&spec.preset, s)?;
@@ -186,9 +221,15 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
                 g.forward_t(&z, false)?.sum_all()?.to_scalar::<f32>()?;
                 Ok(())
             })?;
-            // The discriminator is only exercised by training; keep it "used" for clarity.
-            let _ = d.forward(&x.narrow(0, 0, 1)?)?;
-            (trainable(&g_vm) + trainable(&d_vm), train, infer)
+            let g_fwd = forward_flops(b, linear_flops(&g_vm), || {
+                g.forward_t(&z, false)?;
+                Ok(())
+            })?;
+            let d_fwd = forward_flops(b, linear_flops(&d_vm), || {
+                d.forward(&x)?;
+                Ok(())
+            })?;
+            (trainable(&g_vm) + trainable(&d_vm), train, infer, g_fwd, 4.0 * g_fwd + 9.0 * d_fwd)
         }
     };
     Ok(Throughput {
@@ -199,5 +240,9 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
         params,
         train_images_per_s: b as f64 / train_s,
         infer_images_per_s: b as f64 / infer_s,
+        infer_gflop_per_image: fwd / 1e9,
+        train_gflop_per_image: train_flops / 1e9,
+        train_gflops: train_flops * b as f64 / train_s / 1e9,
+        infer_gflops: fwd * b as f64 / infer_s / 1e9,
     })
 }

@@ -47,6 +47,7 @@ pub mod data;
 pub mod device;
 pub mod dropout;
 pub mod fastconv;
+pub mod flops;
 pub mod fastnorm;
 pub mod init;
 pub mod loss;
