@@ -17,7 +17,7 @@
 //! names (`weight`, `bias`), so checkpoints do not change. Every kernel is tested against
 //! candle's reference ops (tests/fastconv.rs).
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -78,6 +78,46 @@ pub struct Im2Col(pub ConvGeometry);
 #[derive(Debug, Clone, Copy)]
 pub struct Col2Im(pub ConvGeometry);
 
+/// The im2col of `x` (N·C·H·W values, row-major) as a (C·k·k) × (N·Ho·Wo) row-major matrix.
+fn im2col(x: &[f32], g: ConvGeometry) -> Vec<f32> {
+    let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
+    let (plane, l) = (g.h * g.w, ho * wo);
+    let ncols = g.cols();
+    let mut out = vec![0f32; g.rows() * ncols];
+    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
+        let (c, i, j) = (row / (k * k), (row / k) % k, row % k);
+        for n in 0..g.n {
+            let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
+            let dst = &mut dst[n * l..(n + 1) * l];
+            for oy in 0..ho {
+                let y = (oy * s) as isize - p + i as isize;
+                if y < 0 || y >= g.h as isize {
+                    continue;
+                }
+                let srow = &src[y as usize * g.w..(y as usize + 1) * g.w];
+                let drow = &mut dst[oy * wo..(oy + 1) * wo];
+                if s == 1 {
+                    // Contiguous run: ox + j − p in [0, W).
+                    let lo = (p - j as isize).max(0) as usize;
+                    let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
+                    if hi > lo {
+                        let x0 = (lo as isize + j as isize - p) as usize;
+                        drow[lo..hi].copy_from_slice(&srow[x0..x0 + hi - lo]);
+                    }
+                } else {
+                    for (ox, d) in drow.iter_mut().enumerate() {
+                        let xx = (ox * s) as isize - p + j as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            *d = srow[xx as usize];
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "mri-im2col"
@@ -89,48 +129,88 @@ impl CustomOp1 for Im2Col {
         if layout.shape().dims() != [g.n, g.c, g.h, g.w] {
             candle_core::bail!("im2col: shape {:?} does not match {g:?}", layout.shape());
         }
-        let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
-        let (plane, l) = (g.h * g.w, ho * wo);
-        let ncols = g.cols();
-        let mut out = vec![0f32; g.rows() * ncols];
-        out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
-            let (c, i, j) = (row / (k * k), (row / k) % k, row % k);
-            for n in 0..g.n {
-                let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
-                let dst = &mut dst[n * l..(n + 1) * l];
-                for oy in 0..ho {
-                    let y = (oy * s) as isize - p + i as isize;
-                    if y < 0 || y >= g.h as isize {
-                        continue;
-                    }
-                    let srow = &src[y as usize * g.w..(y as usize + 1) * g.w];
-                    let drow = &mut dst[oy * wo..(oy + 1) * wo];
-                    if s == 1 {
-                        // Contiguous run: ox + j − p in [0, W).
-                        let lo = (p - j as isize).max(0) as usize;
-                        let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
-                        if hi > lo {
-                            let x0 = (lo as isize + j as isize - p) as usize;
-                            drow[lo..hi].copy_from_slice(&srow[x0..x0 + hi - lo]);
-                        }
-                    } else {
-                        for (ox, d) in drow.iter_mut().enumerate() {
-                            let xx = (ox * s) as isize - p + j as isize;
-                            if xx >= 0 && xx < g.w as isize {
-                                *d = srow[xx as usize];
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((g.rows(), ncols))))
+        let out = im2col(x, g);
+        Ok((CpuStorage::F32(out), Shape::from((g.rows(), g.cols()))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?))
     }
 }
+
+/// The col2im of a (C·k·k) × (N·Ho·Wo) row-major matrix: N·C·H·W values, row-major.
+fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
+    let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
+    let (plane, l, ncols) = (g.h * g.w, ho * wo, g.cols());
+    let mut out = vec![0f32; g.n * g.c * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(nc, dst)| {
+        let (n, c) = (nc / g.c, nc % g.c);
+        for i in 0..k {
+            for j in 0..k {
+                let row = (c * k + i) * k + j;
+                let src = &cols[row * ncols + n * l..row * ncols + (n + 1) * l];
+                for oy in 0..ho {
+                    let y = (oy * s) as isize - p + i as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let drow = &mut dst[y as usize * g.w..(y as usize + 1) * g.w];
+                    let srow = &src[oy * wo..(oy + 1) * wo];
+                    if s == 1 {
+                        let lo = (p - j as isize).max(0) as usize;
+                        let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
+                        if hi > lo {
+                            let x0 = (lo as isize + j as isize - p) as usize;
+                            for (d, v) in drow[x0..x0 + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                                *d += v;
+                            }
+                        }
+                    } else {
+                        for (ox, v) in srow.iter().enumerate() {
+                            let xx = (ox * s) as isize - p + j as isize;
+                            if xx >= 0 && xx < g.w as isize {
+                                drow[xx as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `dst (m × n) = lhs (m × k) @ rhs (k × n)`, or `dst += …` when `accumulate`; every matrix
+/// given as (slice, row stride, column stride). The `gemm` crate candle's CPU matmul uses,
+/// called directly so the product lands in its final place without a copy.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool) {
+    let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
+    assert!(dst.len() >= extent(m, n, n, 1) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2), "sgemm: operand too short");
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the extents above keep every access inside the slices; dst does not alias the inputs
+    // (a &mut borrow).
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize,
+            accumulate,
+            lhs.0.as_ptr(), lhs.2 as isize, lhs.1 as isize,
+            rhs.0.as_ptr(), rhs.2 as isize, rhs.1 as isize,
+            1.0, 1.0, false, false, false, par,
+        );
+    }
+}
+
+/// The f32 data of a CPU tensor (copied only when it is not contiguous).
+fn cpu_data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.contiguous()?.flatten_all()?.to_vec1()
+}
+
+/// Output planes at least this large get one GEMM per image written straight into the output
+/// (no transposing copy); smaller ones are batched into one GEMM per chunk.
+const PER_IMAGE_MIN_PLANE: usize = 256;
 
 impl CustomOp1 for Col2Im {
     fn name(&self) -> &'static str {
@@ -143,43 +223,7 @@ impl CustomOp1 for Col2Im {
         if layout.shape().dims() != [g.rows(), g.cols()] {
             candle_core::bail!("col2im: shape {:?} does not match {g:?}", layout.shape());
         }
-        let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
-        let (plane, l, ncols) = (g.h * g.w, ho * wo, g.cols());
-        let mut out = vec![0f32; g.n * g.c * plane];
-        out.par_chunks_mut(plane).enumerate().for_each(|(nc, dst)| {
-            let (n, c) = (nc / g.c, nc % g.c);
-            for i in 0..k {
-                for j in 0..k {
-                    let row = (c * k + i) * k + j;
-                    let src = &cols[row * ncols + n * l..row * ncols + (n + 1) * l];
-                    for oy in 0..ho {
-                        let y = (oy * s) as isize - p + i as isize;
-                        if y < 0 || y >= g.h as isize {
-                            continue;
-                        }
-                        let drow = &mut dst[y as usize * g.w..(y as usize + 1) * g.w];
-                        let srow = &src[oy * wo..(oy + 1) * wo];
-                        if s == 1 {
-                            let lo = (p - j as isize).max(0) as usize;
-                            let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
-                            if hi > lo {
-                                let x0 = (lo as isize + j as isize - p) as usize;
-                                for (d, v) in drow[x0..x0 + hi - lo].iter_mut().zip(&srow[lo..hi]) {
-                                    *d += v;
-                                }
-                            }
-                        } else {
-                            for (ox, v) in srow.iter().enumerate() {
-                                let xx = (ox * s) as isize - p + j as isize;
-                                if xx >= 0 && xx < g.w as isize {
-                                    drow[xx as usize] += v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        let out = col2im(cols, g);
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.c, g.h, g.w))))
     }
 
@@ -203,6 +247,169 @@ fn batch_chunks(n: usize, per_image: usize) -> Vec<(usize, usize)> {
     (0..n).step_by(step).map(|s| (s, step.min(n - s))).collect()
 }
 
+/// A whole convolution (or transposed convolution) of `x` (N, C, H, W) by `w` as one candle op
+/// with its own backward pass, computed in batch chunks of at most [`MAX_COLS_ELEMENTS`]
+/// im2col entries.
+///
+/// Why one op rather than autograd over `narrow` + [`Im2Col`] + matmul per chunk: candle's
+/// backward of `narrow` pads each chunk's gradient back to the full input size (it allocates and
+/// adds a whole (N, C, H, W) tensor per chunk), which made small chunks cost O(N²) in training.
+/// Here the backward pass recomputes each chunk's columns, forms `dW` by accumulating one GEMM
+/// per chunk and `dx` by col2im per chunk, and concatenates once. Inside, the GEMMs are candle's
+/// own `matmul` on untracked tensors.
+#[derive(Debug, Clone, Copy)]
+struct ConvOp {
+    stride: usize,
+    pad: usize,
+    /// Transposed convs only: extra output rows/columns (< stride), which kernel taps can reach
+    /// when `pad > 0`, so they are part of the col2im geometry, not zeros added afterwards.
+    output_padding: usize,
+    transposed: bool,
+}
+
+impl ConvOp {
+    /// Geometry of one image's im2col (for a transposed conv: of its output) and output dims.
+    fn geometry(&self, x: &[usize], w: &[usize]) -> candle_core::Result<(ConvGeometry, [usize; 4])> {
+        let (&[n, c, h, wd], &[w0, w1, k, _]) = (x, w) else { candle_core::bail!("conv: expected 4-D tensors, got {x:?} and {w:?}") };
+        if self.transposed {
+            // w is (Cin, Cout, k, k); the conv from the output back onto the input has this geometry.
+            let (oh, ow) = ((h - 1) * self.stride + k + self.output_padding - 2 * self.pad, (wd - 1) * self.stride + k + self.output_padding - 2 * self.pad);
+            Ok((ConvGeometry { n: 1, c: w1, h: oh, w: ow, k, stride: self.stride, pad: self.pad }, [n, w1, oh, ow]))
+        } else {
+            let one = ConvGeometry { n: 1, c, h, w: wd, k, stride: self.stride, pad: self.pad };
+            Ok((one, [n, w0, one.ho(), one.wo()]))
+        }
+    }
+
+    /// Forward straight from the input slice into the output vector: im2col (or the
+    /// transposed conv's channel-major gather) per chunk, candle's GEMM, then one copy into
+    /// NCHW order.
+    fn forward(&self, x: &[f32], xdims: &[usize], w: &Tensor) -> candle_core::Result<(Vec<f32>, [usize; 4])> {
+        let (one, out) = self.geometry(xdims, w.dims())?;
+        let n = out[0];
+        let per_in = x.len() / n.max(1);
+        let mut y = Vec::with_capacity(out.iter().product());
+        if self.transposed {
+            let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
+            let hw = xdims[2] * xdims[3];
+            let wt = w.reshape((cin, cout * k * k))?.t()?;
+            for (start, len) in batch_chunks(n, one.rows() * hw) {
+                // (Cin, len·H·W) so that one GEMM covers the chunk.
+                let mut xs = Vec::with_capacity(cin * len * hw);
+                for c in 0..cin {
+                    for i in start..start + len {
+                        xs.extend_from_slice(&x[(i * cin + c) * hw..(i * cin + c + 1) * hw]);
+                    }
+                }
+                let cols: Vec<f32> = wt.matmul(&Tensor::from_vec(xs, (cin, len * hw), &Device::Cpu)?)?.flatten_all()?.to_vec1()?;
+                y.extend(col2im(&cols, ConvGeometry { n: len, ..one }));
+            }
+        } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
+            let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
+            let wv = cpu_data(w)?;
+            y.resize(n * o * l, 0.0);
+            for (i, dst) in y.chunks_mut(o * l).enumerate() {
+                let cols = im2col(&x[i * per_in..(i + 1) * per_in], one);
+                sgemm(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false);
+            }
+        } else {
+            let (o, l) = (out[1], out[2] * out[3]);
+            let wmat = w.reshape((o, one.rows()))?;
+            for (start, len) in batch_chunks(n, one.rows() * l) {
+                let g = ConvGeometry { n: len, ..one };
+                let cols = Tensor::from_vec(im2col(&x[start * per_in..(start + len) * per_in], g), (g.rows(), g.cols()), &Device::Cpu)?;
+                let r: Vec<f32> = wmat.matmul(&cols)?.flatten_all()?.to_vec1()?;
+                // (O, len, Ho·Wo) → (len, O, Ho·Wo)
+                for i in 0..len {
+                    for oc in 0..o {
+                        y.extend_from_slice(&r[(oc * len + i) * l..(oc * len + i + 1) * l]);
+                    }
+                }
+            }
+        }
+        Ok((y, out))
+    }
+
+    /// (dx, dw) for output gradient `dy`, on untracked tensors.
+    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (one, out) = self.geometry(x.dims(), w.dims())?;
+        let n = out[0];
+        let mut dxs = Vec::new();
+        let mut dw: Option<Tensor> = None;
+        let mut add = |g: Tensor| -> candle_core::Result<()> {
+            dw = Some(match dw.take() {
+                Some(acc) => (acc + g)?,
+                None => g,
+            });
+            Ok(())
+        };
+        if self.transposed {
+            let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
+            let (h, wd) = (x.dim(2)?, x.dim(3)?);
+            let wmat = w.reshape((cin, cout * k * k))?;
+            for (start, len) in batch_chunks(n, one.rows() * h * wd) {
+                let xs = x.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?.reshape((cin, len * h * wd))?;
+                let dcols = dy.narrow(0, start, len)?.contiguous()?.apply_op1_no_bwd(&Im2Col(ConvGeometry { n: len, ..one }))?;
+                // y = col2im(Wᵀ xs): dxs = W dcols, dW = xs dcolsᵀ.
+                dxs.push(wmat.matmul(&dcols)?.reshape((cin, len, h, wd))?.transpose(0, 1)?);
+                add(xs.matmul(&dcols.t()?)?)?;
+            }
+        } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
+            // Per image: recompute the columns, dW += dy·colsᵀ, dcols = Wᵀ·dy, col2im into dx.
+            let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
+            let (xv, wv, dyv) = (cpu_data(x)?, cpu_data(w)?, cpu_data(dy)?);
+            let per_in = xv.len() / n.max(1);
+            let mut dwv = vec![0f32; o * kk];
+            let mut dxv = Vec::with_capacity(xv.len());
+            let mut dcols = vec![0f32; kk * l];
+            for i in 0..n {
+                let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one);
+                let dyi = &dyv[i * o * l..(i + 1) * o * l];
+                sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
+                sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
+                dxv.extend(col2im(&dcols, one));
+            }
+            let dev = Device::Cpu;
+            return Ok((Tensor::from_vec(dxv, x.shape(), &dev)?, Tensor::from_vec(dwv, w.shape(), &dev)?));
+        } else {
+            let (o, l) = (out[1], out[2] * out[3]);
+            let wmat = w.reshape((o, one.rows()))?;
+            for (start, len) in batch_chunks(n, one.rows() * l) {
+                let g = ConvGeometry { n: len, ..one };
+                let cols = x.narrow(0, start, len)?.apply_op1_no_bwd(&Im2Col(g))?;
+                let dyc = dy.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?.reshape((o, len * l))?;
+                // y = W cols: dW = dy colsᵀ, dcols = Wᵀ dy → col2im.
+                add(dyc.matmul(&cols.t()?)?)?;
+                dxs.push(wmat.t()?.matmul(&dyc)?.apply_op1_no_bwd(&Col2Im(g))?);
+            }
+        }
+        let dx = if dxs.len() == 1 { dxs.pop().expect("one part") } else { Tensor::cat(&dxs, 0)? };
+        Ok((dx.contiguous()?, dw.expect("at least one chunk").reshape(w.shape())?))
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        if self.transposed {
+            "mri-conv-transpose2d"
+        } else {
+            "mri-conv2d"
+        }
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        // The kernel is small: a copy as an untracked tensor lets the GEMM be candle's matmul.
+        let w = Tensor::from_slice(contiguous_f32(ws, wl, "conv")?, wl.shape(), &Device::Cpu)?;
+        let (y, out) = self.forward(contiguous_f32(xs, xl, "conv")?, xl.shape().dims(), &w)?;
+        Ok((CpuStorage::F32(y), Shape::from(out.to_vec())))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.backward(&x.detach(), &w.detach(), &dy.detach())?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
 /// 2-D convolution of `x` (N, C, H, W) with `w` (O, C, k, k), square kernel, plus optional
 /// `bias` (O): im2col + GEMM on the CPU for f32, candle's `conv2d` otherwise.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
@@ -213,24 +420,12 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
         }
     }
     let y = if fast_path(x, w) {
-        let (n, c, h, wd) = x.dims4()?;
-        let (o, c2, k, k2) = w.dims4()?;
+        let (_, c, _, _) = x.dims4()?;
+        let (_, c2, k, k2) = w.dims4()?;
         if c != c2 || k != k2 {
             candle_core::bail!("conv2d: input has {c} channels, kernel {:?}", w.dims());
         }
-        let x = x.contiguous()?;
-        let wmat = w.reshape((o, c * k * k))?;
-        let one = ConvGeometry { n: 1, c, h, w: wd, k, stride, pad };
-        let (ho, wo) = (one.ho(), one.wo());
-        let mut parts = Vec::new();
-        for (start, len) in batch_chunks(n, one.rows() * ho * wo) {
-            let g = ConvGeometry { n: len, ..one };
-            let cols = x.narrow(0, start, len)?.apply_op1(Im2Col(g))?;
-            // (O, len·Ho·Wo) → (len, O, Ho, Wo)
-            parts.push(wmat.matmul(&cols)?.reshape((o, len, ho, wo))?.transpose(0, 1)?);
-        }
-        let y = if parts.len() == 1 { parts.pop().unwrap() } else { Tensor::cat(&parts, 0)? };
-        y.contiguous()?
+        x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { stride, pad, output_padding: 0, transposed: false })?
     } else {
         x.conv2d(w, pad, stride, 1, 1)?
     };
@@ -256,28 +451,12 @@ pub fn conv_transpose2d(
         crate::flops::add(2 * (n * cin * h * wd * cout * k * k) as u64);
     }
     let y = if fast_path(x, w) && output_padding < stride {
-        let (n, cin, h, wd) = x.dims4()?;
-        let (cin2, cout, k, k2) = w.dims4()?;
+        let (_, cin, _, _) = x.dims4()?;
+        let (cin2, _, k, k2) = w.dims4()?;
         if cin != cin2 || k != k2 {
             candle_core::bail!("conv_transpose2d: input has {cin} channels, kernel {:?}", w.dims());
         }
-        let (oh, ow) = ((h - 1) * stride + k + output_padding - 2 * pad, (wd - 1) * stride + k + output_padding - 2 * pad);
-        // The conv from (oh, ow) with this kernel maps back onto (h, wd).
-        let one = ConvGeometry { n: 1, c: cout, h: oh, w: ow, k, stride, pad };
-        debug_assert_eq!((one.ho(), one.wo()), (h, wd));
-        let wt = w.reshape((cin, cout * k * k))?.t()?;
-        let mut parts = Vec::new();
-        for (start, len) in batch_chunks(n, one.rows() * h * wd) {
-            let g = ConvGeometry { n: len, ..one };
-            // (Cin, len·H·W) so that one GEMM covers the chunk.
-            let xs = x.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?.reshape((cin, len * h * wd))?;
-            parts.push(wt.matmul(&xs)?.contiguous()?.apply_op1(Col2Im(g))?);
-        }
-        if parts.len() == 1 {
-            parts.pop().unwrap()
-        } else {
-            Tensor::cat(&parts, 0)?
-        }
+        x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { stride, pad, output_padding, transposed: true })?
     } else {
         x.conv_transpose2d(w, pad, output_padding, stride, 1)?
     };

@@ -20,6 +20,10 @@ const CASES: &[Case] = &[
     (1, 4, 2, 9, 9, 3, 1, 0),
     (2, 3, 6, 15, 15, 5, 2, 2),
     (2, 5, 3, 8, 8, 1, 1, 0),
+    // Output planes of 256+ pixels take the per-image GEMM path.
+    (2, 3, 4, 37, 35, 3, 2, 1),
+    (1, 2, 3, 20, 17, 3, 1, 1),
+    (2, 1, 5, 18, 18, 4, 1, 2),
 ];
 
 #[test]
@@ -182,5 +186,25 @@ fn chunked_batches_match_candle() {
     let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
     for v in [&x, &wt] {
         assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "conv_transpose2d gradient");
+    }
+}
+
+/// Output padding (< stride) adds rows/columns that kernel taps reach when padding > 0.
+#[test]
+fn conv_transpose2d_output_padding_matches_candle() {
+    let dev = Device::Cpu;
+    for &(k, s, p, op) in &[(3, 2, 1, 1), (4, 2, 1, 1), (3, 3, 0, 2), (5, 2, 2, 1)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (2, 3, 5, 6), &dev).unwrap()).unwrap();
+        let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, k, k), &dev).unwrap()).unwrap();
+        let ours = conv_transpose2d(x.as_tensor(), wt.as_tensor(), None, s, p, op).unwrap();
+        let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), p, op, s, 1).unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        assert!(rel_err(&ours, &theirs) < 1e-4, "forward k{k} s{s} p{p} op{op}");
+        let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
+        let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &wt] {
+            assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "gradient k{k} s{s} p{p} op{op}");
+        }
     }
 }
