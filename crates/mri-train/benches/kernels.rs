@@ -2,10 +2,12 @@
 //! candle's own ops. Names carry the shape: `conv2d/<model>/<cin>x<cout>k<k>s<s>@<h>/<pass>`.
 //!
 //! `cargo bench -p mri-train --bench kernels` (a subset: `-- 'conv2d/cnn'`). Batch 16.
+//! Per shape: `forward`, `forward-candle` (candle 0.11.1's own op) and `forward-backward` (ours,
+//! through autograd: both gradients come from one pass).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use mri_train::fastconv::{conv2d, conv_transpose2d, Col2Im, ConvGeometry, Im2Col};
+use mri_train::fastconv::{conv2d, conv_transpose2d};
 use mri_train::{max_pool2, upsample2, BatchNorm2d};
 
 const N: usize = 16;
@@ -51,18 +53,13 @@ fn benches(c: &mut Criterion) {
     for &(model, ci, co, k, s, p, h) in CONVS {
         let x = randn(&[N, ci, h, h]);
         let w = randn(&[co, ci, k, k]);
-        let geo = ConvGeometry { n: N, c: ci, h, w: h, k, stride: s, pad: p };
-        let (ho, wo) = (geo.ho(), geo.wo());
-        let dy = randn(&[co, N * ho * wo]);
         let name = format!("{model}/{ci}x{co}k{k}s{s}@{h}");
         g.bench_function(format!("{name}/forward"), |b| b.iter(|| conv2d(&x, &w, None, s, p).unwrap()));
         g.bench_function(format!("{name}/forward-candle"), |b| b.iter(|| x.conv2d(&w, p, s, 1, 1).unwrap()));
-        let wmat = w.reshape((co, ci * k * k)).unwrap();
-        g.bench_function(format!("{name}/backward-input"), |b| {
-            b.iter(|| wmat.t().unwrap().matmul(&dy).unwrap().apply_op1_no_bwd(&Col2Im(geo)).unwrap())
-        });
-        let cols = x.apply_op1_no_bwd(&Im2Col(geo)).unwrap();
-        g.bench_function(format!("{name}/backward-weight"), |b| b.iter(|| dy.matmul(&cols.t().unwrap()).unwrap()));
+        // Both gradients come from one pass (per image: columns recomputed, dW and dx GEMMs,
+        // col2im), so forward + backward is timed as one; backward ≈ this − forward.
+        let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
+        g.bench_function(format!("{name}/forward-backward"), |b| b.iter(|| conv2d(xv.as_tensor(), wv.as_tensor(), None, s, p).unwrap().sum_all().unwrap().backward().unwrap()));
     }
     g.finish();
 
@@ -90,6 +87,10 @@ fn benches(c: &mut Criterion) {
     let wt = randn(&[64, 32, 4, 4]);
     g.bench_function("conv-transpose/64x32k4s2@32/forward", |b| b.iter(|| conv_transpose2d(&xt, &wt, None, 2, 1, 0).unwrap()));
     g.bench_function("conv-transpose/64x32k4s2@32/forward-candle", |b| b.iter(|| xt.conv_transpose2d(&wt, 1, 0, 2, 1).unwrap()));
+    let (xtv, wtv) = (Var::from_tensor(&xt).unwrap(), Var::from_tensor(&wt).unwrap());
+    g.bench_function("conv-transpose/64x32k4s2@32/forward-backward", |b| {
+        b.iter(|| conv_transpose2d(xtv.as_tensor(), wtv.as_tensor(), None, 2, 1, 0).unwrap().sum_all().unwrap().backward().unwrap())
+    });
     g.finish();
 }
 
