@@ -10,6 +10,19 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     diff / scale
 }
 
+/// Asserts equal outputs and equal gradients (of a random linear functional) for `vars`.
+fn assert_same_op(ours: Tensor, theirs: Tensor, vars: &[&Var], what: &str) {
+    assert_eq!(ours.dims(), theirs.dims(), "{what}");
+    assert!(rel_err(&ours, &theirs) < 1e-4, "forward {what}");
+    let probe = Tensor::randn(0f32, 1f32, ours.shape(), ours.device()).unwrap();
+    let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    for v in vars {
+        let (a, r) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+        assert!(rel_err(a, r) < 1e-4, "gradient {what}: {}", rel_err(a, r));
+    }
+}
+
 /// (n, c_in, c_out, h, w, k, stride, pad)
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
@@ -162,31 +175,18 @@ fn upsample_matches_candle() {
 #[test]
 fn chunked_batches_match_candle() {
     let dev = Device::Cpu;
-    let (n, ci, co, h, w) = (3, 16, 4, 130, 131);
-    let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
-    let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (co, ci, 3, 3), &dev).unwrap()).unwrap();
+    let n = 3;
+    let randn = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1f32, shape, &dev).unwrap()).unwrap();
+    // 16·9 rows × 130·131 columns per image: over 4 M elements, so one image per chunk.
+    let (x, wt) = (randn(&[n, 16, 130, 131]), randn(&[4, 16, 3, 3]));
     let ours = conv2d(x.as_tensor(), wt.as_tensor(), None, 1, 1).unwrap();
     let theirs = x.as_tensor().conv2d(wt.as_tensor(), 1, 1, 1, 1).unwrap();
-    assert!(rel_err(&ours, &theirs) < 1e-4, "conv2d forward");
-    let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
-    let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    for v in [&x, &wt] {
-        assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "conv2d gradient");
-    }
-    // Transposed: Cout·k² = 1024 rows × 70·66 columns per image, over 4 M elements.
-    let (ci, co, h, w) = (4, 64, 70, 66);
-    let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
-    let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (ci, co, 4, 4), &dev).unwrap()).unwrap();
+    assert_same_op(ours, theirs, &[&x, &wt], "conv2d");
+    // Transposed: Cout·k² = 1024 rows × 70·66 columns per image.
+    let (x, wt) = (randn(&[n, 4, 70, 66]), randn(&[4, 64, 4, 4]));
     let ours = conv_transpose2d(x.as_tensor(), wt.as_tensor(), None, 2, 1, 0).unwrap();
     let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), 1, 0, 2, 1).unwrap();
-    assert!(rel_err(&ours, &theirs) < 1e-4, "conv_transpose2d forward");
-    let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
-    let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    for v in [&x, &wt] {
-        assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "conv_transpose2d gradient");
-    }
+    assert_same_op(ours, theirs, &[&x, &wt], "conv_transpose2d");
 }
 
 /// Output padding (< stride) adds rows/columns that kernel taps reach when padding > 0.
@@ -198,13 +198,6 @@ fn conv_transpose2d_output_padding_matches_candle() {
         let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, k, k), &dev).unwrap()).unwrap();
         let ours = conv_transpose2d(x.as_tensor(), wt.as_tensor(), None, s, p, op).unwrap();
         let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), p, op, s, 1).unwrap();
-        assert_eq!(ours.dims(), theirs.dims());
-        assert!(rel_err(&ours, &theirs) < 1e-4, "forward k{k} s{s} p{p} op{op}");
-        let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
-        let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in [&x, &wt] {
-            assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "gradient k{k} s{s} p{p} op{op}");
-        }
+        assert_same_op(ours, theirs, &[&x, &wt], &format!("k{k} s{s} p{p} op{op}"));
     }
 }
