@@ -255,8 +255,10 @@ fn batch_chunks(n: usize, per_image: usize) -> Vec<(usize, usize)> {
 /// backward of `narrow` pads each chunk's gradient back to the full input size (it allocates and
 /// adds a whole (N, C, H, W) tensor per chunk), which made small chunks cost O(N²) in training.
 /// Here the backward pass recomputes each chunk's columns, forms `dW` by accumulating one GEMM
-/// per chunk and `dx` by col2im per chunk, and concatenates once. Inside, the GEMMs are candle's
-/// own `matmul` on untracked tensors.
+/// per chunk and `dx` by col2im per chunk, and concatenates once. For output planes of at least
+/// [`PER_IMAGE_MIN_PLANE`] pixels the chunk is one image and the GEMMs call the `gemm` crate
+/// directly ([`sgemm`]) so results land in place; otherwise they are candle's `matmul` on
+/// untracked tensors.
 #[derive(Debug, Clone, Copy)]
 struct ConvOp {
     stride: usize,
@@ -415,8 +417,8 @@ impl CustomOp2 for ConvOp {
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
     if let (Ok((n, c, h, wd)), Ok((o, _, k, _))) = (x.dims4(), w.dims4()) {
         if h + 2 * pad >= k && wd + 2 * pad >= k {
-            let (ho, wo) = ((h + 2 * pad - k) / stride + 1, (wd + 2 * pad - k) / stride + 1);
-            crate::flops::add(2 * (n * o * ho * wo * c * k * k) as u64);
+            let g = ConvGeometry { n, c, h, w: wd, k, stride, pad };
+            crate::flops::add(2 * (o * g.cols() * g.rows()) as u64);
         }
     }
     let y = if fast_path(x, w) {
