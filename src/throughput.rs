@@ -109,6 +109,15 @@ fn forward_flops(batch: usize, linear: u64, f: impl FnOnce() -> Result<(), Synth
     Ok((mri_train::flops::take() as f64 / batch as f64) + linear as f64)
 }
 
+/// Times the inference passes (as [`time_steps`]) and counts their FLOPs on the way, so no
+/// extra forward pass is run for the count: (median seconds, forward FLOPs per image).
+fn time_inference(spec: &ThroughputSpec, linear: u64, mut f: impl FnMut() -> Result<(), SynthError>) -> Result<(f64, f64), SynthError> {
+    mri_train::flops::take();
+    let seconds = time_steps(spec.warmup, spec.steps, |_| f())?;
+    let passes = (spec.warmup + spec.steps) * spec.batch;
+    Ok((seconds, mri_train::flops::take() as f64 / passes as f64 + linear as f64))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -137,7 +146,8 @@ fn trainable(vm: &VarMap) -> usize {
     vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_")).map(|(_, v)| v.elem_count()).sum()
 }
 
-fn vae_steps<M: VaeModel>(model: &M, vm: &VarMap, adam: mri_train::AdamConfig, loss: mri_vae::VaeLoss, x: &Tensor, spec: &ThroughputSpec) -> Result<(f64, f64), SynthError> {
+/// Training and inference seconds of a VAE, and its forward FLOPs per image.
+fn vae_steps<M: VaeModel>(model: &M, vm: &VarMap, adam: mri_train::AdamConfig, loss: mri_vae::VaeLoss, x: &Tensor, spec: &ThroughputSpec) -> Result<(f64, f64, f64), SynthError> {
     let mut opt = Adam::from_varmap(vm, adam, |n| !n.contains("running_"))?;
     let train = time_steps(spec.warmup, spec.steps, |i| {
         let (mu, logvar) = model.encode(x, true)?;
@@ -147,11 +157,11 @@ fn vae_steps<M: VaeModel>(model: &M, vm: &VarMap, adam: mri_train::AdamConfig, l
         opt.backward_step(&parts.total)?;
         Ok(())
     })?;
-    let infer = time_steps(spec.warmup, spec.steps, |_| {
+    let (infer, fwd) = time_inference(spec, linear_flops(vm), || {
         model.reconstruct(x)?.flatten_all()?.sum_all()?.to_scalar::<f32>()?;
         Ok(())
     })?;
-    Ok((train, infer))
+    Ok((train, infer, fwd))
 }
 
 /// Times one model: training steps then inference steps on seeded random data.
@@ -177,12 +187,8 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
                 opt.backward_step(&loss)?;
                 Ok(())
             })?;
-            let infer = time_steps(spec.warmup, spec.steps, |_| {
+            let (infer, fwd) = time_inference(spec, linear_flops(&vm), || {
                 model.forward_t(&x, false)?.sum_all()?.to_scalar::<f32>()?;
-                Ok(())
-            })?;
-            let fwd = forward_flops(b, linear_flops(&vm), || {
-                model.forward_t(&x, false)?;
                 Ok(())
             })?;
             (trainable(&vm), train, infer, fwd, 3.0 * fwd)
@@ -190,21 +196,13 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
         ModelKind::GenVae => {
             let cfg = VaeConfig::preset(&spec.preset, s)?;
             let model = GenerativeVae::new(&cfg, vb)?;
-            let (t, i) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
-            let fwd = forward_flops(b, linear_flops(&vm), || {
-                model.reconstruct(&x)?;
-                Ok(())
-            })?;
+            let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::AnomalyVae => {
             let cfg = AnomalyVaeConfig::preset(&spec.preset, s)?;
             let model = AnomalyVae::new(&cfg, vb)?;
-            let (t, i) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
-            let fwd = forward_flops(b, linear_flops(&vm), || {
-                model.reconstruct(&x)?;
-                Ok(())
-            })?;
+            let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::Gan => {
@@ -217,14 +215,11 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
                 Ok(())
             })?;
             let z = seeded_normal(2, "throughput/z", (b, cfg.latent), device)?;
-            let infer = time_steps(spec.warmup, spec.steps, |_| {
+            let (infer, g_fwd) = time_inference(spec, linear_flops(&g_vm), || {
                 g.forward_t(&z, false)?.sum_all()?.to_scalar::<f32>()?;
                 Ok(())
             })?;
-            let g_fwd = forward_flops(b, linear_flops(&g_vm), || {
-                g.forward_t(&z, false)?;
-                Ok(())
-            })?;
+            // D's forward FLOPs need one pass of their own (a training step mixes G and D).
             let d_fwd = forward_flops(b, linear_flops(&d_vm), || {
                 d.forward(&x)?;
                 Ok(())
