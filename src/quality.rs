@@ -40,6 +40,7 @@ use mri_metrics::generative::{frechet_distance, mmd_unbiased};
 use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
+use mri_preprocess::phantom::area_downsample;
 use mri_train::ImageSet;
 use mri_vae::VaeModel;
 use serde::{Deserialize, Serialize};
@@ -73,20 +74,7 @@ const THUMB: usize = 8;
 
 /// Every image area-averaged to `THUMB × THUMB`, row-major `len × THUMB²`.
 fn thumbs(set: &ImageSet) -> Vec<f32> {
-    let s = set.side;
-    let mut out = Vec::with_capacity(set.len() * THUMB * THUMB);
-    for i in 0..set.len() {
-        let img = set.image(i);
-        let mut acc = [0f32; THUMB * THUMB];
-        let mut count = [0f32; THUMB * THUMB];
-        for (p, &v) in img.iter().enumerate() {
-            let cell = (p / s) * THUMB / s * THUMB + (p % s) * THUMB / s;
-            acc[cell] += v;
-            count[cell] += 1.0;
-        }
-        out.extend(acc.iter().zip(&count).map(|(a, c)| a / c.max(1.0)));
-    }
-    out
+    (0..set.len()).flat_map(|i| area_downsample(set.image(i), set.side, THUMB)).collect()
 }
 
 /// One generator × class row of `report.json`'s `"generation"` section.

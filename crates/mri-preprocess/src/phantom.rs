@@ -204,10 +204,10 @@ fn gaussian(rng: &mut impl Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-/// Shrinks an S×S slice to the grouping thumbnail size (area average), so phantoms can go
-/// through the same grouping code as real data.
-fn thumbnail(pixels: &[f32], s: usize) -> Vec<f32> {
-    let t = THUMB_SIZE;
+/// Shrinks an `s`×`s` image to `t`×`t` by averaging the pixels of each cell (every cell gets
+/// at least one pixel, so `t > s` repeats pixels). Phantoms use it for their grouping thumbnails;
+/// quality metrics use it for coarse appearance features.
+pub fn area_downsample(pixels: &[f32], s: usize, t: usize) -> Vec<f32> {
     let mut out = vec![0f32; t * t];
     for ty in 0..t {
         for tx in 0..t {
@@ -271,7 +271,7 @@ impl Dataset {
                 Item {
                     rel_path: format!("phantom/{}/{i:05}.png", label.as_str()),
                     label,
-                    thumb: thumbnail(&pixels, s),
+                    thumb: area_downsample(&pixels, s, THUMB_SIZE),
                     pixels,
                     geometry: None,
                 }
