@@ -44,7 +44,16 @@ fn main() -> Result<()> {
         GeneratorKind::Gan => GanConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
     };
     let prepared = a.run.prepare(image_size, &a.out)?;
-    let spec = GeneratorSpec { kind, preset: a.run.preset.clone(), image_size, epochs: a.run.epochs, seed: a.run.seed, out: a.out.clone(), figure_every: 0, quiet: a.run.quiet };
+    let spec = GeneratorSpec {
+        kind,
+        preset: a.run.preset.clone(),
+        image_size,
+        epochs: a.run.epochs,
+        seed: a.run.seed,
+        out: a.out.clone(),
+        figure_every: 0,
+        quiet: a.run.quiet,
+    };
     let trained = train_generators(&spec, &prepared.image_set(SplitPart::Train), &prepared.image_set(SplitPart::Val), &device)?;
     let dir = a.out.join("synthetic").join(kind.name());
     for ((class, gen, _), (label, _)) in trained.iter().zip(CLASSES) {

@@ -71,7 +71,15 @@ fn main() -> Result<()> {
         quiet: a.quiet,
     };
     let report = run_experiment(&spec, &device)?;
-    println!("\n{}", std::fs::read_to_string(spec.out.join("report.md"))?.lines().skip_while(|l| !l.starts_with("| Model")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
+    println!(
+        "\n{}",
+        std::fs::read_to_string(spec.out.join("report.md"))?
+            .lines()
+            .skip_while(|l| !l.starts_with("| Model"))
+            .take_while(|l| l.starts_with('|'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     println!("\nwrote {} ({:.1} s)", spec.out.join("report.md").display(), report.timings_s["total"]);
     Ok(())
 }

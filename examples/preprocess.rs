@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_synth::preprocess::{
-    pairwise_agreement, save_grid, union_groupings, CacheMode, ClassMap, Dataset, GroupingParams, Label,
-    LoadOptions, PhantomConfig, PreprocessConfig, SplitParams, SplitPart,
+    pairwise_agreement, save_grid, union_groupings, CacheMode, ClassMap, Dataset, GroupingParams, Label, LoadOptions, PhantomConfig, PreprocessConfig,
+    SplitParams, SplitPart,
 };
 
 #[derive(Parser, Debug)]
@@ -69,12 +69,7 @@ fn main() -> Result<()> {
     let ds = match &args.data {
         None => {
             println!("data: phantom (built-in synthetic slices; pass --data DIR for a real folder)");
-            Dataset::phantom(&PhantomConfig {
-                image_size: args.image_size,
-                per_class: args.phantoms_per_class,
-                seed: args.seed,
-                ..Default::default()
-            })?
+            Dataset::phantom(&PhantomConfig { image_size: args.image_size, per_class: args.phantoms_per_class, seed: args.seed, ..Default::default() })?
         }
         Some(dir) => {
             let opts = LoadOptions {
@@ -90,9 +85,8 @@ fn main() -> Result<()> {
                 },
                 skip_invalid: args.skip_invalid,
             };
-            let bar = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} files {elapsed}").unwrap().progress_chars("=> "),
-            );
+            let bar =
+                ProgressBar::new(0).with_style(ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} files {elapsed}").unwrap().progress_chars("=> "));
             bar.set_prefix("preprocessing");
             let ds = Dataset::load_with_progress(dir, &opts, &|done, total| {
                 bar.set_length(total as u64);
@@ -126,10 +120,7 @@ fn main() -> Result<()> {
     let n_ours = groups.iter().collect::<std::collections::HashSet<_>>().len();
     println!("{n_ours} near-duplicate groups (grouping {t_group:.2} s)");
 
-    let reference = args
-        .reference_groups
-        .clone()
-        .or_else(|| args.data.as_ref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()));
+    let reference = args.reference_groups.clone().or_else(|| args.data.as_ref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()));
     if let Some(path) = reference {
         let reference_of = ds.reference_groups(&path)?;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -161,12 +152,7 @@ fn main() -> Result<()> {
     let split = ds.split(&groups, &SplitParams::with_seed(args.seed))?;
 
     for part in SplitPart::ALL {
-        println!(
-            "{:<5} yes {:>5}  no {:>5}",
-            part.as_str(),
-            split.count(part, Label::Tumour),
-            split.count(part, Label::Healthy)
-        );
+        println!("{:<5} yes {:>5}  no {:>5}", part.as_str(), split.count(part, Label::Tumour), split.count(part, Label::Healthy));
     }
     let crossing = split.groups_crossing_parts();
     anyhow::ensure!(crossing.is_empty(), "groups crossing splits: {crossing:?}");

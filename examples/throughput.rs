@@ -42,7 +42,8 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.device.parse::<DeviceChoice>()?.device()?;
-    let spec = ThroughputSpec { model: a.model.parse::<ModelKind>()?, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
+    let spec =
+        ThroughputSpec { model: a.model.parse::<ModelKind>()?, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
     println!("{}", serde_json::to_string(&measure(&spec, &device)?)?);
     Ok(())
 }

@@ -65,7 +65,12 @@ fn main() -> Result<()> {
     let t_train = t0.elapsed().as_secs_f64();
     let map_opts = ErrorMapOptions { brain_only: !a.whole_image, ..Default::default() };
     let (results, recon, maps) = evaluate_techniques(&trained.model, &va, &te, &map_opts, criterion, &device)?;
-    println!("\n{} test slices ({}), operating points chosen on {} validation slices by {criterion:?}:", te.len(), prepared.dataset.source.describe(), va.len());
+    println!(
+        "\n{} test slices ({}), operating points chosen on {} validation slices by {criterion:?}:",
+        te.len(),
+        prepared.dataset.source.describe(),
+        va.len()
+    );
     println!("| Technique | Accuracy | Precision | Recall | F1 | AUROC |\n|---|---|---|---|---|---|");
     for r in &results {
         let m = &r.test;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_preprocess::{
-    union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig,
-    PreprocessConfig, SplitManifest, SplitParams, SplitPart,
+    union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig, PreprocessConfig, SplitManifest, SplitParams,
+    SplitPart,
 };
 use mri_train::ImageSet;
 
@@ -52,7 +52,12 @@ impl PreparedData {
     /// # Errors
     /// Loading, grouping or split errors (they name the file and the reason).
     pub fn load(spec: &DataSpec) -> Result<Self, mri_preprocess::PreprocessError> {
-        let phantom = spec.data.is_none().then(|| PhantomConfig { image_size: spec.image_size, per_class: spec.phantoms_per_class, seed: spec.seed, ..Default::default() });
+        let phantom = spec.data.is_none().then(|| PhantomConfig {
+            image_size: spec.image_size,
+            per_class: spec.phantoms_per_class,
+            seed: spec.seed,
+            ..Default::default()
+        });
         let dataset = match &spec.data {
             None => Dataset::phantom(phantom.as_ref().expect("phantom data"))?,
             Some(dir) => {

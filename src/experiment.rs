@@ -175,8 +175,23 @@ struct CnnStage {
     history: serde_json::Value,
 }
 
-fn cnn_stage(cfg: &CnnConfig, name: &str, train: &ImageSet, val: &ImageSet, test: &ImageSet, spec: &ExperimentSpec, device: &Device) -> Result<CnnStage, SynthError> {
-    let opts = TrainOptions { seed: spec.seed, quiet: spec.quiet, checkpoint_dir: Some(spec.out.join("checkpoints")), name: name.into(), preset: spec.preset.clone(), ..TrainOptions::quiet(spec.seed) };
+fn cnn_stage(
+    cfg: &CnnConfig,
+    name: &str,
+    train: &ImageSet,
+    val: &ImageSet,
+    test: &ImageSet,
+    spec: &ExperimentSpec,
+    device: &Device,
+) -> Result<CnnStage, SynthError> {
+    let opts = TrainOptions {
+        seed: spec.seed,
+        quiet: spec.quiet,
+        checkpoint_dir: Some(spec.out.join("checkpoints")),
+        name: name.into(),
+        preset: spec.preset.clone(),
+        ..TrainOptions::quiet(spec.seed)
+    };
     let out = mri_cnn::train(cfg, train, val, device, &opts)?;
     let probs = predict_proba(&out.model, test, 64, device)?;
     let scores: Vec<f64> = probs.iter().map(|&p| f64::from(p)).collect();
@@ -191,7 +206,15 @@ struct AnomalyStage {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn anomaly_stage(cfg: &AnomalyVaeConfig, name: &str, healthy: &ImageSet, val: &ImageSet, test: &ImageSet, spec: &ExperimentSpec, device: &Device) -> Result<AnomalyStage, SynthError> {
+fn anomaly_stage(
+    cfg: &AnomalyVaeConfig,
+    name: &str,
+    healthy: &ImageSet,
+    val: &ImageSet,
+    test: &ImageSet,
+    spec: &ExperimentSpec,
+    device: &Device,
+) -> Result<AnomalyStage, SynthError> {
     let opts = RunOptions {
         seed: spec.seed,
         quiet: spec.quiet,
@@ -210,7 +233,8 @@ fn anomaly_stage(cfg: &AnomalyVaeConfig, name: &str, healthy: &ImageSet, val: &I
         save_anomaly_figure(&spec.out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
         let det_dir = spec.out.join("detectors");
         std::fs::create_dir_all(&det_dir).map_err(|e| SynthError::Io { path: det_dir.clone(), source: e })?;
-        std::fs::write(det_dir.join(format!("{name}-{}.json", r.model)), r.detector.to_json()).map_err(|e| SynthError::Io { path: det_dir.clone(), source: e })?;
+        std::fs::write(det_dir.join(format!("{name}-{}.json", r.model)), r.detector.to_json())
+            .map_err(|e| SynthError::Io { path: det_dir.clone(), source: e })?;
         println!("  {name} {}: test {}", r.model, r.test);
         let scores = r.detector.score(&maps);
         rows.push((r.model, r.test, serde_json::to_value(&r.detector).expect("serialises"), scores));
@@ -263,13 +287,31 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         counts: [("train", counts(&train)), ("val", counts(&val)), ("test", counts(&test))].into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         groups: prepared.groups.iter().collect::<std::collections::BTreeSet<_>>().len(),
     };
-    println!("stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no)", dataset.source, dataset.counts["train"].yes, dataset.counts["train"].no, dataset.counts["val"].yes, dataset.counts["val"].no, dataset.counts["test"].yes, dataset.counts["test"].no);
+    println!(
+        "stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no)",
+        dataset.source,
+        dataset.counts["train"].yes,
+        dataset.counts["train"].no,
+        dataset.counts["val"].yes,
+        dataset.counts["val"].no,
+        dataset.counts["test"].yes,
+        dataset.counts["test"].no
+    );
 
     // Generators per class, trained on train only, and their synthetic sets.
     let mut synthetic: BTreeMap<String, ImageSet> = BTreeMap::new();
     let mut gen_histories: Vec<(String, serde_json::Value)> = Vec::new();
     for &kind in &spec.generators {
-        let gspec = GeneratorSpec { kind, preset: spec.preset.clone(), image_size: side, epochs: None, seed: spec.seed, out: spec.out.clone(), figure_every: 5, quiet: spec.quiet };
+        let gspec = GeneratorSpec {
+            kind,
+            preset: spec.preset.clone(),
+            image_size: side,
+            epochs: None,
+            seed: spec.seed,
+            out: spec.out.clone(),
+            figure_every: 5,
+            quiet: spec.quiet,
+        };
         let t0 = Instant::now();
         let trained = train_generators(&gspec, &train, &val, device)?;
         let t_train = t0.elapsed().as_secs_f64();
@@ -323,10 +365,24 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             for (label, class) in CLASSES {
                 let (tr, va, te) = (train.of_class(label), val.of_class(label), test.of_class(label));
                 let held = va.concat(&te)?;
-                let row = generation_row(&cnn_real, &SyntheticClass { generator: g, class, images: &syn.of_class(label) }, &RealClass { train: &tr, val: &va, heldout: &held, test: &te }, spec.seed, &spec.out.join("figures"), device)?;
+                let row = generation_row(
+                    &cnn_real,
+                    &SyntheticClass { generator: g, class, images: &syn.of_class(label) },
+                    &RealClass { train: &tr, val: &va, heldout: &held, test: &te },
+                    spec.seed,
+                    &spec.out.join("figures"),
+                    device,
+                )?;
                 println!(
                     "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4})",
-                    row.fd_cnn, row.fd_floor, row.mmd, row.ms_ssim, row.ms_ssim_real, 100.0 * row.memorized_fraction, row.dcr_median, row.dcr_heldout_median
+                    row.fd_cnn,
+                    row.fd_floor,
+                    row.mmd,
+                    row.ms_ssim,
+                    row.ms_ssim_real,
+                    100.0 * row.memorized_fraction,
+                    row.dcr_median,
+                    row.dcr_heldout_median
                 );
                 out.push(row);
             }
@@ -337,7 +393,9 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
 
     // Tumour masks for localisation: phantom lesions, or the data folder's annotations.
     let masks = prepared.tumour_masks(None)?;
-    let masked = masks.as_ref().map(|m| (MaskedSet::select(&val, &prepared.part_of(m, SplitPart::Val)), MaskedSet::select(&test, &prepared.part_of(m, SplitPart::Test))));
+    let masked = masks
+        .as_ref()
+        .map(|m| (MaskedSet::select(&val, &prepared.part_of(m, SplitPart::Val)), MaskedSet::select(&test, &prepared.part_of(m, SplitPart::Test))));
     let masked = match masked {
         Some((v, t)) if !v.images.is_empty() && !t.images.is_empty() => Some((v, t)),
         _ => {
@@ -348,7 +406,10 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
     let localization_baseline = match &masked {
         Some((mv, mt)) => Some(runner.stage("localization-intensity-baseline", || {
             let row = intensity_baseline(mv, mt, &spec.out.join("figures").join("localization-intensity-baseline.png"))?;
-            println!("  intensity baseline: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3}", row.pixel_auroc, row.dice, row.dice_val_threshold);
+            println!(
+                "  intensity baseline: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3}",
+                row.pixel_auroc, row.dice, row.dice_val_threshold
+            );
             Ok(row)
         })?),
         None => None,
@@ -360,7 +421,10 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         let row = runner.stage(&stage, || {
             let (_, model, _) = mri_vae::load_vae::<AnomalyVaeConfig>(&Checkpoint::at(&ckpt_dir, name), device)?;
             let row = localization_row(&model, train_data, generator, mv, mt, &spec.out.join("figures").join(format!("localization-{name}.png")), device)?;
-            println!("  {stage}: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)", row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images);
+            println!(
+                "  {stage}: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)",
+                row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images
+            );
             Ok(row)
         })?;
         localization.push(row);
@@ -369,7 +433,14 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
 
     let push_anomaly = |rows: &mut Vec<ResultRow>, st: AnomalyStage, train_data: &str, generator: Option<&str>| {
         for (model, test_m, det, scores) in st.rows {
-            rows.push(ResultRow { model, train_data: train_data.into(), generator: generator.map(String::from), test: test_m, operating_point: det, test_scores: scores });
+            rows.push(ResultRow {
+                model,
+                train_data: train_data.into(),
+                generator: generator.map(String::from),
+                test: test_m,
+                operating_point: det,
+                test_scores: scores,
+            });
         }
     };
     println!("stage anomaly-vae-real:");
@@ -396,7 +467,13 @@ fn series(history: &serde_json::Value, key: &str) -> Vec<(f64, f64)> {
     history.as_array().map(|a| a.iter().enumerate().filter_map(|(i, r)| r.get(key)?.as_f64().map(|v| (i as f64 + 1.0, v))).collect()).unwrap_or_default()
 }
 
-fn write_report(spec: &ExperimentSpec, report: &Report, test_labels: &[u32], gen_histories: &[(String, serde_json::Value)], cnn_histories: &[(String, serde_json::Value)]) -> Result<(), SynthError> {
+fn write_report(
+    spec: &ExperimentSpec,
+    report: &Report,
+    test_labels: &[u32],
+    gen_histories: &[(String, serde_json::Value)],
+    cnn_histories: &[(String, serde_json::Value)],
+) -> Result<(), SynthError> {
     let out = &spec.out;
     let fig = out.join("figures");
     // Loss curves.
@@ -471,7 +548,22 @@ fn write_report(spec: &ExperimentSpec, report: &Report, test_labels: &[u32], gen
         for g in &report.generation {
             md.push_str(&format!(
                 "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % |\n",
-                g.generator, g.class, g.n, g.fd_cnn, g.fd_floor, g.fd_cnn_all, g.fd_pixels, g.fd_pixels_floor, g.mmd, g.mmd_floor, g.ms_ssim, g.ms_ssim_real, 100.0 * g.memorized_fraction, g.dcr_median, g.dcr_heldout_median, 100.0 * g.memorized_fraction_features
+                g.generator,
+                g.class,
+                g.n,
+                g.fd_cnn,
+                g.fd_floor,
+                g.fd_cnn_all,
+                g.fd_pixels,
+                g.fd_pixels_floor,
+                g.mmd,
+                g.mmd_floor,
+                g.ms_ssim,
+                g.ms_ssim_real,
+                100.0 * g.memorized_fraction,
+                g.dcr_median,
+                g.dcr_heldout_median,
+                100.0 * g.memorized_fraction_features
             ));
         }
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`.\n\n");
@@ -479,7 +571,15 @@ fn write_report(spec: &ExperimentSpec, report: &Report, test_labels: &[u32], gen
     if !report.localization.is_empty() {
         md.push_str("## Anomaly localisation\n\nError maps of each anomaly VAE against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|\n");
         for l in report.localization.iter().chain(&report.localization_baseline) {
-            md.push_str(&format!("| {} | {} | {} | {:.3} | {:.3} | {:.3} |\n", l.train_data, l.generator.as_deref().unwrap_or("—"), l.n_images, l.pixel_auroc, l.dice, l.dice_val_threshold));
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+                l.train_data,
+                l.generator.as_deref().unwrap_or("—"),
+                l.n_images,
+                l.pixel_auroc,
+                l.dice,
+                l.dice_val_threshold
+            ));
         }
         md.push_str("\nOverlays (original | error map | mask green, errors above the val threshold red, both yellow): `figures/localization-<model>.png`.\n\n");
     }

@@ -117,7 +117,12 @@ pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
 /// Trains (or resumes, or just loads when complete) one generator per class on the classes'
 /// images of `train` (`val` is used for the VAE's model selection). Returns the generators
 /// and what each training did.
-pub fn train_generators(spec: &GeneratorSpec, train: &ImageSet, val: &ImageSet, device: &Device) -> Result<Vec<(String, ClassGenerator, ClassGeneratorReport)>, SynthError> {
+pub fn train_generators(
+    spec: &GeneratorSpec,
+    train: &ImageSet,
+    val: &ImageSet,
+    device: &Device,
+) -> Result<Vec<(String, ClassGenerator, ClassGeneratorReport)>, SynthError> {
     let ckpt_dir = spec.out.join("checkpoints");
     let mut out = Vec::new();
     for (label, class) in CLASSES {

@@ -265,7 +265,15 @@ fn region_pixels(maps: &ErrorMaps, masks: &[bool]) -> (Vec<f32>, Vec<bool>) {
 ///
 /// # Errors
 /// Empty sets, tensor and file errors.
-pub fn localization_row<M: VaeModel>(model: &M, train_data: &str, generator: Option<&str>, val: &MaskedSet, test: &MaskedSet, figure: &Path, device: &Device) -> Result<LocalizationRow, SynthError> {
+pub fn localization_row<M: VaeModel>(
+    model: &M,
+    train_data: &str,
+    generator: Option<&str>,
+    val: &MaskedSet,
+    test: &MaskedSet,
+    figure: &Path,
+    device: &Device,
+) -> Result<LocalizationRow, SynthError> {
     if test.images.is_empty() || val.images.is_empty() {
         return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
     }
@@ -285,11 +293,22 @@ pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> R
     if test.images.is_empty() || val.images.is_empty() {
         return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
     }
-    let maps = |set: &ImageSet| ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default()).map_err(|e| SynthError::Invalid(e.to_string()));
+    let maps = |set: &ImageSet| {
+        ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())
+            .map_err(|e| SynthError::Invalid(e.to_string()))
+    };
     score_maps(&maps(&val.images)?, &maps(&test.images)?, "none", None, val, test, figure)
 }
 
-fn score_maps(val_maps: &ErrorMaps, test_maps: &ErrorMaps, train_data: &str, generator: Option<&str>, val: &MaskedSet, test: &MaskedSet, figure: &Path) -> Result<LocalizationRow, SynthError> {
+fn score_maps(
+    val_maps: &ErrorMaps,
+    test_maps: &ErrorMaps,
+    train_data: &str,
+    generator: Option<&str>,
+    val: &MaskedSet,
+    test: &MaskedSet,
+    figure: &Path,
+) -> Result<LocalizationRow, SynthError> {
     let (ve, vt) = region_pixels(val_maps, &val.masks);
     let (te, tt) = region_pixels(test_maps, &test.masks);
     let val_best = best_dice(&ve, &vt)?;

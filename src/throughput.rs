@@ -147,7 +147,14 @@ fn trainable(vm: &VarMap) -> usize {
 }
 
 /// Training and inference seconds of a VAE, and its forward FLOPs per image.
-fn vae_steps<M: VaeModel>(model: &M, vm: &VarMap, adam: mri_train::AdamConfig, loss: mri_vae::VaeLoss, x: &Tensor, spec: &ThroughputSpec) -> Result<(f64, f64, f64), SynthError> {
+fn vae_steps<M: VaeModel>(
+    model: &M,
+    vm: &VarMap,
+    adam: mri_train::AdamConfig,
+    loss: mri_vae::VaeLoss,
+    x: &Tensor,
+    spec: &ThroughputSpec,
+) -> Result<(f64, f64, f64), SynthError> {
     let mut opt = Adam::from_varmap(vm, adam, |n| !n.contains("running_"))?;
     let train = time_steps(spec.warmup, spec.steps, |i| {
         let (mu, logvar) = model.encode(x, true)?;

@@ -50,7 +50,19 @@ fn quick_experiment_writes_the_report_and_resumes() {
         assert!(json["localization"][0].get(key).is_some(), "localization row lacks {key}");
     }
     assert!(row["test"].get("fn").is_some());
-    for f in ["split.json", "report.md", "figures/roc-cnn.svg", "figures/loss-cnn.svg", "synthetic/vae/yes-grid.png", "synthetic/gan/no/no-00000.png", "checkpoints/cnn-real.safetensors", "checkpoints/cnn-mixed-gan.json", "checkpoints/anomaly-vae-real.safetensors", "figures/copies-gan-yes.png", "figures/localization-anomaly-vae-mixed-vae.png"] {
+    for f in [
+        "split.json",
+        "report.md",
+        "figures/roc-cnn.svg",
+        "figures/loss-cnn.svg",
+        "synthetic/vae/yes-grid.png",
+        "synthetic/gan/no/no-00000.png",
+        "checkpoints/cnn-real.safetensors",
+        "checkpoints/cnn-mixed-gan.json",
+        "checkpoints/anomaly-vae-real.safetensors",
+        "figures/copies-gan-yes.png",
+        "figures/localization-anomaly-vae-mixed-vae.png",
+    ] {
         assert!(dir.path().join(f).exists(), "missing {f}");
     }
     // Synthetic images never enter val or test: the split lists real files only.
@@ -58,7 +70,9 @@ fn quick_experiment_writes_the_report_and_resumes() {
     assert!(!split.contains("synthetic"));
     // A second run finds every stage complete and reports the same numbers.
     let again = run_experiment(&spec, &Device::Cpu).unwrap();
-    let key = |r: &mri_synth::experiment::Report| r.classification.iter().map(|x| (x.model.clone(), x.train_data.clone(), x.generator.clone(), x.test)).collect::<Vec<_>>();
+    let key = |r: &mri_synth::experiment::Report| {
+        r.classification.iter().map(|x| (x.model.clone(), x.train_data.clone(), x.generator.clone(), x.test)).collect::<Vec<_>>()
+    };
     assert_eq!(key(&report), key(&again));
     assert_eq!(report.generation, again.generation);
     assert_eq!(report.localization, again.localization);

@@ -15,7 +15,16 @@ fn train_write_and_reload_both_generators() {
     let dev = Device::Cpu;
     for kind in [GeneratorKind::Vae, GeneratorKind::Gan] {
         let dir = tempfile::tempdir().unwrap();
-        let gspec = GeneratorSpec { kind, preset: "quick".into(), image_size: 16, epochs: Some(1), seed: 2, out: dir.path().to_path_buf(), figure_every: 1, quiet: true };
+        let gspec = GeneratorSpec {
+            kind,
+            preset: "quick".into(),
+            image_size: 16,
+            epochs: Some(1),
+            seed: 2,
+            out: dir.path().to_path_buf(),
+            figure_every: 1,
+            quiet: true,
+        };
         let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
         assert_eq!(trained.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["yes", "no"]);
         let (class, gen, _) = &trained[0];

@@ -6,7 +6,7 @@
 //! `cargo bench -p mri-cluster -- 'kmeans_per_map|dbscan_per_map|global_kmeans'`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mri_cluster::{DbscanParams, Dbscan, ErrorMaps, GlobalKMeansParams, KMeansParams, PerImageKMeans};
+use mri_cluster::{Dbscan, DbscanParams, ErrorMaps, GlobalKMeansParams, KMeansParams, PerImageKMeans};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -49,9 +49,7 @@ mod maps;
 mod techniques;
 
 pub use maps::{ErrorMapOptions, ErrorMaps};
-pub use techniques::{
-    Dbscan, DbscanParams, Detector, GiaemParams, Giaem, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Technique,
-};
+pub use techniques::{Dbscan, DbscanParams, Detector, Giaem, GiaemParams, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Technique};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -163,10 +163,16 @@ impl DbscanParams {
     pub fn check(&self) -> Result<()> {
         check_unit_grid("high_error_thresholds", &self.high_error_thresholds)?;
         if !(self.eps >= 1.0 && self.eps.is_finite()) {
-            return Err(ClusterError::InvalidParameter { name: "eps", reason: format!("must be ≥ 1 pixel spacing (neighbouring pixels are 1 apart), got {}", self.eps) });
+            return Err(ClusterError::InvalidParameter {
+                name: "eps",
+                reason: format!("must be ≥ 1 pixel spacing (neighbouring pixels are 1 apart), got {}", self.eps),
+            });
         }
         if self.min_points < 2 || !(self.error_scale >= 0.0 && self.error_scale.is_finite()) {
-            return Err(ClusterError::InvalidParameter { name: "min_points/error_scale", reason: format!("need min_points ≥ 2 and error_scale ≥ 0, got {} and {}", self.min_points, self.error_scale) });
+            return Err(ClusterError::InvalidParameter {
+                name: "min_points/error_scale",
+                reason: format!("need min_points ≥ 2 and error_scale ≥ 0, got {} and {}", self.min_points, self.error_scale),
+            });
         }
         Ok(())
     }
@@ -258,7 +264,10 @@ impl KMeansParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if self.coordinate_weights.is_empty() || self.coordinate_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
-            return Err(ClusterError::InvalidParameter { name: "coordinate_weights", reason: format!("need one or more finite values ≥ 0, got {:?}", self.coordinate_weights) });
+            return Err(ClusterError::InvalidParameter {
+                name: "coordinate_weights",
+                reason: format!("need one or more finite values ≥ 0, got {:?}", self.coordinate_weights),
+            });
         }
         if self.n_init == 0 || self.max_iter == 0 {
             return Err(ClusterError::InvalidParameter { name: "n_init/max_iter", reason: "must be positive".into() });
@@ -272,7 +281,8 @@ impl KMeansParams {
         check_labels(maps, labels)?;
         let mut best = Best::new();
         for &w in &self.coordinate_weights {
-            let mut d = PerImageKMeans { coordinate_weight: w, n_init: self.n_init, max_iter: self.max_iter, seed: self.seed, polarity: 1.0, operating_point: None };
+            let mut d =
+                PerImageKMeans { coordinate_weight: w, n_init: self.n_init, max_iter: self.max_iter, seed: self.seed, polarity: 1.0, operating_point: None };
             let mut scores = d.score(maps);
             // Which direction means tumour is read off the validation labels (see `polarity`).
             if mri_metrics::auroc(&scores, labels)? < 0.5 {
@@ -316,13 +326,7 @@ impl PerImageKMeans {
     pub fn points(&self, maps: &ErrorMaps, i: usize) -> Vec<[f32; 3]> {
         let s = maps.side;
         let w = self.coordinate_weight / s as f32;
-        maps.map(i)
-            .iter()
-            .zip(maps.region(i))
-            .enumerate()
-            .filter(|(_, (_, &r))| r)
-            .map(|(k, (&e, _))| [e, (k % s) as f32 * w, (k / s) as f32 * w])
-            .collect()
+        maps.map(i).iter().zip(maps.region(i)).enumerate().filter(|(_, (_, &r))| r).map(|(k, (&e, _))| [e, (k % s) as f32 * w, (k / s) as f32 * w]).collect()
     }
 
     /// Anomalous share of map `i`.
@@ -366,7 +370,14 @@ pub struct GlobalKMeansParams {
 
 impl Default for GlobalKMeansParams {
     fn default() -> Self {
-        GlobalKMeansParams { anomaly_thresholds: vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7], alpha_rule: false, n_init: 10, max_iter: 100, seed: 0, criterion: ThresholdCriterion::F1 }
+        GlobalKMeansParams {
+            anomaly_thresholds: vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+            alpha_rule: false,
+            n_init: 10,
+            max_iter: 100,
+            seed: 0,
+            criterion: ThresholdCriterion::F1,
+        }
     }
 }
 

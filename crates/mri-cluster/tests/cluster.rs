@@ -3,9 +3,7 @@
 
 use linfa::prelude::*;
 use mri_cluster::kernels::{dbscan_grid, kmeans2};
-use mri_cluster::{
-    ClusterError, DbscanParams, Detector, ErrorMapOptions, ErrorMaps, GiaemParams, GlobalKMeansParams, KMeansParams, Technique,
-};
+use mri_cluster::{ClusterError, DbscanParams, Detector, ErrorMapOptions, ErrorMaps, GiaemParams, GlobalKMeansParams, KMeansParams, Technique};
 use mri_metrics::ThresholdCriterion;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -115,7 +113,8 @@ fn error_maps_normalise_and_restrict_to_the_head() {
     let head: Vec<f32> = m.map(0).iter().zip(m.region(0)).filter(|(_, &r)| r).map(|(&e, _)| e).collect();
     assert_eq!(head.iter().cloned().fold(f32::NAN, f32::min), 0.0);
     assert_eq!(head.iter().cloned().fold(f32::NAN, f32::max), 1.0);
-    let unrestricted = ErrorMaps::from_reconstructions(&orig, &recon, side, &ErrorMapOptions { brain_only: false, normalise: false, ..Default::default() }).unwrap();
+    let unrestricted =
+        ErrorMaps::from_reconstructions(&orig, &recon, side, &ErrorMapOptions { brain_only: false, normalise: false, ..Default::default() }).unwrap();
     assert_eq!(unrestricted.region_size(0), 16);
     assert!((unrestricted.map(0)[0] - 0.9).abs() < 1e-6);
     assert!(matches!(ErrorMaps::from_reconstructions(&orig, &recon[..15], side, &ErrorMapOptions::default()), Err(ClusterError::InvalidInput(_))));
@@ -166,17 +165,13 @@ fn dbscan_kernel_matches_linfa() {
     let (maps, _) = blob_maps(4, 5);
     let scale = 10.0f32;
     for i in 0..4 {
-        let pts: Vec<(u16, u16, f32)> = maps
-            .map(i)
-            .iter()
-            .enumerate()
-            .filter(|(_, &e)| e >= 0.25)
-            .map(|(k, &e)| ((k % SIDE) as u16, (k / SIDE) as u16, e))
-            .collect();
+        let pts: Vec<(u16, u16, f32)> =
+            maps.map(i).iter().enumerate().filter(|(_, &e)| e >= 0.25).map(|(k, &e)| ((k % SIDE) as u16, (k / SIDE) as u16, e)).collect();
         // Radii between grid distances, so f32 / f64 rounding at the boundary cannot matter.
         for (eps, min_points) in [(1.5f32, 5usize), (2.5, 4), (1.2, 2)] {
             let ours = dbscan_grid(&pts, SIDE, scale, eps, min_points);
-            let arr = ndarray::Array2::from_shape_vec((pts.len(), 3), pts.iter().flat_map(|&(x, y, e)| [x as f64, y as f64, (e * scale) as f64]).collect()).unwrap();
+            let arr =
+                ndarray::Array2::from_shape_vec((pts.len(), 3), pts.iter().flat_map(|&(x, y, e)| [x as f64, y as f64, (e * scale) as f64]).collect()).unwrap();
             let theirs = linfa_clustering::Dbscan::params(min_points).tolerance(eps as f64).transform(&arr).unwrap();
             for a in 0..pts.len() {
                 assert_eq!(ours[a].is_none(), theirs[a].is_none(), "map {i} point {a} eps {eps} min {min_points}");

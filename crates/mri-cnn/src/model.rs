@@ -51,28 +51,12 @@ impl CnnConfig {
 
     /// A 2-core-CPU layout at `image_size` (64 px intended): same depth, narrower.
     pub fn default_preset(image_size: usize) -> Self {
-        CnnConfig {
-            image_size,
-            channels: vec![16, 32, 64],
-            hidden: vec![256, 64],
-            epochs: 15,
-            augment_flip: true,
-            ..Self::paper()
-        }
+        CnnConfig { image_size, channels: vec![16, 32, 64], hidden: vec![256, 64], epochs: 15, augment_flip: true, ..Self::paper() }
     }
 
     /// A tiny layout for tests: seconds on phantoms.
     pub fn quick(image_size: usize) -> Self {
-        CnnConfig {
-            image_size,
-            channels: vec![4, 8],
-            hidden: vec![16],
-            dropout: 0.1,
-            epochs: 3,
-            batch_size: 8,
-            augment_flip: false,
-            ..Self::paper()
-        }
+        CnnConfig { image_size, channels: vec![4, 8], hidden: vec![16], dropout: 0.1, epochs: 3, batch_size: 8, augment_flip: false, ..Self::paper() }
     }
 
     /// A preset by name: `quick`, `default` or `paper`; `image_size` overrides the preset's.

@@ -111,11 +111,7 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
     let ckpt_last = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &format!("{}-last", opts.name)));
     let ckpt_best = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &opts.name));
 
-    let mut state = ResumeState {
-        plateau: ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, 1e-7),
-        best_val_loss: f64::INFINITY,
-        best_epoch: 0,
-    };
+    let mut state = ResumeState { plateau: ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, 1e-7), best_val_loss: f64::INFINITY, best_epoch: 0 };
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<HashMap<String, Tensor>> = None;
     let mut start_epoch = 0;

@@ -41,14 +41,7 @@ fn shapes_and_parameter_count() {
     let x = Tensor::zeros((3, 1, 16, 16), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(model.forward_t(&x, false).unwrap().dims(), &[3, 2]);
     assert_eq!(model.features(&x, false).unwrap().dims(), &[3, 16]);
-    let trainable: usize = vm
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !k.contains("running_"))
-        .map(|(_, v)| v.elem_count())
-        .sum();
+    let trainable: usize = vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_")).map(|(_, v)| v.elem_count()).sum();
     assert_eq!(trainable, cfg.param_count());
     let mut names: Vec<String> = vm.data().lock().unwrap().keys().cloned().collect();
     names.sort();
@@ -97,10 +90,7 @@ fn save_load_gives_identical_outputs() {
     let loaded = Cnn::new(&cfg, seeded_var_builder(&vm, 99, DType::F32, &Device::Cpu), 0).unwrap();
     ck.check(&ck.read_sidecar().unwrap(), "cnn", &serde_json::to_value(&cfg).unwrap()).unwrap();
     ck.load_weights(&vm).unwrap();
-    assert_eq!(
-        predict_proba(&out.model, &set, 4, &Device::Cpu).unwrap(),
-        predict_proba(&loaded, &set, 4, &Device::Cpu).unwrap()
-    );
+    assert_eq!(predict_proba(&out.model, &set, 4, &Device::Cpu).unwrap(), predict_proba(&loaded, &set, 4, &Device::Cpu).unwrap());
     // A different config is refused with the differing field named.
     let other = CnnConfig { hidden: vec![32], ..cfg.clone() };
     let e = ck.check(&ck.read_sidecar().unwrap(), "cnn", &serde_json::to_value(&other).unwrap()).unwrap_err();

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::VarMap;
-use mri_train::{bce_with_logits, save_recon_grid, seeded_normal, seeded_var_builder, Adam, Checkpoint, EpochProgress, ImageSet, RunOptions, Sidecar, TrainError};
+use mri_train::{
+    bce_with_logits, save_recon_grid, seeded_normal, seeded_var_builder, Adam, Checkpoint, EpochProgress, ImageSet, RunOptions, Sidecar, TrainError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Discriminator, GanConfig, Generator};

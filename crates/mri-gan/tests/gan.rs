@@ -79,12 +79,8 @@ fn same_seed_same_weights_and_resume_equals_uninterrupted() {
     assert_eq!(weights(&a.g_varmap), weights(&b.g_varmap));
     assert_eq!(weights(&a.d_varmap), weights(&b.d_varmap));
     assert!(a.history.iter().all(|r| r.d_loss.is_finite() && (0.0..=1.0).contains(&r.d_real) && (0.0..=1.0).contains(&r.d_fake)));
-    let opts = |dir: &std::path::Path, stop_after| RunOptions {
-        checkpoint_dir: Some(dir.to_path_buf()),
-        name: "gan-yes".into(),
-        stop_after,
-        ..RunOptions::quiet(5)
-    };
+    let opts =
+        |dir: &std::path::Path, stop_after| RunOptions { checkpoint_dir: Some(dir.to_path_buf()), name: "gan-yes".into(), stop_after, ..RunOptions::quiet(5) };
     let dir = tempfile::tempdir().unwrap();
     let first = train_gan(&cfg, &set, &dev, &opts(dir.path(), Some(1))).unwrap();
     assert!(first.stopped_early && first.history.len() == 1);

@@ -64,11 +64,7 @@ impl Confusion {
     /// [`MetricsError::LengthMismatch`] when the slices differ in length.
     pub fn from_predictions(truth: &[bool], predicted: &[bool]) -> Result<Self, MetricsError> {
         if truth.len() != predicted.len() {
-            return Err(MetricsError::LengthMismatch {
-                what: "predictions",
-                expected: truth.len(),
-                got: predicted.len(),
-            });
+            return Err(MetricsError::LengthMismatch { what: "predictions", expected: truth.len(), got: predicted.len() });
         }
         let mut c = Confusion::default();
         for (&t, &p) in truth.iter().zip(predicted) {
@@ -215,11 +211,7 @@ pub struct ClassificationSummary {
 
 fn check_scores(scores: &[f64], truth: &[bool]) -> Result<(), MetricsError> {
     if scores.len() != truth.len() {
-        return Err(MetricsError::LengthMismatch {
-            what: "scores",
-            expected: truth.len(),
-            got: scores.len(),
-        });
+        return Err(MetricsError::LengthMismatch { what: "scores", expected: truth.len(), got: scores.len() });
     }
     if let Some(index) = scores.iter().position(|s| !s.is_finite()) {
         return Err(MetricsError::NonFiniteScore { index, value: scores[index] });
@@ -295,10 +287,7 @@ impl RocCurve {
         if !self.is_defined() {
             return 0.5;
         }
-        self.points
-            .windows(2)
-            .map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0)
-            .sum()
+        self.points.windows(2).map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0).sum()
     }
 }
 
@@ -371,11 +360,7 @@ pub struct OperatingPoint {
 ///
 /// # Errors
 /// [`MetricsError::Empty`] for no samples; otherwise as [`RocCurve::new`].
-pub fn choose_threshold(
-    scores: &[f64],
-    truth: &[bool],
-    criterion: ThresholdCriterion,
-) -> Result<OperatingPoint, MetricsError> {
+pub fn choose_threshold(scores: &[f64], truth: &[bool], criterion: ThresholdCriterion) -> Result<OperatingPoint, MetricsError> {
     if scores.is_empty() {
         return Err(MetricsError::Empty);
     }

@@ -113,10 +113,13 @@ pub fn median_pairwise_distance(a: &[f32], b: &[f32], dim: usize) -> Result<f64,
     if picked.len() < 2 {
         return Err(MetricsError::TooFewSamples { what: "pooled feature sets", need: 2, got: picked.len() });
     }
-    let mut d: Vec<f64> = (0..picked.len()).into_par_iter().flat_map_iter(|i| {
-        let picked = &picked;
-        (i + 1..picked.len()).map(move |j| sq_dist(picked[i], picked[j]).sqrt())
-    }).collect();
+    let mut d: Vec<f64> = (0..picked.len())
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let picked = &picked;
+            (i + 1..picked.len()).map(move |j| sq_dist(picked[i], picked[j]).sqrt())
+        })
+        .collect();
     let mid = d.len() / 2;
     let (_, m, _) = d.select_nth_unstable_by(mid, f64::total_cmp);
     Ok(*m)
@@ -150,6 +153,7 @@ pub fn mmd_unbiased_with_bandwidth(a: &[f32], b: &[f32], dim: usize, bandwidth: 
     };
     let kxx = within(a, na) / (na * (na - 1)) as f64;
     let kyy = within(b, nb) / (nb * (nb - 1)) as f64;
-    let kxy = (0..na).into_par_iter().map(|i| (0..nb).map(|j| k(&a[i * dim..(i + 1) * dim], &b[j * dim..(j + 1) * dim])).sum::<f64>()).sum::<f64>() / (na * nb) as f64;
+    let kxy = (0..na).into_par_iter().map(|i| (0..nb).map(|j| k(&a[i * dim..(i + 1) * dim], &b[j * dim..(j + 1) * dim])).sum::<f64>()).sum::<f64>()
+        / (na * nb) as f64;
     Ok(Mmd { mmd2: kxx + kyy - 2.0 * kxy, bandwidth })
 }

@@ -43,10 +43,7 @@ pub mod privacy;
 pub mod segmentation;
 pub mod ssim;
 
-pub use classification::{
-    auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve,
-    RocPoint, ThresholdCriterion,
-};
+pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};
 pub use generative::{frechet_distance, mmd_unbiased, Mmd};
 pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};
 pub use segmentation::{best_dice, dice_at, DiceAt};

@@ -91,7 +91,11 @@ impl SsimParams {
         if !fits(n) {
             return Err(MetricsError::Shape {
                 what: "image",
-                reason: format!("{side} px is too small for {n} MS-SSIM scale(s) with a {w}×{w} window (needs more than {} px)", (self.window - 1) << (n - 1), w = self.window),
+                reason: format!(
+                    "{side} px is too small for {n} MS-SSIM scale(s) with a {w}×{w} window (needs more than {} px)",
+                    (self.window - 1) << (n - 1),
+                    w = self.window
+                ),
             });
         }
         Ok(n)
@@ -179,7 +183,8 @@ fn downsample2(img: &[f64], side: usize) -> (Vec<f64>, usize) {
     let mut out = vec![0.0; h * h];
     for y in 0..h {
         for x in 0..h {
-            out[y * h + x] = (img[2 * y * side + 2 * x] + img[2 * y * side + 2 * x + 1] + img[(2 * y + 1) * side + 2 * x] + img[(2 * y + 1) * side + 2 * x + 1]) / 4.0;
+            out[y * h + x] =
+                (img[2 * y * side + 2 * x] + img[2 * y * side + 2 * x + 1] + img[(2 * y + 1) * side + 2 * x] + img[(2 * y + 1) * side + 2 * x + 1]) / 4.0;
         }
     }
     (out, h)
@@ -238,6 +243,7 @@ pub fn mean_pairwise_ms_ssim(set: &[f32], side: usize, max_pairs: usize, seed: u
             })
             .collect()
     };
-    let values: Vec<f64> = pairs.par_iter().map(|&(i, j)| ms_ssim(&set[i * px..(i + 1) * px], &set[j * px..(j + 1) * px], side, p)).collect::<Result<_, _>>()?;
+    let values: Vec<f64> =
+        pairs.par_iter().map(|&(i, j)| ms_ssim(&set[i * px..(i + 1) * px], &set[j * px..(j + 1) * px], side, p)).collect::<Result<_, _>>()?;
     Ok((values.iter().sum::<f64>() / values.len() as f64, values.len()))
 }

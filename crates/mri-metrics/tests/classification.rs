@@ -52,10 +52,7 @@ fn undefined_ratios_are_zero_not_nan() {
 
 #[test]
 fn errors_are_reported() {
-    assert!(matches!(
-        Confusion::from_predictions(&[true], &[true, false]),
-        Err(MetricsError::LengthMismatch { expected: 1, got: 2, .. })
-    ));
+    assert!(matches!(Confusion::from_predictions(&[true], &[true, false]), Err(MetricsError::LengthMismatch { expected: 1, got: 2, .. })));
     let e = auroc(&[0.1, f64::NAN], &[true, false]).unwrap_err();
     assert_eq!(e.to_string(), "score #1 is NaN; scores must be finite");
     assert!(matches!(Confusion::default().weighted(Metric::F1, 1.5), Err(MetricsError::InvalidAlpha(_))));

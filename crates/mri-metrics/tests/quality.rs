@@ -146,7 +146,12 @@ fn nearest_neighbours_match_a_naive_search() {
     let got = nearest_neighbours(&q, &r, dim).unwrap();
     for (i, n) in got.iter().enumerate() {
         let qi = &q[i * dim..(i + 1) * dim];
-        let (j, d) = r.chunks(dim).map(|rj| qi.iter().zip(rj).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>().sqrt()).enumerate().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        let (j, d) = r
+            .chunks(dim)
+            .map(|rj| qi.iter().zip(rj).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>().sqrt())
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
         assert_eq!(n.index, j);
         assert!((n.distance - d).abs() < 1e-4 * d.max(1.0));
     }

@@ -97,7 +97,8 @@ impl Shape {
     pub fn bounds(&self) -> [f64; 4] {
         match self {
             Shape::Polygon { xs, ys } => {
-                let f = |v: &[f64], min: bool| v.iter().copied().fold(if min { f64::INFINITY } else { f64::NEG_INFINITY }, if min { f64::min } else { f64::max });
+                let f =
+                    |v: &[f64], min: bool| v.iter().copied().fold(if min { f64::INFINITY } else { f64::NEG_INFINITY }, if min { f64::min } else { f64::max });
                 [f(xs, true), f(ys, true), f(xs, false), f(ys, false)]
             }
             Shape::Ellipse { cx, cy, rx, ry, .. } => {
@@ -130,7 +131,10 @@ pub struct Annotations {
 }
 
 fn num(path: &Path, key: &str, attrs: &Value, field: &str) -> Result<f64> {
-    attrs.get(field).and_then(Value::as_f64).ok_or_else(|| PreprocessError::Parse { path: path.to_path_buf(), reason: format!("{key}: shape has no numeric {field:?}") })
+    attrs
+        .get(field)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| PreprocessError::Parse { path: path.to_path_buf(), reason: format!("{key}: shape has no numeric {field:?}") })
 }
 
 fn parse_shape(path: &Path, key: &str, attrs: &Value) -> Result<Shape> {
@@ -147,17 +151,25 @@ fn parse_shape(path: &Path, key: &str, attrs: &Value) -> Result<Shape> {
         "polygon" | "polyline" => {
             let (xs, ys) = (list("all_points_x")?, list("all_points_y")?);
             if xs.len() != ys.len() || xs.len() < 3 {
-                return Err(PreprocessError::Parse { path: path.to_path_buf(), reason: format!("{key}: polygon needs at least 3 points and as many x as y ({} x, {} y)", xs.len(), ys.len()) });
+                return Err(PreprocessError::Parse {
+                    path: path.to_path_buf(),
+                    reason: format!("{key}: polygon needs at least 3 points and as many x as y ({} x, {} y)", xs.len(), ys.len()),
+                });
             }
             Ok(Shape::Polygon { xs, ys })
         }
-        "ellipse" => Ok(Shape::Ellipse { cx: g("cx")?, cy: g("cy")?, rx: g("rx")?, ry: g("ry")?, theta: attrs.get("theta").and_then(Value::as_f64).unwrap_or(0.0) }),
+        "ellipse" => {
+            Ok(Shape::Ellipse { cx: g("cx")?, cy: g("cy")?, rx: g("rx")?, ry: g("ry")?, theta: attrs.get("theta").and_then(Value::as_f64).unwrap_or(0.0) })
+        }
         "circle" => {
             let r = g("r")?;
             Ok(Shape::Ellipse { cx: g("cx")?, cy: g("cy")?, rx: r, ry: r, theta: 0.0 })
         }
         "rect" => Ok(Shape::Rect { x: g("x")?, y: g("y")?, width: g("width")?, height: g("height")? }),
-        other => Err(PreprocessError::Parse { path: path.to_path_buf(), reason: format!("{key}: unsupported region shape {other:?} (expected polygon, ellipse, circle or rect)") }),
+        other => Err(PreprocessError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("{key}: unsupported region shape {other:?} (expected polygon, ellipse, circle or rect)"),
+        }),
     }
 }
 
@@ -191,10 +203,7 @@ impl Annotations {
                 None | Some(Value::Null) => Vec::new(),
                 Some(_) => return Err(parse(format!("{key}: \"regions\" is neither a list nor an object"))),
             };
-            let shapes = regions
-                .into_iter()
-                .map(|r| parse_shape(path, key, r.get("shape_attributes").unwrap_or(&Value::Null)))
-                .collect::<Result<Vec<_>>>()?;
+            let shapes = regions.into_iter().map(|r| parse_shape(path, key, r.get("shape_attributes").unwrap_or(&Value::Null))).collect::<Result<Vec<_>>>()?;
             if images.insert(filename.clone(), ImageAnnotation { filename: filename.clone(), size, regions: shapes }).is_some() {
                 return Err(parse(format!("{filename} is annotated twice")));
             }
@@ -269,7 +278,9 @@ impl Dataset {
     pub fn tumour_masks(&self, annotations: &Annotations) -> Result<FoundMasks> {
         let root = match &self.source {
             DataSource::Folder(root) => root.clone(),
-            DataSource::Phantom { .. } => return Err(PreprocessError::param("annotations", "phantom slices have no original images to annotate; use Dataset::phantom_masks")),
+            DataSource::Phantom { .. } => {
+                return Err(PreprocessError::param("annotations", "phantom slices have no original images to annotate; use Dataset::phantom_masks"))
+            }
         };
         let mut used = std::collections::BTreeSet::new();
         let mut masks = Vec::with_capacity(self.items.len());

@@ -38,10 +38,7 @@ impl Dataset {
         }
         let images: Vec<&[f32]> = indices.iter().map(|&i| self.items[i].pixels.as_slice()).collect();
         let labels: Vec<u32> = indices.iter().map(|&i| self.items[i].label.index()).collect();
-        Ok(Batch {
-            images: images_to_tensor(&images, self.image_size as usize, device)?,
-            labels: Tensor::from_vec(labels, indices.len(), device)?,
-        })
+        Ok(Batch { images: images_to_tensor(&images, self.image_size as usize, device)?, labels: Tensor::from_vec(labels, indices.len(), device)? })
     }
 }
 

@@ -85,11 +85,7 @@ fn encode_entry(p: &Preprocessed) -> Vec<u8> {
     let g = &p.geometry;
     let mut out = Vec::with_capacity(48 + 4 * (p.pixels.len() + p.thumb.len()));
     out.extend_from_slice(MAGIC);
-    for v in [PREPROCESS_VERSION, p.pixels.len() as u32, p.thumb.len() as u32, g.width, g.height]
-        .into_iter()
-        .chain(g.bbox)
-        .chain([g.square_side])
-    {
+    for v in [PREPROCESS_VERSION, p.pixels.len() as u32, p.thumb.len() as u32, g.width, g.height].into_iter().chain(g.bbox).chain([g.square_side]) {
         out.extend_from_slice(&v.to_le_bytes());
     }
     for v in p.pixels.iter().chain(&p.thumb) {
@@ -111,10 +107,7 @@ fn decode_entry(bytes: &[u8], image_size: usize) -> Option<Preprocessed> {
     if bytes.len() != HEADER + 4 * (n_pix + n_thumb) {
         return None;
     }
-    let floats: Vec<f32> = bytes[HEADER..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let floats: Vec<f32> = bytes[HEADER..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let geometry = Geometry { width: u(3), height: u(4), bbox: [u(5), u(6), u(7), u(8)], square_side: u(9) };
     Some(Preprocessed { pixels: floats[..n_pix].to_vec(), thumb: floats[n_pix..].to_vec(), geometry })
 }

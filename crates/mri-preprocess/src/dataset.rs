@@ -122,11 +122,7 @@ impl Dataset {
 
     /// As [`Dataset::load`], calling `progress(done, total)` as files finish (from worker
     /// threads), e.g. to drive a progress bar.
-    pub fn load_with_progress(
-        root: &Path,
-        opts: &LoadOptions,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<Self> {
+    pub fn load_with_progress(root: &Path, opts: &LoadOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Self> {
         opts.preprocess.check()?;
         let start = Instant::now();
         let files = list_labelled_files(root, &opts.classes)?;
@@ -157,13 +153,7 @@ impl Dataset {
                     }
                 };
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                Ok(Item {
-                    rel_path: f.rel_path.clone(),
-                    label: f.label,
-                    pixels: p.pixels,
-                    thumb: p.thumb,
-                    geometry: Some(p.geometry),
-                })
+                Ok(Item { rel_path: f.rel_path.clone(), label: f.label, pixels: p.pixels, thumb: p.thumb, geometry: Some(p.geometry) })
             })
             .collect();
         let mut items = Vec::with_capacity(total);

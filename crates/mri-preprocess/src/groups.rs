@@ -182,8 +182,7 @@ fn rotate(thumb: &[f32], side: usize, deg: f32, mirror: bool) -> Vec<f32> {
             let (x1, y1) = ((x0 + 1).min(side - 1), (y0 + 1).min(side - 1));
             let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
             let p = |xx: usize, yy: usize| thumb[yy * side + xx];
-            out[y * side + x] = (1.0 - fy) * ((1.0 - fx) * p(x0, y0) + fx * p(x1, y0))
-                + fy * ((1.0 - fx) * p(x0, y1) + fx * p(x1, y1));
+            out[y * side + x] = (1.0 - fy) * ((1.0 - fx) * p(x0, y0) + fx * p(x1, y0)) + fy * ((1.0 - fx) * p(x0, y1) + fx * p(x1, y1));
         }
     }
     out
@@ -229,11 +228,7 @@ const BLOCK: usize = 256;
 /// # Errors
 /// [`PreprocessError::InvalidParameter`] for mismatched lengths or thumbnail sizes; a candle
 /// error if the matrix product fails.
-pub fn group_near_duplicates(
-    thumbs: &[&[f32]],
-    labels: &[Label],
-    params: &CheckedGroupingParams,
-) -> Result<Grouping> {
+pub fn group_near_duplicates(thumbs: &[&[f32]], labels: &[Label], params: &CheckedGroupingParams) -> Result<Grouping> {
     let n = thumbs.len();
     if labels.len() != n {
         return Err(PreprocessError::param("labels", format!("{} labels for {n} thumbnails", labels.len())));
@@ -248,11 +243,8 @@ pub fn group_near_duplicates(
     let variants = angles.len() * mirrors.len();
 
     let mut uf = UnionFind((0..n).collect());
-    let classes: Vec<Vec<usize>> = if p.within_class {
-        Label::ALL.iter().map(|&l| (0..n).filter(|&i| labels[i] == l).collect()).collect()
-    } else {
-        vec![(0..n).collect()]
-    };
+    let classes: Vec<Vec<usize>> =
+        if p.within_class { Label::ALL.iter().map(|&l| (0..n).filter(|&i| labels[i] == l).collect()).collect() } else { vec![(0..n).collect()] };
     let dev = Device::Cpu;
     for members in classes.iter().filter(|m| m.len() > 1) {
         let m = members.len();
@@ -346,13 +338,7 @@ where
     let reference_pairs: u64 = b.values().map(|&c| pairs(c)).sum();
     let common_pairs: u64 = ab.values().map(|&c| pairs(c)).sum();
     let r = |num: u64, den: u64| if den == 0 { 1.0 } else { num as f64 / den as f64 };
-    Ok(PairAgreement {
-        precision: r(common_pairs, pred_pairs),
-        recall: r(common_pairs, reference_pairs),
-        pred_pairs,
-        reference_pairs,
-        common_pairs,
-    })
+    Ok(PairAgreement { precision: r(common_pairs, pred_pairs), recall: r(common_pairs, reference_pairs), pred_pairs, reference_pairs, common_pairs })
 }
 
 /// Reads a group CSV with a header naming at least `file` and `group` columns (like

@@ -203,15 +203,7 @@ pub fn head_bbox(img: &GreyImage) -> [u32; 4] {
     let eroded: Vec<bool> = (0..sw * sh)
         .map(|i| {
             let (x, y) = (i % sw, i / sw);
-            mask[i]
-                && x > 0
-                && y > 0
-                && x + 1 < sw
-                && y + 1 < sh
-                && mask[i - 1]
-                && mask[i + 1]
-                && mask[i - sw]
-                && mask[i + sw]
+            mask[i] && x > 0 && y > 0 && x + 1 < sw && y + 1 < sh && mask[i - 1] && mask[i + 1] && mask[i - sw] && mask[i + sw]
         })
         .collect();
     let mask = if eroded.iter().any(|&m| m) { eroded } else { mask };
@@ -293,8 +285,7 @@ fn square_and_resize(img: &GreyImage, bbox: [u32; 4], side: usize, fill: f32, ou
         let src = &img.data[(y0 + y) * img.width + x0..(y0 + y) * img.width + x1];
         square[(oy + y) * side + ox..(oy + y) * side + ox + bw].copy_from_slice(src);
     }
-    let buf: ImageBuffer<Luma<f32>, Vec<f32>> =
-        ImageBuffer::from_raw(side as u32, side as u32, square).expect("buffer size matches");
+    let buf: ImageBuffer<Luma<f32>, Vec<f32>> = ImageBuffer::from_raw(side as u32, side as u32, square).expect("buffer size matches");
     let resized = if side == out { buf } else { imageops::resize(&buf, out as u32, out as u32, imageops::FilterType::Triangle) };
     let mut v = resized.into_raw();
     min_max_normalise(&mut v);
@@ -323,14 +314,5 @@ pub fn preprocess(img: &GreyImage, cfg: &PreprocessConfig) -> Preprocessed {
     let pixels = square_and_resize(img, bbox, side, fill, cfg.image_size as usize);
     // Thumbnail: the tight square around the head, so rescaled copies give the same thumbnail.
     let thumb = square_and_resize(img, bbox, bw.max(bh), fill, THUMB_SIZE);
-    Preprocessed {
-        pixels,
-        thumb,
-        geometry: Geometry {
-            width: img.width as u32,
-            height: img.height as u32,
-            bbox,
-            square_side: side as u32,
-        },
-    }
+    Preprocessed { pixels, thumb, geometry: Geometry { width: img.width as u32, height: img.height as u32, bbox, square_side: side as u32 } }
 }

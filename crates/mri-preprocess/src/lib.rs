@@ -64,9 +64,7 @@ pub use batch::{images_to_tensor, Batch, Shuffler};
 pub use cache::{default_cache_dir, CacheMode};
 pub use dataset::{DataSource, Dataset, Item, LoadOptions, LoadStats, SkippedFile};
 pub use error::{PreprocessError, Result};
-pub use groups::{
-    group_near_duplicates, pairwise_agreement, read_group_csv, union_groupings, GroupingParams, PairAgreement,
-};
+pub use groups::{group_near_duplicates, pairwise_agreement, read_group_csv, union_groupings, GroupingParams, PairAgreement};
 pub use image_ops::{decode_grey, preprocess, Geometry, GreyImage, PreprocessConfig, THUMB_SIZE};
 pub use load::{list_labelled_files, ClassMap, Label, LabelledFile};
 pub use phantom::PhantomConfig;

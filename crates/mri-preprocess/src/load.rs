@@ -91,9 +91,7 @@ impl ClassMap {
     pub fn parse(spec: &str) -> Result<Self> {
         let mut map = ClassMap { tumour: vec![], healthy: vec![] };
         for pair in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (folder, label) = pair.split_once('=').ok_or_else(|| {
-                PreprocessError::param("class map", format!("{pair:?} is not folder=label"))
-            })?;
+            let (folder, label) = pair.split_once('=').ok_or_else(|| PreprocessError::param("class map", format!("{pair:?} is not folder=label")))?;
             match label.trim().parse::<Label>()? {
                 Label::Tumour => map.tumour.push(folder.trim().into()),
                 Label::Healthy => map.healthy.push(folder.trim().into()),
@@ -175,11 +173,7 @@ pub fn list_labelled_files(root: &Path, classes: &ClassMap) -> Result<Vec<Labell
     if !has(Label::Tumour) && !has(Label::Healthy) {
         seen.sort();
         let found = if seen.is_empty() { "nothing".to_string() } else { seen.join(", ") };
-        return Err(PreprocessError::NoClassFolders {
-            path: root.to_path_buf(),
-            expected: classes.describe(),
-            found,
-        });
+        return Err(PreprocessError::NoClassFolders { path: root.to_path_buf(), expected: classes.describe(), found });
     }
     let mut files = Vec::new();
     for (name, label, dir) in &class_dirs {

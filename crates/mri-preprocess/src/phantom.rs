@@ -91,9 +91,7 @@ struct Blob {
 
 impl Blob {
     fn new(rng: &mut impl Rng, cx: f32, cy: f32, r0: f32, roughness: f32) -> Self {
-        let harmonics = (2..=5)
-            .map(|k| (k as f32, rng.gen_range(-roughness..roughness) / k as f32 * 2.0, rng.gen_range(0.0..std::f32::consts::TAU)))
-            .collect();
+        let harmonics = (2..=5).map(|k| (k as f32, rng.gen_range(-roughness..roughness) / k as f32 * 2.0, rng.gen_range(0.0..std::f32::consts::TAU))).collect();
         Blob { cx, cy, r0, harmonics }
     }
 
@@ -244,10 +242,7 @@ impl Dataset {
         // Items are sorted by path: "phantom/no/…" before "phantom/yes/…", index order within.
         let mut jobs: Vec<(Label, usize)> = Label::ALL.iter().flat_map(|&l| (0..cfg.per_class).map(move |i| (l, i))).collect();
         jobs.sort_by_key(|&(l, i)| (format!("phantom/{}", l.as_str()), i));
-        Ok(jobs
-            .par_iter()
-            .map(|&(label, i)| label.is_tumour().then(|| phantom_slice_with_mask(&mut slice_rng(cfg, label, i), s, true, cfg.noise).1))
-            .collect())
+        Ok(jobs.par_iter().map(|&(label, i)| label.is_tumour().then(|| phantom_slice_with_mask(&mut slice_rng(cfg, label, i), s, true, cfg.noise).1)).collect())
     }
 
     /// Generates a phantom data set: `per_class` tumour and healthy slices with virtual paths
@@ -262,8 +257,7 @@ impl Dataset {
         cfg.check()?;
         let start = std::time::Instant::now();
         let s = cfg.image_size as usize;
-        let jobs: Vec<(Label, usize)> =
-            Label::ALL.iter().flat_map(|&l| (0..cfg.per_class).map(move |i| (l, i))).collect();
+        let jobs: Vec<(Label, usize)> = Label::ALL.iter().flat_map(|&l| (0..cfg.per_class).map(move |i| (l, i))).collect();
         let mut items: Vec<Item> = jobs
             .par_iter()
             .map(|&(label, i)| {

@@ -58,8 +58,7 @@ impl Dataset {
     /// # Errors
     /// As [`SplitManifest::make`].
     pub fn split(&self, groups: &[String], params: &SplitParams) -> Result<SplitManifest> {
-        let items: Vec<_> =
-            self.items.iter().zip(groups).map(|(it, g)| (it.rel_path.clone(), it.label, g.clone())).collect();
+        let items: Vec<_> = self.items.iter().zip(groups).map(|(it, g)| (it.rel_path.clone(), it.label, g.clone())).collect();
         SplitManifest::make(&items, self.image_size, params)
     }
 
@@ -106,11 +105,7 @@ pub mod interop {
     /// The train part as `train_*` and the test part as `test_*` tensors (images
     /// (N, 1, S, S) f32, labels (N,) u32 with tumour = 1, `labels: 2`). candle-datasets has
     /// no validation set, so the val part is left out.
-    pub fn to_candle_dataset(
-        ds: &Dataset,
-        manifest: &SplitManifest,
-        device: &Device,
-    ) -> Result<candle_datasets::vision::Dataset> {
+    pub fn to_candle_dataset(ds: &Dataset, manifest: &SplitManifest, device: &Device) -> Result<candle_datasets::vision::Dataset> {
         let train = ds.batch(&ds.indices_in(manifest, SplitPart::Train), device)?;
         let test = ds.batch(&ds.indices_in(manifest, SplitPart::Test), device)?;
         Ok(candle_datasets::vision::Dataset {

@@ -143,18 +143,19 @@ impl SplitManifest {
             gs.shuffle(&mut rng);
             let [tr, va, _] = part_sizes(gs.len(), params);
             for (i, g) in gs.into_iter().enumerate() {
-                let part = if i < tr { SplitPart::Train } else if i < tr + va { SplitPart::Val } else { SplitPart::Test };
+                let part = if i < tr {
+                    SplitPart::Train
+                } else if i < tr + va {
+                    SplitPart::Val
+                } else {
+                    SplitPart::Test
+                };
                 part_of_group.insert(g, part);
             }
         }
         let mut out: Vec<SplitItem> = items
             .iter()
-            .map(|(path, label, group)| SplitItem {
-                path: path.clone(),
-                label: *label,
-                group: group.clone(),
-                split: part_of_group[group.as_str()],
-            })
+            .map(|(path, label, group)| SplitItem { path: path.clone(), label: *label, group: group.clone(), split: part_of_group[group.as_str()] })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         if let Some(w) = out.windows(2).find(|w| w[0].path == w[1].path) {

@@ -19,7 +19,13 @@ fn annotated_head() -> ImageBuffer<Luma<u8>, Vec<u8>> {
         let (u, v) = ((x as f32 - 115.0) / 80.0, (y as f32 - 85.0) / 60.0);
         let in_rect = (120..150).contains(&x) && (60..95).contains(&y);
         let in_disc = (x as f32 + 0.5 - 100.0).powi(2) + (y as f32 + 0.5 - 110.0).powi(2) < 144.0;
-        Luma([if in_rect || in_disc { 255 } else if u * u + v * v < 1.0 { 110 } else { 0 }])
+        Luma([if in_rect || in_disc {
+            255
+        } else if u * u + v * v < 1.0 {
+            110
+        } else {
+            0
+        }])
     })
 }
 
@@ -37,7 +43,8 @@ fn masks_land_on_the_annotated_structures_after_preprocessing() {
     write(dir.path(), "yes/t0.png", &encode(&annotated_head(), image::ImageFormat::Png));
     write(dir.path(), "no/n0.png", &encode(&annotated_head(), image::ImageFormat::Png));
     for side in [32u32, 64, 128] {
-        let ds = Dataset::load(dir.path(), &LoadOptions { preprocess: PreprocessConfig::with_size(side), cache: CacheMode::Disabled, ..Default::default() }).unwrap();
+        let ds = Dataset::load(dir.path(), &LoadOptions { preprocess: PreprocessConfig::with_size(side), cache: CacheMode::Disabled, ..Default::default() })
+            .unwrap();
         let ann = Annotations::from_via_str(VIA, Path::new("via.json")).unwrap();
         let found = ds.tumour_masks(&ann).unwrap();
         assert_eq!(found.unmatched, vec!["other.jpg".to_string()]);
@@ -100,9 +107,13 @@ fn bad_annotation_files_name_the_file_and_the_reason() {
     let p = Path::new("ann.json");
     let e = Annotations::from_via_str("[1, 2]", p).unwrap_err().to_string();
     assert!(e.contains("ann.json") && e.contains("object"), "{e}");
-    let e = Annotations::from_via_str(r#"{"k": {"filename": "a.jpg", "regions": [{"shape_attributes": {"name": "point", "cx": 1, "cy": 2}}]}}"#, p).unwrap_err().to_string();
+    let e = Annotations::from_via_str(r#"{"k": {"filename": "a.jpg", "regions": [{"shape_attributes": {"name": "point", "cx": 1, "cy": 2}}]}}"#, p)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unsupported region shape \"point\""), "{e}");
-    let e = Annotations::from_via_str(r#"{"k": {"filename": "a.jpg", "regions": [{"shape_attributes": {"name": "circle", "cx": 1, "cy": 2}}]}}"#, p).unwrap_err().to_string();
+    let e = Annotations::from_via_str(r#"{"k": {"filename": "a.jpg", "regions": [{"shape_attributes": {"name": "circle", "cx": 1, "cy": 2}}]}}"#, p)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("\"r\""), "{e}");
     let e = Annotations::from_via_json(Path::new("/nonexistent/ann.json")).unwrap_err();
     assert!(matches!(e, PreprocessError::Io { .. }));

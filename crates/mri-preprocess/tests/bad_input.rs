@@ -84,10 +84,7 @@ fn truncated_jpeg() {
     let full = encode(&head_luma(64, 64), image::ImageFormat::Jpeg);
     write(dir.path(), "yes/y9.jpg", &full[..full.len() * 2 / 3]);
     let e = load_err(dir.path());
-    assert_eq!(
-        e.to_string(),
-        format!("{}: corrupt or truncated JPEG image: no end-of-image marker (file truncated)", dir.path().join("yes/y9.jpg").display())
-    );
+    assert_eq!(e.to_string(), format!("{}: corrupt or truncated JPEG image: no end-of-image marker (file truncated)", dir.path().join("yes/y9.jpg").display()));
 }
 
 #[test]
@@ -105,10 +102,7 @@ fn non_image_file() {
     valid_folder(dir.path());
     write(dir.path(), "no/notes.jpg", b"these are my notes, not a picture");
     let e = load_err(dir.path());
-    assert_eq!(
-        e.to_string(),
-        format!("{}: not an image (content is not PNG or JPEG, whatever the extension)", dir.path().join("no/notes.jpg").display())
-    );
+    assert_eq!(e.to_string(), format!("{}: not an image (content is not PNG or JPEG, whatever the extension)", dir.path().join("no/notes.jpg").display()));
 }
 
 #[test]
@@ -117,10 +111,7 @@ fn image_too_small() {
     valid_folder(dir.path());
     write(dir.path(), "no/tiny.png", &head_png(15, 40));
     let e = load_err(dir.path());
-    assert_eq!(
-        e.to_string(),
-        format!("{}: image is 15×40 px, smaller than the minimum 16 px", dir.path().join("no/tiny.png").display())
-    );
+    assert_eq!(e.to_string(), format!("{}: image is 15×40 px, smaller than the minimum 16 px", dir.path().join("no/tiny.png").display()));
 }
 
 #[test]
@@ -142,11 +133,7 @@ fn skip_invalid_lists_every_bad_file() {
     write(dir.path(), "no/tiny.png", &head_png(8, 8));
     let ds = Dataset::load(dir.path(), &opts(true)).unwrap();
     assert_eq!(ds.len(), 4);
-    let skipped: Vec<(&str, bool)> = ds
-        .skipped
-        .iter()
-        .map(|s| (s.rel_path.as_str(), s.reason.contains(&s.rel_path)))
-        .collect();
+    let skipped: Vec<(&str, bool)> = ds.skipped.iter().map(|s| (s.rel_path.as_str(), s.reason.contains(&s.rel_path))).collect();
     assert_eq!(skipped, [("no/text.jpg", true), ("no/tiny.png", true), ("yes/empty.jpg", true)]);
     assert!(ds.skipped[0].reason.ends_with("not an image (content is not PNG or JPEG, whatever the extension)"));
     assert!(ds.skipped[1].reason.ends_with("image is 8×8 px, smaller than the minimum 16 px"));

@@ -6,8 +6,8 @@ mod common;
 use common::write;
 use image::{imageops, DynamicImage, ImageBuffer, Luma};
 use mri_preprocess::{
-    pairwise_agreement, union_groupings, CacheMode, Dataset, GroupingParams, Label, LoadOptions, PhantomConfig,
-    PreprocessConfig, SplitManifest, SplitParams, SplitPart,
+    pairwise_agreement, union_groupings, CacheMode, Dataset, GroupingParams, Label, LoadOptions, PhantomConfig, PreprocessConfig, SplitManifest, SplitParams,
+    SplitPart,
 };
 
 /// A lesion-bearing phantom slice as an 8-bit image of side `s`. (Healthy phantoms differ only
@@ -67,11 +67,7 @@ fn copies_group_together_and_distinct_slices_do_not() {
             }
         }
     }
-    let ds = Dataset::load(
-        dir.path(),
-        &LoadOptions { cache: CacheMode::Disabled, preprocess: PreprocessConfig::with_size(64), ..Default::default() },
-    )
-    .unwrap();
+    let ds = Dataset::load(dir.path(), &LoadOptions { cache: CacheMode::Disabled, preprocess: PreprocessConfig::with_size(64), ..Default::default() }).unwrap();
     let groups = ds.near_duplicate_groups(&GroupingParams::default()).unwrap();
     truth.sort();
     let paths: Vec<String> = ds.items.iter().map(|i| i.rel_path.clone()).collect();

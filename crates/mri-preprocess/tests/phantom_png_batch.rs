@@ -2,10 +2,7 @@
 
 use candle_core::Device;
 use mri_preprocess::png::grid;
-use mri_preprocess::{
-    decode_grey, save_grid, save_png, save_tensor_png, Dataset, GroupingParams, Label, PhantomConfig, Shuffler,
-    SplitParams, SplitPart,
-};
+use mri_preprocess::{decode_grey, save_grid, save_png, save_tensor_png, Dataset, GroupingParams, Label, PhantomConfig, Shuffler, SplitParams, SplitPart};
 
 fn phantoms(size: u32, per_class: usize, seed: u64) -> Dataset {
     Dataset::phantom(&PhantomConfig { image_size: size, per_class, seed, ..Default::default() }).unwrap()

@@ -59,7 +59,9 @@ fn benches(c: &mut Criterion) {
         // Both gradients come from one pass (per image: columns recomputed, dW and dx GEMMs,
         // col2im), so forward + backward is timed as one; backward ≈ this − forward.
         let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
-        g.bench_function(format!("{name}/forward-backward"), |b| b.iter(|| conv2d(xv.as_tensor(), wv.as_tensor(), None, s, p).unwrap().sum_all().unwrap().backward().unwrap()));
+        g.bench_function(format!("{name}/forward-backward"), |b| {
+            b.iter(|| conv2d(xv.as_tensor(), wv.as_tensor(), None, s, p).unwrap().sum_all().unwrap().backward().unwrap())
+        });
     }
     g.finish();
 

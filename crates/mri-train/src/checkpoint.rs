@@ -72,8 +72,7 @@ fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
         return Err(TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: "file is missing".into() });
     }
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() })
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 impl Checkpoint {
@@ -90,11 +89,7 @@ impl Checkpoint {
     /// `X.json`), so a user can pass whichever file they see.
     pub fn from_file(path: &Path) -> Self {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let stem = [".optim.safetensors", ".safetensors", ".json"]
-            .iter()
-            .find_map(|ext| name.strip_suffix(ext))
-            .unwrap_or(&name)
-            .to_string();
+        let stem = [".optim.safetensors", ".safetensors", ".json"].iter().find_map(|ext| name.strip_suffix(ext)).unwrap_or(&name).to_string();
         Self::at(path.parent().unwrap_or(Path::new(".")), &stem)
     }
 
@@ -146,8 +141,7 @@ impl Checkpoint {
     /// # Errors
     /// [`TrainError::CorruptCheckpoint`] when it is missing or not valid JSON of this form.
     pub fn read_sidecar(&self) -> Result<Sidecar> {
-        let text = std::fs::read_to_string(&self.sidecar)
-            .map_err(|e| TrainError::CorruptCheckpoint { path: self.sidecar.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(&self.sidecar).map_err(|e| TrainError::CorruptCheckpoint { path: self.sidecar.clone(), reason: e.to_string() })?;
         serde_json::from_str(&text).map_err(|e| TrainError::CorruptCheckpoint { path: self.sidecar.clone(), reason: e.to_string() })
     }
 
@@ -183,10 +177,7 @@ impl Checkpoint {
     pub fn load_weights(&self, varmap: &VarMap) -> Result<()> {
         let saved = load_tensors(&self.weights)?;
         for (name, var) in varmap.data().lock().unwrap().iter() {
-            let t = saved.get(name).ok_or_else(|| TrainError::CheckpointMismatch {
-                path: self.weights.clone(),
-                reason: format!("no weight named {name}"),
-            })?;
+            let t = saved.get(name).ok_or_else(|| TrainError::CheckpointMismatch { path: self.weights.clone(), reason: format!("no weight named {name}") })?;
             if t.shape() != var.shape() {
                 return Err(TrainError::CheckpointMismatch {
                     path: self.weights.clone(),

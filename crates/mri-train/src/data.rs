@@ -30,10 +30,7 @@ impl ImageSet {
     /// [`TrainError::InvalidParameter`] if it is not S×S.
     pub fn push(&mut self, image: &[f32], label: u32) -> Result<()> {
         if image.len() != self.side * self.side {
-            return Err(TrainError::InvalidParameter {
-                name: "image",
-                reason: format!("{} values, expected {}²", image.len(), self.side),
-            });
+            return Err(TrainError::InvalidParameter { name: "image", reason: format!("{} values, expected {}²", image.len(), self.side) });
         }
         self.pixels.extend_from_slice(image);
         self.labels.push(label);

@@ -186,19 +186,35 @@ fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
 #[allow(clippy::too_many_arguments)]
 fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool) {
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
-    assert!(dst.len() >= extent(m, n, n, 1) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2), "sgemm: operand too short");
+    assert!(
+        dst.len() >= extent(m, n, n, 1) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2),
+        "sgemm: operand too short"
+    );
     let threads = rayon::current_num_threads();
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the extents above keep every access inside the slices; dst does not alias the inputs
     // (a &mut borrow).
     unsafe {
         gemm::gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
             accumulate,
-            lhs.0.as_ptr(), lhs.2 as isize, lhs.1 as isize,
-            rhs.0.as_ptr(), rhs.2 as isize, rhs.1 as isize,
-            1.0, 1.0, false, false, false, par,
+            lhs.0.as_ptr(),
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0.as_ptr(),
+            rhs.2 as isize,
+            rhs.1 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
         );
     }
 }
@@ -440,14 +456,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
 /// Transposed 2-D convolution of `x` (N, Cin, H, W) with `w` (Cin, Cout, k, k) (candle's and
 /// PyTorch's layout), plus optional `bias` (Cout): GEMM + col2im on the CPU for f32, candle's
 /// `conv_transpose2d` otherwise. Output side (H − 1)·stride − 2·pad + k + output_padding.
-pub fn conv_transpose2d(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: usize,
-    pad: usize,
-    output_padding: usize,
-) -> candle_core::Result<Tensor> {
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize, output_padding: usize) -> candle_core::Result<Tensor> {
     if let (Ok((n, cin, h, wd)), Ok((_, cout, k, _))) = (x.dims4(), w.dims4()) {
         // Every input pixel scatters Cout·k² multiply-adds.
         crate::flops::add(2 * (n * cin * h * wd * cout * k * k) as u64);

@@ -152,10 +152,9 @@ impl Adam {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: u64, path: &std::path::Path) -> Result<()> {
         for s in &mut self.slots {
             for (key, slot) in [(format!("m.{}", s.name), &mut s.m), (format!("v.{}", s.name), &mut s.v)] {
-                let t = state.get(&key).ok_or_else(|| TrainError::CheckpointMismatch {
-                    path: path.to_path_buf(),
-                    reason: format!("optimiser state has no {key}"),
-                })?;
+                let t = state
+                    .get(&key)
+                    .ok_or_else(|| TrainError::CheckpointMismatch { path: path.to_path_buf(), reason: format!("optimiser state has no {key}") })?;
                 if t.shape() != slot.shape() {
                     return Err(TrainError::CheckpointMismatch {
                         path: path.to_path_buf(),

@@ -14,11 +14,7 @@ impl EpochProgress {
         if quiet {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {elapsed}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {elapsed}").expect("valid template").progress_chars("=> "));
         bar.set_prefix(format!("{label} epoch {}/{epochs}", epoch + 1));
         EpochProgress { bar }
     }

@@ -172,15 +172,7 @@ impl AnomalyVaeConfig {
 
     /// A tiny layout for tests.
     pub fn quick(image_size: usize) -> Self {
-        AnomalyVaeConfig {
-            image_size,
-            channels: vec![4, 8],
-            latent: 8,
-            decoder: AnomalyDecoder::Mirrored,
-            epochs: 3,
-            batch_size: 8,
-            ..Self::paper()
-        }
+        AnomalyVaeConfig { image_size, channels: vec![4, 8], latent: 8, decoder: AnomalyDecoder::Mirrored, epochs: 3, batch_size: 8, ..Self::paper() }
     }
 
     /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
@@ -241,10 +233,7 @@ impl AnomalyVaeConfig {
 fn check_common(image_size: usize, channels: &[usize], latent: usize, batch_size: usize, loss: &VaeLoss) -> Result<()> {
     let f = 1usize << channels.len();
     if channels.is_empty() || image_size == 0 || image_size % f != 0 {
-        return Err(VaeError::Config(format!(
-            "image_size {image_size} must be a positive multiple of 2^{} (one stride-2 conv per block)",
-            channels.len()
-        )));
+        return Err(VaeError::Config(format!("image_size {image_size} must be a positive multiple of 2^{} (one stride-2 conv per block)", channels.len())));
     }
     if latent == 0 || batch_size == 0 || channels.contains(&0) {
         return Err(VaeError::Config("latent, batch_size and channels must be positive".into()));

@@ -50,9 +50,7 @@ mod trainer;
 
 pub use config::{AnomalyDecoder, AnomalyVaeConfig, VaeConfig, VaeLoss};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
-pub use trainer::{
-    evaluate_vae_loss, load_vae, reconstruct_set, sample, train_vae, vae_loss, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput,
-};
+pub use trainer::{evaluate_vae_loss, load_vae, reconstruct_set, sample, train_vae, vae_loss, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

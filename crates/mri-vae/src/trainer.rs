@@ -5,8 +5,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mri_train::{
-    restore, save_recon_grid, seeded_normal, seeded_var_builder, snapshot, Adam, AdamConfig, Checkpoint, EpochProgress, ImageSet,
-    RunOptions, TrainError,
+    restore, save_recon_grid, seeded_normal, seeded_var_builder, snapshot, Adam, AdamConfig, Checkpoint, EpochProgress, ImageSet, RunOptions, TrainError,
 };
 use serde::{Deserialize, Serialize};
 

@@ -5,8 +5,7 @@ use candle_nn::VarMap;
 use mri_preprocess::{Dataset, PhantomConfig};
 use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, RunOptions, TrainError};
 use mri_vae::{
-    load_vae, reconstruct_set, sample, train_vae, vae_loss, AnomalyDecoder, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig,
-    VaeError, VaeLoss, VaeModel,
+    load_vae, reconstruct_set, sample, train_vae, vae_loss, AnomalyDecoder, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig, VaeError, VaeLoss, VaeModel,
 };
 
 fn phantom_set(side: u32, per_class: usize, seed: u64) -> ImageSet {

@@ -14,7 +14,13 @@ pub fn head_luma(w: u32, h: u32) -> ImageBuffer<Luma<u8>, Vec<u8>> {
     ImageBuffer::from_fn(w, h, |x, y| {
         let (u, v) = ((x as f32 - w as f32 / 2.0) / (w as f32 * 0.35), (y as f32 - h as f32 / 2.0) / (h as f32 * 0.4));
         let r = u * u + v * v;
-        Luma([if r < 0.2 { 90 } else if r < 1.0 { 200 } else { 0 }])
+        Luma([if r < 0.2 {
+            90
+        } else if r < 1.0 {
+            200
+        } else {
+            0
+        }])
     })
 }
 
