@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::gan::GanConfig;
-use mri_synth::generators::{train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
+use mri_synth::generators::{synthetic_seed, train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
 use mri_synth::preprocess::SplitPart;
 use mri_synth::vae::VaeConfig;
 
@@ -25,11 +25,11 @@ struct Args {
     #[command(flatten)]
     run: common::RunArgs,
     /// vae or gan.
-    #[arg(long, default_value = "vae", value_parser = ["vae", "gan"])]
-    generator: String,
-    /// Images to write per class.
-    #[arg(long, default_value_t = 64)]
-    n_per_class: usize,
+    #[arg(long, default_value = "vae")]
+    generator: GeneratorKind,
+    /// Images to write per class (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    n_per_class: u64,
     /// Output folder (checkpoints, figures, synthetic/).
     #[arg(long, default_value = "runs/generate")]
     out: PathBuf,
@@ -38,27 +38,30 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.run.device()?;
-    let kind: GeneratorKind = a.generator.parse()?;
+    let kind = a.generator;
+    let n = a.n_per_class as usize;
     let image_size = match kind {
-        GeneratorKind::Vae => VaeConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
-        GeneratorKind::Gan => GanConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
+        GeneratorKind::Vae => VaeConfig::preset(a.run.preset, a.run.image_size).image_size,
+        GeneratorKind::Gan => GanConfig::preset(a.run.preset, a.run.image_size).image_size,
     };
-    let prepared = a.run.prepare(image_size, &a.out)?;
+    let (prepared, fingerprint) = a.run.prepare(image_size, &a.out)?;
     let spec = GeneratorSpec {
         kind,
-        preset: a.run.preset.clone(),
+        preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: 0,
         quiet: a.run.quiet,
+        fingerprint: Some(fingerprint),
     };
     let trained = train_generators(&spec, &prepared.image_set(SplitPart::Train), &prepared.image_set(SplitPart::Val), &device)?;
     let dir = a.out.join("synthetic").join(kind.name());
     for ((class, gen, _), (label, _)) in trained.iter().zip(CLASSES) {
-        write_synthetic(gen, class, label, a.n_per_class, a.run.seed ^ u64::from(label), &dir, &device)?;
-        println!("{}: {} images in {}", class, a.n_per_class, dir.join(class).display());
+        // The experiment's sampling seeds: the same preset, size and seed give its synthetic set.
+        write_synthetic(gen, class, label, n, synthetic_seed(a.run.seed, label), &dir, &device)?;
+        println!("{class}: {n} images in {}", dir.join(class).display());
     }
     Ok(())
 }

@@ -6,7 +6,11 @@
 //! ```
 //! Writes `split.json`, `report.json`, `report.md`, `figures/`, `checkpoints/`, `detectors/`
 //! and `synthetic/<generator>/<class>/` into `--out`. Re-running with the same `--out` skips
-//! complete stages and resumes interrupted trainings.
+//! complete stages and resumes interrupted trainings; other data, split, seed, preset or size
+//! there is refused with the difference named (`--fresh` starts over). `--epochs` overrides
+//! every model's epochs.
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -14,72 +18,47 @@ use anyhow::Result;
 use clap::Parser;
 use mri_synth::experiment::{run_experiment, ExperimentSpec};
 use mri_synth::generators::GeneratorKind;
-use mri_synth::train::DeviceChoice;
+use mri_synth::report::classification_table;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train on real, synthetic and mixed data; test on real data; write report.json / report.md")]
 struct Args {
-    /// Data folder with yes/ and no/ (Br35H layout). Omit for built-in phantom data.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Output folder.
+    #[command(flatten)]
+    run: common::RunArgs,
+    /// Output folder (it holds one run: other inputs there are refused unless --fresh).
     #[arg(long, default_value = "runs/mixed_experiment")]
     out: PathBuf,
-    /// Preset of every model: quick (seconds), default (2-core CPU, 64 px) or paper (the study's, 128 px; GPU advised).
-    #[arg(long, default_value = "default", value_parser = ["quick", "default", "paper"])]
-    preset: String,
-    /// Image side in pixels (overrides the presets').
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Seed of the split, every initialisation, noise, shuffle and sample.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Generators to compare, comma-separated.
     #[arg(long, default_value = "vae,gan", value_delimiter = ',')]
-    generators: Vec<String>,
+    generators: Vec<GeneratorKind>,
     /// Synthetic images per class (default: as many as real training images of the class).
-    #[arg(long)]
-    synthetic_per_class: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    synthetic_per_class: Option<u64>,
     /// Phantom slices per class when --data is not given.
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
-    /// Skip unreadable images instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let device = a.device.parse::<DeviceChoice>()?.device()?;
-    let generators = a.generators.iter().map(|g| g.parse::<GeneratorKind>()).collect::<Result<Vec<_>, _>>()?;
+    let device = a.run.device()?;
     let spec = ExperimentSpec {
-        data: a.data,
+        data: a.run.data.clone(),
         out: a.out,
-        preset: a.preset,
-        image_size: a.image_size,
-        seed: a.seed,
-        generators,
-        synthetic_per_class: a.synthetic_per_class,
-        skip_invalid: a.skip_invalid,
+        preset: a.run.preset,
+        image_size: a.run.image_size,
+        epochs: a.run.epochs,
+        seed: a.run.seed,
+        split: a.run.split,
+        generators: a.generators,
+        synthetic_per_class: a.synthetic_per_class.map(|n| n as usize),
+        skip_invalid: a.run.skip_invalid,
         phantoms_per_class: a.phantoms_per_class,
-        quiet: a.quiet,
+        fresh: a.run.fresh,
+        quiet: a.run.quiet,
     };
     let report = run_experiment(&spec, &device)?;
-    println!(
-        "\n{}",
-        std::fs::read_to_string(spec.out.join("report.md"))?
-            .lines()
-            .skip_while(|l| !l.starts_with("| Model"))
-            .take_while(|l| l.starts_with('|'))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    println!("\nwrote {} ({:.1} s)", spec.out.join("report.md").display(), report.timings_s["total"]);
+    println!("\n{}", classification_table(&report));
+    println!("wrote {} ({:.1} s)", spec.out.join("report.md").display(), report.timings_s["total"]);
     Ok(())
 }

@@ -10,18 +10,18 @@
 
 use anyhow::Result;
 use clap::Parser;
-use mri_synth::throughput::{measure, ModelKind, ThroughputSpec};
-use mri_synth::train::DeviceChoice;
+use mri_synth::throughput::{measure, ThroughputSpec};
+use mri_synth::train::{DeviceChoice, ModelKind, Preset};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training and inference of one model; print one JSON line")]
 struct Args {
-    /// cnn, gen-vae, gan or anomaly-vae.
-    #[arg(long)]
-    model: String,
+    /// The model to time.
+    #[arg(long, value_enum)]
+    model: ModelKind,
     /// Model preset: quick, default or paper (the study's layouts).
-    #[arg(long, default_value = "paper", value_parser = ["quick", "default", "paper"])]
-    preset: String,
+    #[arg(long, value_enum, default_value_t = Preset::Paper)]
+    preset: Preset,
     /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -42,8 +42,7 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.device.parse::<DeviceChoice>()?.device()?;
-    let spec =
-        ThroughputSpec { model: a.model.parse::<ModelKind>()?, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
+    let spec = ThroughputSpec { model: a.model, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
     println!("{}", serde_json::to_string(&measure(&spec, &device)?)?);
     Ok(())
 }

@@ -6,13 +6,14 @@
 //! ```
 //! Writes `checkpoints/cnn-real.{safetensors,json}` (best val loss) and `cnn-real-last.*`
 //! (resume point), `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
-//! with the same `--out` resumes an interrupted training.
+//! with the same `--out` resumes an interrupted training, and with more `--epochs` continues a
+//! finished one; other data, split, seed, preset or size there is refused (use `--fresh`).
 
 mod common;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use mri_synth::cnn::{predict_proba, train, CnnConfig, TrainOptions};
 use mri_synth::eval::TestMetrics;
@@ -31,36 +32,28 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let device = args.run.device()?;
-    let mut cfg = CnnConfig::preset(&args.run.preset, args.run.image_size)?;
+    let mut cfg = CnnConfig::preset(args.run.preset, args.run.image_size);
     if let Some(e) = args.run.epochs {
         cfg.epochs = e;
     }
     let t0 = std::time::Instant::now();
-    let prepared = args.run.prepare(cfg.image_size, &args.out)?;
+    let (prepared, fingerprint) = args.run.prepare(cfg.image_size, &args.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs, cfg.batch_size);
-    let opts = TrainOptions {
-        seed: args.run.seed,
-        quiet: args.run.quiet,
-        checkpoint_dir: Some(args.out.join("checkpoints")),
-        name: "cnn-real".into(),
-        preset: args.run.preset.clone(),
-        stop_after: None,
-        figures_dir: None,
-        figure_every: 0,
-    };
+    let opts: TrainOptions = args.run.run_options("cnn-real", &args.out, &fingerprint, 0);
     let out = train(&cfg, &tr, &va, &device, &opts)?;
     let probs = predict_proba(&out.model, &te, cfg.batch_size, &device)?;
     let m = TestMetrics::from_scores(&probs, &te.labels, 0.5)?;
     println!(
         "best epoch {} (val loss {:.4}); test on {} held-out slices ({}): {m}",
-        out.best_epoch + 1,
+        out.best_epoch,
         out.best_val_loss,
         te.len(),
         prepared.dataset.source.describe()
     );
-    std::fs::write(args.out.join("history.json"), serde_json::to_string_pretty(&out.history)?)?;
-    std::fs::write(args.out.join("test_metrics.json"), serde_json::to_string_pretty(&m)?)?;
+    let write = |name: &str, json: String| std::fs::write(args.out.join(name), json).with_context(|| format!("writing {}", args.out.join(name).display()));
+    write("history.json", serde_json::to_string_pretty(&out.history)?)?;
+    write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;
     println!("wrote {} in {:.1} s", args.out.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }

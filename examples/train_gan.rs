@@ -34,18 +34,19 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.run.device()?;
-    let image_size = GanConfig::preset(&a.run.preset, a.run.image_size)?.image_size;
+    let image_size = GanConfig::preset(a.run.preset, a.run.image_size).image_size;
     let t0 = std::time::Instant::now();
-    let prepared = a.run.prepare(image_size, &a.out)?;
+    let (prepared, fingerprint) = a.run.prepare(image_size, &a.out)?;
     let spec = GeneratorSpec {
         kind: GeneratorKind::Gan,
-        preset: a.run.preset.clone(),
+        preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: a.figure_every,
         quiet: a.run.quiet,
+        fingerprint: Some(fingerprint),
     };
     let trained = train_generators(&spec, &prepared.image_set(SplitPart::Train), &prepared.image_set(SplitPart::Val), &device)?;
     for (class, _, r) in &trained {

@@ -17,17 +17,25 @@ use anyhow::Result;
 use clap::Parser;
 use mri_synth::generators::{train_generators, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
-use mri_synth::train::RunOptions;
 use mri_synth::vae::{train_vae, AnomalyVaeConfig, VaeConfig};
+
+/// Which VAE to train.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum VaeKind {
+    /// One VAE per class, for synthetic data.
+    Generative,
+    /// One VAE on healthy slices only, for anomaly detection.
+    Anomaly,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the generative VAE per class, or the anomaly VAE on healthy slices")]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
-    /// generative (one VAE per class, for synthetic data) or anomaly (healthy slices only).
-    #[arg(long, default_value = "generative", value_parser = ["generative", "anomaly"])]
-    kind: String,
+    /// Which VAE.
+    #[arg(long, value_enum, default_value_t = VaeKind::Generative)]
+    kind: VaeKind,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_vae")]
     out: PathBuf,
@@ -39,23 +47,24 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.run.device()?;
-    let image_size = match a.kind.as_str() {
-        "generative" => VaeConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
-        _ => AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?.image_size,
+    let image_size = match a.kind {
+        VaeKind::Generative => VaeConfig::preset(a.run.preset, a.run.image_size).image_size,
+        VaeKind::Anomaly => AnomalyVaeConfig::preset(a.run.preset, a.run.image_size).image_size,
     };
     let t0 = std::time::Instant::now();
-    let prepared = a.run.prepare(image_size, &a.out)?;
+    let (prepared, fingerprint) = a.run.prepare(image_size, &a.out)?;
     let (tr, va) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val));
-    let history = if a.kind == "generative" {
+    let history = if a.kind == VaeKind::Generative {
         let spec = GeneratorSpec {
             kind: GeneratorKind::Vae,
-            preset: a.run.preset.clone(),
+            preset: a.run.preset,
             image_size,
             epochs: a.run.epochs,
             seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,
             quiet: a.run.quiet,
+            fingerprint: Some(fingerprint),
         };
         let trained = train_generators(&spec, &tr, &va, &device)?;
         for (class, _, r) in &trained {
@@ -63,24 +72,15 @@ fn main() -> Result<()> {
         }
         serde_json::to_value(trained.iter().map(|t| &t.2).collect::<Vec<_>>())?
     } else {
-        let mut cfg = AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?;
+        let mut cfg = AnomalyVaeConfig::preset(a.run.preset, a.run.image_size);
         if let Some(e) = a.run.epochs {
             cfg.epochs = e;
         }
-        let opts = RunOptions {
-            seed: a.run.seed,
-            quiet: a.run.quiet,
-            checkpoint_dir: Some(a.out.join("checkpoints")),
-            name: "anomaly-vae-real".into(),
-            preset: a.run.preset.clone(),
-            stop_after: None,
-            figures_dir: Some(a.out.join("figures")),
-            figure_every: a.figure_every,
-        };
+        let opts = a.run.run_options("anomaly-vae-real", &a.out, &fingerprint, a.figure_every);
         let (htr, hva) = (tr.of_class(0), va.of_class(0));
         println!("anomaly VAE ({} parameters) on {} healthy training slices", cfg.param_count(), htr.len());
         let r = train_vae(&cfg, &htr, &hva, &device, &opts)?;
-        println!("best epoch {} (val loss {:.2})", r.best_epoch + 1, r.best_val_loss);
+        println!("best epoch {} (val loss {:.2})", r.best_epoch, r.best_val_loss);
         serde_json::to_value(&r.history)?
     };
     std::fs::write(a.out.join("history.json"), serde_json::to_string_pretty(&history)?)?;

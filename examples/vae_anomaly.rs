@@ -17,10 +17,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::anomaly::{evaluate_techniques, save_anomaly_figure};
-use mri_synth::cluster::ErrorMapOptions;
+use mri_synth::cluster::{DetectorFile, ErrorMapOptions};
 use mri_synth::metrics::ThresholdCriterion;
 use mri_synth::preprocess::SplitPart;
-use mri_synth::train::RunOptions;
 use mri_synth::vae::{train_vae, AnomalyVaeConfig};
 
 #[derive(Parser, Debug)]
@@ -43,23 +42,14 @@ fn main() -> Result<()> {
     let a = Args::parse();
     let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;
-    let mut cfg = AnomalyVaeConfig::preset(&a.run.preset, a.run.image_size)?;
+    let mut cfg = AnomalyVaeConfig::preset(a.run.preset, a.run.image_size);
     if let Some(e) = a.run.epochs {
         cfg.epochs = e;
     }
     let t0 = std::time::Instant::now();
-    let prepared = a.run.prepare(cfg.image_size, &a.out)?;
+    let (prepared, fingerprint) = a.run.prepare(cfg.image_size, &a.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
-    let opts = RunOptions {
-        seed: a.run.seed,
-        quiet: a.run.quiet,
-        checkpoint_dir: Some(a.out.join("checkpoints")),
-        name: "anomaly-vae-real".into(),
-        preset: a.run.preset.clone(),
-        stop_after: None,
-        figures_dir: Some(a.out.join("figures")),
-        figure_every: 5,
-    };
+    let opts = a.run.run_options("anomaly-vae-real", &a.out, &fingerprint, 5);
     println!("anomaly VAE ({} parameters, {:?} decoder) on {} healthy training slices", cfg.param_count(), cfg.decoder, tr.of_class(0).len());
     let trained = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &device, &opts)?;
     let t_train = t0.elapsed().as_secs_f64();
@@ -74,9 +64,9 @@ fn main() -> Result<()> {
     println!("| Technique | Accuracy | Precision | Recall | F1 | AUROC |\n|---|---|---|---|---|---|");
     for r in &results {
         let m = &r.test;
-        println!("| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |", r.model, m.accuracy, m.precision, m.recall, m.f1, m.auroc);
-        std::fs::create_dir_all(a.out.join("detectors"))?;
-        std::fs::write(a.out.join("detectors").join(format!("{}.json", r.model)), r.detector.to_json())?;
+        println!("| {} | {:.4} | {:.4} | {:.4} | {:.4} | {} |", r.model, m.accuracy, m.precision, m.recall, m.f1, m.auroc_text(4));
+        // The detector file records the error-map options, so `evaluate` makes its maps the same way.
+        DetectorFile { error_maps: map_opts, detector: r.detector.clone() }.write(&a.out.join("detectors").join(format!("{}.json", r.model)))?;
         save_anomaly_figure(&a.out.join("figures").join(format!("anomaly-{}.png", r.model)), &te, &recon, &maps, &r.detector, 4)?;
     }
     std::fs::write(a.out.join("anomaly_results.json"), serde_json::to_string_pretty(&results)?)?;

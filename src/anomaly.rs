@@ -12,13 +12,14 @@ use mri_vae::{reconstruct_set, VaeModel};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::TestMetrics;
+use crate::report::Classifier;
 use crate::SynthError;
 
 /// One technique's result on the test set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TechniqueResult {
-    /// Report name (`vae-giaem`, …).
-    pub model: String,
+    /// The report row it fills.
+    pub model: Classifier,
     /// Metrics on test at the operating point chosen on validation.
     pub test: TestMetrics,
     /// The fitted detector (parameters and operating point).
@@ -28,7 +29,7 @@ pub struct TechniqueResult {
 /// Error maps of a set under a model.
 pub fn error_maps<M: VaeModel>(model: &M, set: &ImageSet, opts: &ErrorMapOptions, device: &Device) -> Result<(ImageSet, ErrorMaps), SynthError> {
     let recon = reconstruct_set(model, set, 64, device)?;
-    let maps = ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, set.side, opts).map_err(|e| SynthError::Invalid(e.to_string()))?;
+    let maps = ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, set.side, opts)?;
     Ok((recon, maps))
 }
 
@@ -49,10 +50,10 @@ pub fn evaluate_techniques<M: VaeModel>(
     let (test_recon, test_maps) = error_maps(model, test, opts, device)?;
     let mut out = Vec::new();
     for t in Technique::ALL {
-        let detector = t.fit_default(&val_maps, &truth(val), criterion).map_err(|e| SynthError::Invalid(format!("{}: {e}", t.model_name())))?;
+        let detector = t.fit_default(&val_maps, &truth(val), criterion)?;
         let threshold = detector.operating_point().map(|op| op.threshold).unwrap_or(0.5);
         let test_metrics = TestMetrics::from_scores_f64(&detector.score(&test_maps), &test.labels, threshold)?;
-        out.push(TechniqueResult { model: t.model_name().into(), test: test_metrics, detector });
+        out.push(TechniqueResult { model: Classifier::of_technique(t), test: test_metrics, detector });
     }
     Ok((out, test_recon, test_maps))
 }
@@ -68,7 +69,7 @@ pub fn save_anomaly_figure(path: &Path, test: &ImageSet, recon: &ImageSet, maps:
         Detector::GlobalKmeans(d) => d.anomaly_threshold,
         Detector::Kmeans(_) => 0.5,
     };
-    let decisions = detector.predict(maps).map_err(|e| SynthError::Invalid(e.to_string()))?;
+    let decisions = detector.predict(maps)?;
     let mut picks: Vec<usize> = (0..test.len()).filter(|&i| test.labels[i] == 1).take(n_each).collect();
     picks.extend((0..test.len()).filter(|&i| test.labels[i] == 0).take(n_each));
     let mut tiles: Vec<Vec<f32>> = Vec::new();

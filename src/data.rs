@@ -8,7 +8,8 @@ use mri_preprocess::{
     union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig, PreprocessConfig, SplitManifest, SplitParams,
     SplitPart,
 };
-use mri_train::ImageSet;
+use mri_train::{Fingerprint, ImageSet, Preset};
+use serde::{Deserialize, Serialize};
 
 /// Where the data comes from and how to prepare it.
 #[derive(Debug, Clone)]
@@ -23,14 +24,60 @@ pub struct DataSpec {
     pub skip_invalid: bool,
     /// Phantom slices per class when `data` is `None`.
     pub phantoms_per_class: usize,
+    /// Train / val / test fractions (counted in near-duplicate groups, per class).
+    pub split: SplitFractions,
     /// Print progress and a summary line.
     pub verbose: bool,
 }
 
 impl DataSpec {
-    /// Phantoms (200 per class) at `image_size` with `seed`.
+    /// Phantoms (200 per class) at `image_size` with `seed`, split 0.70 / 0.15 / 0.15.
     pub fn phantoms(image_size: u32, seed: u64) -> Self {
-        DataSpec { data: None, image_size, seed, skip_invalid: false, phantoms_per_class: 200, verbose: false }
+        DataSpec { data: None, image_size, seed, skip_invalid: false, phantoms_per_class: 200, split: SplitFractions::default(), verbose: false }
+    }
+}
+
+/// Train / val / test fractions of a split, e.g. `0.7,0.15,0.15` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitFractions {
+    /// Training share.
+    pub train: f64,
+    /// Validation share.
+    pub val: f64,
+    /// Test share.
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    fn default() -> Self {
+        let d = SplitParams::default();
+        SplitFractions { train: d.train, val: d.val, test: 1.0 - d.train - d.val }
+    }
+}
+
+impl SplitFractions {
+    /// The split parameters with this seed.
+    pub fn params(self, seed: u64) -> SplitParams {
+        SplitParams { seed, train: self.train, val: self.val }
+    }
+}
+
+impl std::str::FromStr for SplitFractions {
+    type Err = String;
+    /// `train,val,test`, each in (0, 1) (val may be 0), summing to 1 (±0.001).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>().map_err(|e| format!("{p:?} is not a number ({e})"))).collect::<Result<_, _>>()?;
+        let [train, val, test] = parts[..] else { return Err(format!("expected three fractions train,val,test, got {}", parts.len())) };
+        if !(train > 0.0 && val >= 0.0 && test > 0.0) || ((train + val + test) - 1.0).abs() > 1e-3 {
+            return Err(format!("need train > 0, val >= 0, test > 0 summing to 1; got {train},{val},{test}"));
+        }
+        Ok(SplitFractions { train, val, test })
+    }
+}
+
+impl std::fmt::Display for SplitFractions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{}", self.train, self.val, self.test)
     }
 }
 
@@ -44,6 +91,8 @@ pub struct PreparedData {
     pub split: SplitManifest,
     /// The phantom settings when the slices are phantoms (their lesion masks are regenerated from it).
     pub phantom: Option<PhantomConfig>,
+    /// The split's fractions.
+    pub fractions: SplitFractions,
 }
 
 impl PreparedData {
@@ -85,7 +134,7 @@ impl PreparedData {
             // Honour the shipped grouping too, so nothing it links can leak across parts.
             groups = union_groupings(&groups, &dataset.reference_groups(&reference)?)?;
         }
-        let split = dataset.split(&groups, &SplitParams::with_seed(spec.seed))?;
+        let split = dataset.split(&groups, &spec.split.params(spec.seed))?;
         if spec.verbose {
             println!(
                 "data: {}; {} slices at {px}×{px}, {} groups; train {} / val {} / test {}",
@@ -98,7 +147,29 @@ impl PreparedData {
                 px = spec.image_size
             );
         }
-        Ok(PreparedData { dataset, groups, split, phantom })
+        Ok(PreparedData { dataset, groups, split, phantom, fractions: spec.split })
+    }
+
+    /// What results computed from this data are computed from (see [`Fingerprint`]): the
+    /// source, a BLAKE3 of every slice's path, label and pixels, the side, the split fractions
+    /// and a BLAKE3 of the split manifest, the seed and the preset.
+    pub fn fingerprint(&self, preset: Option<Preset>) -> Fingerprint {
+        let mut h = blake3::Hasher::new();
+        for it in &self.dataset.items {
+            h.update(it.rel_path.as_bytes());
+            h.update(&[0, it.label.index() as u8]);
+            let bytes: Vec<u8> = it.pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
+            h.update(&bytes);
+        }
+        Fingerprint {
+            data_source: self.dataset.source.describe(),
+            data_hash: h.finalize().to_hex().to_string(),
+            image_size: self.dataset.image_size as usize,
+            split_fractions: [self.fractions.train, self.fractions.val, self.fractions.test],
+            split_hash: blake3::hash(self.split.to_json().as_bytes()).to_hex().to_string(),
+            seed: self.split.seed,
+            preset,
+        }
     }
 
     /// Tumour masks per slice, in item order: phantoms' lesion masks, or for a folder the

@@ -14,8 +14,9 @@ pub struct TestMetrics {
     pub recall: f64,
     /// F1 of the tumour class.
     pub f1: f64,
-    /// Area under the ROC curve (0.5 when one class is absent).
-    pub auroc: f64,
+    /// Area under the ROC curve; `None` (JSON `null`, printed "undefined") when the labels hold
+    /// only one class.
+    pub auroc: Option<f64>,
     /// True positives.
     pub tp: u64,
     /// False positives.
@@ -46,7 +47,7 @@ impl TestMetrics {
             precision: c.precision(),
             recall: c.recall(),
             f1: c.f1(),
-            auroc: auroc(s, &t)?,
+            auroc: if t.iter().any(|&b| b) && t.iter().any(|&b| !b) { Some(auroc(s, &t)?) } else { None },
             tp: c.tp,
             fp: c.fp,
             tn: c.tn,
@@ -55,12 +56,27 @@ impl TestMetrics {
     }
 }
 
+impl TestMetrics {
+    /// The AUROC with `digits` decimals, or `undefined` (one class only).
+    pub fn auroc_text(&self, digits: usize) -> String {
+        self.auroc.map(|a| format!("{a:.digits$}")).unwrap_or_else(|| "undefined".into())
+    }
+}
+
 impl std::fmt::Display for TestMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  AUROC {:.4}  (tp {} fp {} tn {} fn {})",
-            self.accuracy, self.precision, self.recall, self.f1, self.auroc, self.tp, self.fp, self.tn, self.fn_
+            "accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  AUROC {}  (tp {} fp {} tn {} fn {})",
+            self.accuracy,
+            self.precision,
+            self.recall,
+            self.f1,
+            self.auroc_text(4),
+            self.tp,
+            self.fp,
+            self.tn,
+            self.fn_
         )
     }
 }

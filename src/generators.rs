@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use mri_gan::GanConfig;
-use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, ImageSet, RunOptions};
+use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
 use mri_vae::{VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use crate::SynthError;
 pub const CLASSES: [(u32, &str); 2] = [(1, "yes"), (0, "no")];
 
 /// Which generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratorKind {
     /// The generative VAE.
@@ -37,7 +37,21 @@ impl std::str::FromStr for GeneratorKind {
     }
 }
 
+impl std::fmt::Display for GeneratorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl GeneratorKind {
+    /// The model kind of its checkpoints.
+    pub fn model_kind(self) -> ModelKind {
+        match self {
+            GeneratorKind::Vae => ModelKind::GenerativeVae,
+            GeneratorKind::Gan => ModelKind::Gan,
+        }
+    }
+
     /// `vae` or `gan`.
     pub fn name(self) -> &'static str {
         match self {
@@ -47,13 +61,19 @@ impl GeneratorKind {
     }
 }
 
+/// The seed of class `label`'s synthetic samples in a run with `seed`: one scheme for the
+/// experiment and the `generate` example, so that both write the same synthetic set.
+pub fn synthetic_seed(seed: u64, label: u32) -> u64 {
+    seed ^ (0x5EED + u64::from(label))
+}
+
 /// How to train the per-class generators.
 #[derive(Debug, Clone)]
 pub struct GeneratorSpec {
     /// Which generator.
     pub kind: GeneratorKind,
-    /// Preset name.
-    pub preset: String,
+    /// Preset.
+    pub preset: Preset,
     /// Image side.
     pub image_size: usize,
     /// Epochs (overrides the preset's).
@@ -66,6 +86,8 @@ pub struct GeneratorSpec {
     pub figure_every: usize,
     /// No progress bars.
     pub quiet: bool,
+    /// What the run is computed from (checked against the checkpoints on resume).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// One trained class generator.
@@ -109,7 +131,7 @@ impl ClassGenerator {
     }
 }
 
-/// Checkpoint name of a class generator.
+/// Checkpoint name of a class generator: `vae-yes`, `gan-no`, …
 pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
     format!("{}-{class}", kind.name())
 }
@@ -135,7 +157,8 @@ pub fn train_generators(
             quiet: spec.quiet,
             checkpoint_dir: Some(ckpt_dir.clone()),
             name: checkpoint_name(spec.kind, class),
-            preset: spec.preset.clone(),
+            preset: Some(spec.preset),
+            fingerprint: spec.fingerprint.clone(),
             stop_after: None,
             figures_dir: Some(spec.out.join("figures")),
             figure_every: spec.figure_every,
@@ -143,7 +166,7 @@ pub fn train_generators(
         let t0 = Instant::now();
         let (gen, params, history) = match spec.kind {
             GeneratorKind::Vae => {
-                let mut cfg = VaeConfig::preset(&spec.preset, Some(spec.image_size))?;
+                let mut cfg = VaeConfig::preset(spec.preset, Some(spec.image_size));
                 if let Some(e) = spec.epochs {
                     cfg.epochs = e;
                 }
@@ -153,7 +176,7 @@ pub fn train_generators(
                 (ClassGenerator::Vae(r.model), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
             }
             GeneratorKind::Gan => {
-                let mut cfg = GanConfig::preset(&spec.preset, Some(spec.image_size))?;
+                let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
                 if let Some(e) = spec.epochs {
                     cfg.epochs = e;
                 }
@@ -172,16 +195,23 @@ pub fn train_generators(
 /// [`train_generators`]), whichever kind it is.
 pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
     let ck = Checkpoint::from_file(path);
-    match ck.model_kind()?.as_str() {
-        "generative-vae" => Ok(ClassGenerator::Vae(mri_vae::load_vae::<VaeConfig>(&ck, device)?.1)),
-        "gan" => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1)),
-        other => Err(SynthError::Invalid(format!("{}: holds a {other:?} model, not a generator", ck.sidecar.display()))),
+    match ck.model_kind()? {
+        ModelKind::GenerativeVae => Ok(ClassGenerator::Vae(mri_vae::load_vae::<VaeConfig>(&ck, device)?.1)),
+        ModelKind::Gan => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1)),
+        other => Err(SynthError::Invalid(format!("{}: holds a {other} model, not a generator", ck.sidecar.display()))),
     }
 }
 
 /// Writes `n` samples of a class generator as `dir/<class>/<class>-NNNNN.png` plus a grid of
 /// the first 32 as `dir/<class>-grid.png`; returns them as an image set labelled `label`.
+/// Pass [`synthetic_seed`] as `seed` to reproduce the experiment's set.
+///
+/// # Errors
+/// `n == 0`; candle and I/O errors.
 pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, seed: u64, dir: &Path, device: &Device) -> Result<ImageSet, SynthError> {
+    if n == 0 {
+        return Err(SynthError::Invalid("the number of synthetic images per class must be at least 1".into()));
+    }
     let images = gen.sample(n, seed, device)?;
     write_class_pngs(dir, class, &images, 0)?;
     save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;

@@ -6,7 +6,8 @@
 //! GAN training and synthetic sets), [`anomaly`] (error maps and the four techniques),
 //! [`quality`] (fidelity, diversity, privacy and localisation of what the models produce),
 //! [`experiment`] (real / synthetic / mixed, tested on real data, with `report.json` /
-//! `report.md`), [`eval`], [`plots`] and [`throughput`].
+//! `report.md`, written by [`report`]), [`rundir`] (an output folder bound to one run by its
+//! fingerprint), [`eval`], [`plots`] and [`throughput`].
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
@@ -26,6 +27,8 @@ pub mod experiment;
 pub mod generators;
 pub mod plots;
 pub mod quality;
+pub mod report;
+pub mod rundir;
 pub mod throughput;
 
 /// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.
@@ -55,6 +58,18 @@ pub enum SynthError {
     /// From mri-metrics.
     #[error(transparent)]
     Metrics(#[from] mri_metrics::MetricsError),
+    /// From mri-cluster.
+    #[error(transparent)]
+    Cluster(#[from] mri_cluster::ClusterError),
+    /// An output folder (or a result in it) was made by another run: other data, split,
+    /// seed, preset or image size. Never reused.
+    #[error("{path} was made by another run: {reason}; use another --out, or --fresh to start over in this folder")]
+    RunMismatch {
+        /// The file that records the other run.
+        path: std::path::PathBuf,
+        /// What differs.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

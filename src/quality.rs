@@ -46,6 +46,8 @@ use mri_vae::VaeModel;
 use serde::{Deserialize, Serialize};
 
 use crate::anomaly::error_maps;
+use crate::generators::GeneratorKind;
+use crate::report::TrainData;
 use crate::SynthError;
 
 /// Random pairs behind each mean pairwise MS-SSIM.
@@ -80,8 +82,8 @@ fn thumbs(set: &ImageSet) -> Vec<f32> {
 /// One generator × class row of `report.json`'s `"generation"` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GenerationRow {
-    /// `vae` or `gan`.
-    pub generator: String,
+    /// The generator.
+    pub generator: GeneratorKind,
     /// `yes` or `no`.
     pub class: String,
     /// Synthetic images compared.
@@ -124,8 +126,8 @@ pub struct GenerationRow {
 
 /// The synthetic slices of one class and where they came from.
 pub struct SyntheticClass<'a> {
-    /// `vae` or `gan`.
-    pub generator: &'a str,
+    /// The generator.
+    pub generator: GeneratorKind,
     /// `yes` or `no`.
     pub class: &'a str,
     /// The slices.
@@ -178,7 +180,7 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
     std::fs::create_dir_all(fig_dir).map_err(|e| SynthError::Io { path: fig_dir.to_path_buf(), source: e })?;
     mri_preprocess::save_grid(&fig_dir.join(format!("copies-{generator}-{class}.png")), &tiles, side, 4)?;
     Ok(GenerationRow {
-        generator: generator.into(),
+        generator,
         class: class.into(),
         n: synthetic.len(),
         fd_cnn: frechet_distance(&f_test, f_syn_ref, dim)?,
@@ -204,10 +206,10 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
 /// One anomaly VAE's row of `report.json`'s `"localization"` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LocalizationRow {
-    /// `real`, `synthetic` or `mixed` (`none` for [`intensity_baseline`]).
-    pub train_data: String,
-    /// `vae`, `gan`, or null for real.
-    pub generator: Option<String>,
+    /// What the anomaly model was trained on; `None` (JSON `null`) for [`intensity_baseline`].
+    pub train_data: Option<TrainData>,
+    /// The generator of its synthetic slices; `None` for real rows and the baseline.
+    pub generator: Option<GeneratorKind>,
     /// Annotated test tumour slices scored.
     pub n_images: usize,
     /// AUROC of error-map pixels against the masks (head pixels of those slices, pooled).
@@ -267,8 +269,8 @@ fn region_pixels(maps: &ErrorMaps, masks: &[bool]) -> (Vec<f32>, Vec<bool>) {
 /// Empty sets, tensor and file errors.
 pub fn localization_row<M: VaeModel>(
     model: &M,
-    train_data: &str,
-    generator: Option<&str>,
+    train_data: TrainData,
+    generator: Option<GeneratorKind>,
     val: &MaskedSet,
     test: &MaskedSet,
     figure: &Path,
@@ -280,7 +282,7 @@ pub fn localization_row<M: VaeModel>(
     let opts = ErrorMapOptions::default();
     let (_, val_maps) = error_maps(model, &val.images, &opts, device)?;
     let (_, test_maps) = error_maps(model, &test.images, &opts, device)?;
-    score_maps(&val_maps, &test_maps, train_data, generator, val, test, figure)
+    score_maps(&val_maps, &test_maps, Some(train_data), generator, val, test, figure)
 }
 
 /// The model-free reference: the slice's own intensity as the "error map" (same head region and
@@ -297,14 +299,14 @@ pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> R
         ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())
             .map_err(|e| SynthError::Invalid(e.to_string()))
     };
-    score_maps(&maps(&val.images)?, &maps(&test.images)?, "none", None, val, test, figure)
+    score_maps(&maps(&val.images)?, &maps(&test.images)?, None, None, val, test, figure)
 }
 
 fn score_maps(
     val_maps: &ErrorMaps,
     test_maps: &ErrorMaps,
-    train_data: &str,
-    generator: Option<&str>,
+    train_data: Option<TrainData>,
+    generator: Option<GeneratorKind>,
     val: &MaskedSet,
     test: &MaskedSet,
     figure: &Path,
@@ -316,8 +318,8 @@ fn score_maps(
     let te64: Vec<f64> = te.iter().map(|&v| f64::from(v)).collect();
     save_overlays(figure, &test.images, test_maps, &test.masks, val_best.threshold, 6)?;
     Ok(LocalizationRow {
-        train_data: train_data.into(),
-        generator: generator.map(String::from),
+        train_data,
+        generator,
         n_images: test.images.len(),
         pixel_auroc: mri_metrics::auroc(&te64, &tt)?,
         dice: test_best.dice,

@@ -5,58 +5,20 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::VarMap;
-use mri_train::{seeded_normal, seeded_var_builder, Adam, StepKey};
+pub use mri_train::ModelKind;
+use mri_train::{seeded_normal, seeded_var_builder, Adam, Preset, StepKey};
 use mri_vae::{vae_loss, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
 use crate::SynthError;
-
-/// Which model to time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// The CNN classifier.
-    Cnn,
-    /// The generative VAE.
-    GenVae,
-    /// The GAN (a step = D on real + D on detached fake + G step).
-    Gan,
-    /// The anomaly VAE.
-    AnomalyVae,
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = SynthError;
-    fn from_str(s: &str) -> Result<Self, SynthError> {
-        Ok(match s {
-            "cnn" => ModelKind::Cnn,
-            "gen-vae" => ModelKind::GenVae,
-            "gan" => ModelKind::Gan,
-            "anomaly-vae" => ModelKind::AnomalyVae,
-            _ => return Err(SynthError::Invalid(format!("unknown model {s:?}; expected cnn, gen-vae, gan or anomaly-vae"))),
-        })
-    }
-}
-
-impl ModelKind {
-    /// The name used on the command line and in the JSON line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Cnn => "cnn",
-            ModelKind::GenVae => "gen-vae",
-            ModelKind::Gan => "gan",
-            ModelKind::AnomalyVae => "anomaly-vae",
-        }
-    }
-}
 
 /// What to time.
 #[derive(Debug, Clone)]
 pub struct ThroughputSpec {
     /// The model.
     pub model: ModelKind,
-    /// Preset name (`quick`, `default`, `paper`).
-    pub preset: String,
+    /// Preset.
+    pub preset: Preset,
     /// Batch size.
     pub batch: usize,
     /// Image side.
@@ -73,7 +35,7 @@ pub struct Throughput {
     /// Model name.
     pub model: String,
     /// Preset.
-    pub preset: String,
+    pub preset: Preset,
     /// Batch size.
     pub batch: usize,
     /// Image side.
@@ -183,7 +145,7 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
     let vb = seeded_var_builder(&vm, 0, DType::F32, device);
     let (params, train_s, infer_s, fwd, train_flops) = match spec.model {
         ModelKind::Cnn => {
-            let cfg = mri_cnn::CnnConfig::preset(&spec.preset, s)?;
+            let cfg = mri_cnn::CnnConfig::preset(spec.preset, s);
             let model = mri_cnn::Cnn::new(&cfg, vb, 0)?;
             let y = Tensor::from_vec((0..b as u32).map(|i| i % 2).collect::<Vec<_>>(), b, device)?;
             let mut opt = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
@@ -200,20 +162,20 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
             })?;
             (trainable(&vm), train, infer, fwd, 3.0 * fwd)
         }
-        ModelKind::GenVae => {
-            let cfg = VaeConfig::preset(&spec.preset, s)?;
+        ModelKind::GenerativeVae => {
+            let cfg = VaeConfig::preset(spec.preset, s);
             let model = GenerativeVae::new(&cfg, vb)?;
             let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::AnomalyVae => {
-            let cfg = AnomalyVaeConfig::preset(&spec.preset, s)?;
+            let cfg = AnomalyVaeConfig::preset(spec.preset, s);
             let model = AnomalyVae::new(&cfg, vb)?;
             let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::Gan => {
-            let cfg = mri_gan::GanConfig::preset(&spec.preset, s)?;
+            let cfg = mri_gan::GanConfig::preset(spec.preset, s);
             let (g, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, device)?;
             let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
             let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true)?;
@@ -236,7 +198,7 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
     };
     Ok(Throughput {
         model: spec.model.name().into(),
-        preset: spec.preset.clone(),
+        preset: spec.preset,
         batch: b,
         image_size: spec.image_size,
         params,

@@ -1,24 +1,28 @@
 //! The main job at the quick preset on phantoms: report schema, protocol and resume.
 
 use candle_core::Device;
-use mri_synth::experiment::{run_experiment, ExperimentSpec};
+use mri_synth::experiment::{run_experiment, ExperimentSpec, TrainData};
+use mri_synth::train::Preset;
+use mri_synth::SynthError;
+
+fn quick_spec(out: &std::path::Path) -> ExperimentSpec {
+    ExperimentSpec { phantoms_per_class: 30, image_size: Some(16), ..ExperimentSpec::phantoms(Preset::Quick, out) }
+}
 
 #[test]
 fn quick_experiment_writes_the_report_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ExperimentSpec { phantoms_per_class: 30, image_size: Some(16), ..ExperimentSpec::phantoms("quick", dir.path()) };
-    let t0 = std::time::Instant::now();
+    let spec = quick_spec(dir.path());
     let report = run_experiment(&spec, &Device::Cpu).unwrap();
-    assert!(t0.elapsed().as_secs() < 60, "quick preset took {:?}", t0.elapsed());
     // One row per model × train data × generator: cnn 1 + 2×2, anomaly 4 × (1 + 2×2).
     assert_eq!(report.classification.len(), 5 + 20);
     for r in &report.classification {
-        assert_eq!(r.generator.is_none(), r.train_data == "real", "{} {}", r.model, r.train_data);
+        assert_eq!(r.generator.is_none(), r.train_data == TrainData::Real, "{} {}", r.model, r.train_data);
         let m = &r.test;
         let n = m.tp + m.fp + m.tn + m.fn_;
         let c = &report.dataset.counts["test"];
         assert_eq!(n as usize, c.yes + c.no);
-        for v in [m.accuracy, m.precision, m.recall, m.f1, m.auroc] {
+        for v in [m.accuracy, m.precision, m.recall, m.f1, m.auroc.expect("both classes in test")] {
             assert!((0.0..=1.0).contains(&v));
         }
     }
@@ -31,7 +35,7 @@ fn quick_experiment_writes_the_report_and_resumes() {
         assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
     }
     assert_eq!(report.localization.len(), 5);
-    assert!(report.localization_baseline.as_ref().is_some_and(|b| b.train_data == "none" && (0.0..=1.0).contains(&b.pixel_auroc)));
+    assert!(report.localization_baseline.as_ref().is_some_and(|b| b.train_data.is_none() && (0.0..=1.0).contains(&b.pixel_auroc)));
     for l in &report.localization {
         assert!(l.n_images > 0 && (0.0..=1.0).contains(&l.pixel_auroc) && (0.0..=1.0).contains(&l.dice), "{l:?}");
         assert!(l.dice_val_threshold <= l.dice + 1e-12, "the best Dice bounds any threshold's: {l:?}");
@@ -57,9 +61,11 @@ fn quick_experiment_writes_the_report_and_resumes() {
         "figures/loss-cnn.svg",
         "synthetic/vae/yes-grid.png",
         "synthetic/gan/no/no-00000.png",
-        "checkpoints/cnn-real.safetensors",
+        "checkpoints/cnn-real.json",
         "checkpoints/cnn-mixed-gan.json",
-        "checkpoints/anomaly-vae-real.safetensors",
+        "checkpoints/anomaly-vae-real.json",
+        "detectors/anomaly-vae-real-vae-giaem.json",
+        "run.json",
         "figures/copies-gan-yes.png",
         "figures/localization-anomaly-vae-mixed-vae.png",
     ] {
@@ -70,10 +76,46 @@ fn quick_experiment_writes_the_report_and_resumes() {
     assert!(!split.contains("synthetic"));
     // A second run finds every stage complete and reports the same numbers.
     let again = run_experiment(&spec, &Device::Cpu).unwrap();
-    let key = |r: &mri_synth::experiment::Report| {
-        r.classification.iter().map(|x| (x.model.clone(), x.train_data.clone(), x.generator.clone(), x.test)).collect::<Vec<_>>()
-    };
+    let key = |r: &mri_synth::experiment::Report| r.classification.iter().map(|x| (x.model, x.train_data, x.generator, x.test)).collect::<Vec<_>>();
     assert_eq!(key(&report), key(&again));
     assert_eq!(report.generation, again.generation);
     assert_eq!(report.localization, again.localization);
+}
+
+/// Finding 1 of the [structure] issue: a re-run with the same output folder but another seed
+/// (or other data) reused every finished stage under the new run's name. Now it is refused with
+/// the difference named, the earlier report stays as it was, and `fresh` recomputes.
+#[test]
+fn another_run_in_the_same_folder_is_refused_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ExperimentSpec { epochs: Some(1), generators: vec![mri_synth::generators::GeneratorKind::Vae], ..quick_spec(dir.path()) };
+    let first = run_experiment(&spec, &Device::Cpu).unwrap();
+    let report_before = std::fs::read(dir.path().join("report.json")).unwrap();
+    for (other, what) in [
+        // Phantoms are drawn from the seed, so another seed is first seen as other data.
+        (ExperimentSpec { seed: 1, ..spec.clone() }, "seed 0)\" there but \"phantom (built-in synthetic slices, seed 1)\" here"),
+        (ExperimentSpec { phantoms_per_class: 31, ..spec.clone() }, "data_hash"),
+        (ExperimentSpec { split: "0.6,0.2,0.2".parse().unwrap(), ..spec.clone() }, "split_fractions"),
+        (ExperimentSpec { image_size: Some(32), ..spec.clone() }, "data_hash"),
+    ] {
+        let e = run_experiment(&other, &Device::Cpu).unwrap_err();
+        assert!(matches!(e, SynthError::RunMismatch { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(what) && msg.contains("--fresh") && msg.contains("run.json"), "{msg}");
+        assert_eq!(std::fs::read(dir.path().join("report.json")).unwrap(), report_before, "the earlier report was overwritten");
+    }
+    // A stage file carried into a folder of another run is refused too, even without run.json.
+    let stage = dir.path().join("stages").join("cnn-real.json");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = ExperimentSpec { seed: 1, ..quick_spec(other_dir.path()) };
+    std::fs::create_dir_all(other_dir.path().join("stages")).unwrap();
+    std::fs::copy(&stage, other_dir.path().join("stages").join("cnn-real.json")).unwrap();
+    let e = run_experiment(&other, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("cnn-real.json") && e.to_string().contains("seed"), "{e}");
+    // With `fresh`, the other seed's run replaces the first one.
+    let fresh = run_experiment(&ExperimentSpec { seed: 1, fresh: true, ..spec.clone() }, &Device::Cpu).unwrap();
+    assert_eq!(fresh.fingerprint.seed, 1);
+    assert_ne!(fresh.fingerprint.split_hash, first.fingerprint.split_hash);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["fingerprint"]["seed"], 1);
 }

@@ -17,13 +17,14 @@ fn train_write_and_reload_both_generators() {
         let dir = tempfile::tempdir().unwrap();
         let gspec = GeneratorSpec {
             kind,
-            preset: "quick".into(),
+            preset: mri_synth::train::Preset::Quick,
             image_size: 16,
             epochs: Some(1),
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
             quiet: true,
+            fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
         };
         let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
         assert_eq!(trained.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["yes", "no"]);
@@ -34,7 +35,7 @@ fn train_write_and_reload_both_generators() {
         assert_eq!(pngs, 5);
         assert!(dir.path().join("synthetic/yes-grid.png").exists());
         assert!(std::fs::read_dir(dir.path().join("figures")).unwrap().count() >= 2, "{kind:?}: no progress grids");
-        let name = format!("checkpoints/{}-yes.safetensors", kind.name());
+        let name = format!("checkpoints/{}-yes.json", kind.name());
         let reloaded = load_generator(&dir.path().join(name), &dev).unwrap();
         let a: Vec<f32> = gen.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = reloaded.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();

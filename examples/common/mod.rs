@@ -1,14 +1,15 @@
 //! What the training examples share: the common command-line arguments and the data path
-//! (load → group → split → `split.json`). Not an example itself (cargo only builds
-//! `examples/*.rs` and `examples/*/main.rs`).
+//! (load → group → split → the output folder bound to this run → `split.json`). Not an example
+//! itself (cargo only builds `examples/*.rs` and `examples/*/main.rs`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
-use mri_synth::data::{DataSpec, PreparedData};
-use mri_synth::train::DeviceChoice;
+use mri_synth::data::{DataSpec, PreparedData, SplitFractions};
+use mri_synth::rundir::prepare_out;
+use mri_synth::train::{DeviceChoice, Fingerprint, Preset, RunOptions};
 
 /// Arguments every training example takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -17,23 +18,30 @@ pub struct RunArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Model preset: quick (tests), default (2-core CPU, 64 px) or paper (the study's layout, 128 px).
-    #[arg(long, default_value = "default", value_parser = ["quick", "default", "paper"])]
-    pub preset: String,
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    pub preset: Preset,
     /// Image side in pixels (overrides the preset's).
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Training epochs (overrides the preset's).
+    /// Training epochs (overrides the preset's). More epochs than a finished run continue it.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Seed of the split, initialisation, dropout, noise, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train, validation and test fractions of the group-aware split.
+    #[arg(long, default_value_t = SplitFractions::default())]
+    pub split: SplitFractions,
     /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Skip unreadable images instead of stopping at the first.
+    /// Skip unreadable images instead of stopping at the first (each is listed with its reason).
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Remove what an earlier run wrote into --out and start over (an output folder holds one
+    /// run: other data, split, seed, preset or image size there is refused without this).
+    #[arg(long)]
+    pub fresh: bool,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -45,18 +53,37 @@ impl RunArgs {
         Ok(self.device.parse::<DeviceChoice>()?.device()?)
     }
 
-    /// Loads the data at `image_size`, makes the split, creates `out` and writes `split.json` there.
-    pub fn prepare(&self, image_size: usize, out: &Path) -> Result<PreparedData> {
+    /// Loads the data at `image_size`, makes the split, binds `out` to this run (refusing a
+    /// folder made by another run unless `--fresh`) and writes `split.json` there.
+    pub fn prepare(&self, image_size: usize, out: &Path) -> Result<(PreparedData, Fingerprint)> {
         let prepared = PreparedData::load(&DataSpec {
             data: self.data.clone(),
             image_size: image_size as u32,
             seed: self.seed,
             skip_invalid: self.skip_invalid,
             phantoms_per_class: 200,
+            split: self.split,
             verbose: true,
         })?;
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let fingerprint = prepared.fingerprint(Some(self.preset));
+        prepare_out(out, &fingerprint, self.fresh)?;
         prepared.split.write(&out.join("split.json"))?;
-        Ok(prepared)
+        Ok((prepared, fingerprint))
+    }
+
+    /// Training options of a model called `name` whose checkpoints go to `out/checkpoints`
+    /// and progress grids to `out/figures`.
+    pub fn run_options(&self, name: &str, out: &Path, fingerprint: &Fingerprint, figure_every: usize) -> RunOptions {
+        RunOptions {
+            seed: self.seed,
+            quiet: self.quiet,
+            checkpoint_dir: Some(out.join("checkpoints")),
+            name: name.into(),
+            preset: Some(self.preset),
+            fingerprint: Some(fingerprint.clone()),
+            stop_after: None,
+            figures_dir: Some(out.join("figures")),
+            figure_every,
+        }
     }
 }

@@ -49,7 +49,9 @@ mod maps;
 mod techniques;
 
 pub use maps::{ErrorMapOptions, ErrorMaps};
-pub use techniques::{Dbscan, DbscanParams, Detector, Giaem, GiaemParams, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Technique};
+pub use techniques::{
+    Dbscan, DbscanParams, Detector, DetectorFile, Giaem, GiaemParams, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Technique,
+};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,14 @@ pub enum ClusterError {
     /// From mri-metrics.
     #[error(transparent)]
     Metrics(#[from] mri_metrics::MetricsError),
+    /// A detector file that cannot be read, written or parsed.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The crate's result type.

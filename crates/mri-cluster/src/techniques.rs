@@ -579,3 +579,44 @@ impl Detector {
         serde_json::from_str(text).map_err(|e| ClusterError::InvalidInput(format!("not a fitted detector: {e}")))
     }
 }
+
+/// A fitted detector together with the error-map options it was fitted on: what
+/// `mixed_experiment` and `vae_anomaly` save, and what `evaluate` reads back, so that new maps
+/// are made exactly as the fitted ones were (head only or whole image, normalised or not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorFile {
+    /// How the error maps were made.
+    pub error_maps: crate::ErrorMapOptions,
+    /// The fitted technique and its operating point.
+    pub detector: Detector,
+}
+
+impl DetectorFile {
+    /// Writes the JSON form (atomically: a temporary file and a rename).
+    ///
+    /// # Errors
+    /// [`ClusterError::File`] naming the file.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("detector serialises");
+        let fail = |e: std::io::Error| ClusterError::File { path: path.to_path_buf(), reason: e.to_string() };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(e)
+        })
+    }
+
+    /// Reads a file written by [`DetectorFile::write`].
+    ///
+    /// # Errors
+    /// [`ClusterError::File`] naming the file and the reason (unreadable, not JSON, not a
+    /// fitted detector with its error-map options).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let fail = |reason: String| ClusterError::File { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a fitted detector with its error-map options: {e}")))
+    }
+}

@@ -2,7 +2,7 @@
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{max_pool2, AdamConfig, BatchNorm2d, Conv2d, SeededDropout, StepKey};
+use mri_train::{max_pool2, AdamConfig, BatchNorm2d, Conv2d, Preset, Presets, SeededDropout, StepKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{CnnError, Result};
@@ -59,18 +59,10 @@ impl CnnConfig {
         CnnConfig { image_size, channels: vec![4, 8], hidden: vec![16], dropout: 0.1, epochs: 3, batch_size: 8, augment_flip: false, ..Self::paper() }
     }
 
-    /// A preset by name: `quick`, `default` or `paper`; `image_size` overrides the preset's.
-    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
-        let mut c = match name {
-            "quick" => Self::quick(image_size.unwrap_or(32)),
-            "default" => Self::default_preset(image_size.unwrap_or(64)),
-            "paper" => Self::paper(),
-            _ => return Err(CnnError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
-        };
-        if let Some(s) = image_size {
-            c.image_size = s;
-        }
-        Ok(c)
+    /// The config of `preset` (one resolution path for every model: [`Presets::preset`]);
+    /// `image_size` overrides the preset's side.
+    pub fn preset(preset: Preset, image_size: Option<usize>) -> Self {
+        <Self as Presets>::preset(preset, image_size)
     }
 
     /// Checks the config.
@@ -169,5 +161,20 @@ impl ModuleT for Cnn {
     /// Logits (N, 2) for images (N, 1, S, S); index 1 is tumour.
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.out.forward(&self.features(xs, train)?)
+    }
+}
+
+impl Presets for CnnConfig {
+    fn quick(image_size: usize) -> Self {
+        CnnConfig::quick(image_size)
+    }
+    fn default_preset(image_size: usize) -> Self {
+        CnnConfig::default_preset(image_size)
+    }
+    fn paper() -> Self {
+        CnnConfig::paper()
+    }
+    fn set_image_size(&mut self, image_size: usize) {
+        self.image_size = image_size;
     }
 }

@@ -1,11 +1,10 @@
 //! Training with validation model selection, resumable from checkpoints; prediction.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use candle_core::{DType, Device, ModuleT, Tensor, D};
+use candle_core::{DType, Device, ModuleT, D};
 use candle_nn::VarMap;
-use mri_train::{restore, seeded_var_builder, snapshot, stream_seed, Adam, Checkpoint, EpochProgress, ImageSet, ReduceOnPlateau};
+use mri_train::{run_epochs, seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind, ReduceOnPlateau};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Cnn, CnnConfig};
@@ -17,7 +16,7 @@ pub use mri_train::RunOptions as TrainOptions;
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
-    /// Epoch index (0-based).
+    /// Epoch number, counting from 1.
     pub epoch: usize,
     /// Mean training loss.
     pub train_loss: f64,
@@ -31,13 +30,6 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ResumeState {
-    plateau: ReduceOnPlateau,
-    best_val_loss: f64,
-    best_epoch: usize,
-}
-
 /// A trained model with its variables and history.
 pub struct TrainOutput {
     /// The model, holding the weights of the best validation epoch.
@@ -46,7 +38,7 @@ pub struct TrainOutput {
     pub varmap: VarMap,
     /// One record per epoch.
     pub history: Vec<EpochRecord>,
-    /// The epoch whose weights were kept.
+    /// The epoch whose weights were kept, counting from 1.
     pub best_epoch: usize,
     /// Its validation loss.
     pub best_val_loss: f64,
@@ -84,89 +76,128 @@ pub fn predict_proba(model: &Cnn, set: &ImageSet, batch_size: usize, device: &De
     Ok(out)
 }
 
-/// Trains a CNN on `train`, selecting the epoch with the lowest loss on `val`.
-///
-/// Deterministic for a seed on the CPU. With a checkpoint folder, each epoch ends by saving
-/// `NAME-last` (weights, Adam state, schedule, history) and, when validation improves, `NAME`;
-/// calling again with the same folder resumes after the last completed epoch, and the result
-/// equals an uninterrupted run.
-///
-/// # Errors
-/// Config or data errors; a checkpoint of another config ([`mri_train::TrainError::CheckpointMismatch`]);
-/// candle errors.
-pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device, opts: &TrainOptions) -> Result<TrainOutput> {
-    cfg.check()?;
-    for (what, set) in [("training", train), ("validation", val)] {
-        if set.is_empty() {
-            return Err(CnnError::Data(format!("the {what} set is empty")));
-        }
-        if set.side != cfg.image_size {
-            return Err(CnnError::Data(format!("{what} images are {0}×{0}, the config expects {1}", set.side, cfg.image_size)));
-        }
+/// Checks that a set can train or select a two-class model: not empty, the config's side,
+/// and both classes present (a one-class training set would "learn" to answer one class).
+fn check_set(what: &str, set: &ImageSet, side: usize) -> Result<()> {
+    if set.is_empty() {
+        return Err(CnnError::Data(format!("the {what} set is empty")));
     }
-    let vm = VarMap::new();
-    let model = Cnn::new(cfg, seeded_var_builder(&vm, opts.seed, DType::F32, device), opts.seed)?;
-    let mut adam = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
-    let config_json = serde_json::to_value(cfg).expect("config serialises");
-    let ckpt_last = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &format!("{}-last", opts.name)));
-    let ckpt_best = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &opts.name));
-
-    let mut state = ResumeState { plateau: ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, 1e-7), best_val_loss: f64::INFINITY, best_epoch: 0 };
-    let mut history: Vec<EpochRecord> = Vec::new();
-    let mut best: Option<HashMap<String, Tensor>> = None;
-    let mut start_epoch = 0;
-    if let Some(last) = &ckpt_last {
-        if let Some(r) = mri_train::resume::<EpochRecord, ResumeState>(last, ckpt_best.as_ref(), "cnn", &config_json, &vm, &mut adam)? {
-            (history, state, start_epoch, best) = (r.history, r.state, r.epoch, r.best);
-            if !opts.quiet {
-                eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
-            }
-        }
+    if set.side != side {
+        return Err(CnnError::Data(format!("{what} images are {0}×{0}, the config expects {side}", set.side)));
     }
+    let tumour = set.labels.iter().filter(|&&l| l == 1).count();
+    if tumour == 0 || tumour == set.len() {
+        let only = if tumour == 0 { "healthy (no)" } else { "tumour (yes)" };
+        return Err(CnnError::Data(format!("the {what} set holds only {only} slices; a classifier needs both classes")));
+    }
+    Ok(())
+}
 
-    let mut stopped_early = false;
-    for epoch in start_epoch..cfg.epochs {
-        if opts.stop_after.is_some_and(|n| epoch - start_epoch >= n) {
-            stopped_early = true;
-            break;
-        }
+/// The CNN as a task of the shared epoch loop.
+struct CnnTask<'a> {
+    cfg: &'a CnnConfig,
+    model: Cnn,
+    vm: VarMap,
+    adam: Adam,
+    plateau: ReduceOnPlateau,
+    train: &'a ImageSet,
+    val: &'a ImageSet,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl EpochTask for CnnTask<'_> {
+    type Record = EpochRecord;
+    type State = ReduceOnPlateau;
+    type Error = CnnError;
+
+    fn kind(&self) -> ModelKind {
+        ModelKind::Cnn
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.cfg).expect("config serialises")
+    }
+    fn epochs(&self) -> usize {
+        self.cfg.epochs
+    }
+    fn batches(&self, _epoch: usize) -> usize {
+        self.train.len().div_ceil(self.cfg.batch_size)
+    }
+    fn varmaps(&self) -> Vec<&VarMap> {
+        vec![&self.vm]
+    }
+    fn optimizers(&self) -> Vec<(&'static str, &Adam)> {
+        vec![("", &self.adam)]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        vec![("", &mut self.adam)]
+    }
+    fn state(&self) -> ReduceOnPlateau {
+        self.plateau.clone()
+    }
+    fn set_state(&mut self, state: ReduceOnPlateau) {
+        self.plateau = state;
+    }
+    fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<EpochRecord> {
         let t0 = Instant::now();
-        let lr = adam.lr();
-        let batches = train.epoch_batches(opts.seed, epoch as u64, cfg.batch_size);
-        let bar = EpochProgress::new(&opts.name, epoch, cfg.epochs, batches.len(), opts.quiet);
+        let lr = self.adam.lr();
         let mut loss_sum = 0f64;
-        for (b, idx) in batches.iter().enumerate() {
-            model.step_key().set(adam.steps());
-            let flip = cfg.augment_flip.then(|| stream_seed(opts.seed, &format!("flip/{epoch}/{b}")));
-            let (x, y) = train.batch(idx, flip, device)?;
-            let loss = candle_nn::loss::cross_entropy(&model.forward_t(&x, true)?, &y)?;
-            adam.backward_step(&loss)?;
+        for (b, idx) in self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size).iter().enumerate() {
+            self.model.step_key().set(self.adam.steps());
+            let flip = self.cfg.augment_flip.then(|| stream_seed(self.seed, &format!("flip/{epoch}/{b}")));
+            let (x, y) = self.train.batch(idx, flip, self.device)?;
+            let loss = candle_nn::loss::cross_entropy(&self.model.forward_t(&x, true)?, &y)?;
+            self.adam.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             loss_sum += l * idx.len() as f64;
             bar.batch(l);
         }
-        let (val_loss, val_accuracy) = evaluate_loss(&model, val, cfg.batch_size, device)?;
-        let rec = EpochRecord { epoch, train_loss: loss_sum / train.len() as f64, val_loss, val_accuracy, lr, seconds: t0.elapsed().as_secs_f64() };
-        bar.finish(&format!("train {:.4} val {:.4} acc {:.3} lr {lr:.1e}", rec.train_loss, val_loss, val_accuracy));
-        history.push(rec);
-        adam.set_lr(state.plateau.step(val_loss, lr));
-        if val_loss < state.best_val_loss {
-            state.best_val_loss = val_loss;
-            state.best_epoch = epoch;
-            best = Some(snapshot(&vm)?);
-        }
-        if let (Some(last), Some(best_ck)) = (&ckpt_last, &ckpt_best) {
-            let side = mri_train::epoch_sidecar("cnn", opts, &config_json, epoch + 1, &adam, &history, &state);
-            if state.best_epoch == epoch {
-                best_ck.save(&vm, None, &side)?;
-            }
-            last.save(&vm, Some(&adam), &side)?;
-        }
+        let (val_loss, val_accuracy) = evaluate_loss(&self.model, self.val, self.cfg.batch_size, self.device)?;
+        Ok(EpochRecord { epoch: epoch + 1, train_loss: loss_sum / self.train.len() as f64, val_loss, val_accuracy, lr, seconds: t0.elapsed().as_secs_f64() })
     }
-    if let Some(b) = &best {
-        restore(&vm, b)?;
+    fn selection_loss(&self, r: &EpochRecord) -> Option<f64> {
+        Some(r.val_loss)
     }
-    Ok(TrainOutput { model, varmap: vm, history, best_epoch: state.best_epoch, best_val_loss: state.best_val_loss, stopped_early })
+    fn summary(&self, r: &EpochRecord) -> String {
+        format!("train {:.4} val {:.4} acc {:.3} lr {:.1e}", r.train_loss, r.val_loss, r.val_accuracy, r.lr)
+    }
+    fn end_epoch(&mut self, r: &EpochRecord) -> Result<()> {
+        let lr = self.plateau.step(r.val_loss, self.adam.lr());
+        self.adam.set_lr(lr);
+        Ok(())
+    }
+}
+
+/// Trains a CNN on `train`, selecting the epoch with the lowest loss on `val`, through the
+/// shared epoch loop ([`mri_train::run_epochs`]).
+///
+/// Deterministic for a seed on the CPU. With a checkpoint folder, each epoch ends by saving
+/// `NAME-last` (weights, Adam state, schedule, history) and, when validation improves, `NAME`;
+/// calling again with the same folder resumes after the last completed epoch (only when model,
+/// config but for `epochs`, seed and fingerprint match), and the result equals an
+/// uninterrupted run. Asking a finished run for more epochs continues it.
+///
+/// # Errors
+/// Config or data errors (an empty or one-class set, `epochs == 0`); a checkpoint of another
+/// run ([`mri_train::TrainError::CheckpointMismatch`]); candle errors.
+pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device, opts: &TrainOptions) -> Result<TrainOutput> {
+    cfg.check()?;
+    check_set("training", train, cfg.image_size)?;
+    check_set("validation", val, cfg.image_size)?;
+    let vm = VarMap::new();
+    let model = Cnn::new(cfg, seeded_var_builder(&vm, opts.seed, DType::F32, device), opts.seed)?;
+    let adam = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
+    let plateau = ReduceOnPlateau::new(cfg.plateau_factor, cfg.plateau_patience, 1e-7);
+    let mut task = CnnTask { cfg, model, vm, adam, plateau, train, val, seed: opts.seed, device };
+    let out = run_epochs(&mut task, opts)?;
+    Ok(TrainOutput {
+        model: task.model,
+        varmap: task.vm,
+        history: out.history,
+        best_epoch: out.best_epoch.unwrap_or(0),
+        best_val_loss: out.best_loss.unwrap_or(f64::INFINITY),
+        stopped_early: out.stopped_early,
+    })
 }
 
 /// Loads a CNN from a checkpoint written by [`train`] (its config is read from the sidecar),
@@ -177,13 +208,13 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
 /// corrupt or missing files.
 pub fn load_cnn(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, Cnn)> {
     let side = ckpt.read_sidecar()?;
-    if side.model != "cnn" {
-        return Err(mri_train::TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {:?}, not a CNN", side.model) }.into());
+    if side.model != ModelKind::Cnn {
+        return Err(mri_train::TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {}, not a CNN", side.model) }.into());
     }
     let cfg: CnnConfig = serde_json::from_value(side.config.clone())
         .map_err(|e| mri_train::TrainError::CorruptCheckpoint { path: ckpt.sidecar.clone(), reason: e.to_string() })?;
     let vm = VarMap::new();
     let model = Cnn::new(&cfg, seeded_var_builder(&vm, side.seed, DType::F32, device), side.seed)?;
-    ckpt.load_weights(&vm)?;
+    ckpt.load_weights_with(&side, &vm)?;
     Ok((cfg, model))
 }

@@ -2,9 +2,9 @@
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarMap;
-use mri_cnn::{predict_proba, train, Cnn, CnnConfig, TrainOptions};
+use mri_cnn::{load_cnn, predict_proba, train, Cnn, CnnConfig, TrainOptions};
 use mri_preprocess::{Dataset, PhantomConfig};
-use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, TrainError};
+use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, ModelKind, Preset, TrainError};
 
 fn phantom_set(side: u32, per_class: usize, seed: u64) -> ImageSet {
     ImageSet::from_dataset(&Dataset::phantom(&PhantomConfig { image_size: side, per_class, seed, ..Default::default() }).unwrap()).unwrap()
@@ -60,7 +60,7 @@ fn same_seed_same_weights_and_predictions() {
     let c = train(&cfg, &set, &set, &Device::Cpu, &TrainOptions::quiet(6)).unwrap();
     assert_eq!(weights(&a.varmap), weights(&b.varmap), "bit for bit");
     assert_ne!(weights(&a.varmap), weights(&c.varmap));
-    assert_eq!(a.history, b.history.iter().map(|r| mri_cnn::EpochRecord { seconds: a.history[r.epoch].seconds, ..r.clone() }).collect::<Vec<_>>());
+    assert_eq!(a.history, b.history.iter().map(|r| mri_cnn::EpochRecord { seconds: a.history[r.epoch - 1].seconds, ..r.clone() }).collect::<Vec<_>>());
     let pa = predict_proba(&a.model, &set, 5, &Device::Cpu).unwrap();
     assert_eq!(pa, predict_proba(&b.model, &set, 5, &Device::Cpu).unwrap());
     assert!(pa.iter().all(|p| (0.0..=1.0).contains(p)));
@@ -73,41 +73,157 @@ fn save_load_gives_identical_outputs() {
     let out = train(&cfg, &set, &set, &Device::Cpu, &TrainOptions::quiet(1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoint::at(dir.path(), "cnn-test");
-    let side = mri_train::Sidecar {
-        model: "cnn".into(),
-        preset: "quick".into(),
-        config: serde_json::to_value(&cfg).unwrap(),
-        epoch: 3,
-        step: 0,
-        seed: 1,
-        lr: 1e-3,
-        metrics: serde_json::Value::Null,
-        extra: serde_json::Value::Null,
-        crate_version: "test".into(),
-    };
+    let side = mri_train::Sidecar::new(ModelKind::Cnn, Some(Preset::Quick), serde_json::to_value(&cfg).unwrap(), 3, 1);
     ck.save(&out.varmap, None, &side).unwrap();
     let vm = VarMap::new();
     let loaded = Cnn::new(&cfg, seeded_var_builder(&vm, 99, DType::F32, &Device::Cpu), 0).unwrap();
-    ck.check(&ck.read_sidecar().unwrap(), "cnn", &serde_json::to_value(&cfg).unwrap()).unwrap();
+    ck.check(&ck.read_sidecar().unwrap(), ModelKind::Cnn, &serde_json::to_value(&cfg).unwrap(), &[]).unwrap();
     ck.load_weights(&vm).unwrap();
     assert_eq!(predict_proba(&out.model, &set, 4, &Device::Cpu).unwrap(), predict_proba(&loaded, &set, 4, &Device::Cpu).unwrap());
-    // A different config is refused with the differing field named.
+    // A different config is refused with the differing field named; `epochs` only when not continuable.
     let other = CnnConfig { hidden: vec![32], ..cfg.clone() };
-    let e = ck.check(&ck.read_sidecar().unwrap(), "cnn", &serde_json::to_value(&other).unwrap()).unwrap_err();
+    let e = ck.check(&ck.read_sidecar().unwrap(), ModelKind::Cnn, &serde_json::to_value(&other).unwrap(), &["epochs"]).unwrap_err();
     assert!(matches!(e, TrainError::CheckpointMismatch { .. }));
     assert!(e.to_string().contains("config field hidden is [16] in the checkpoint but [32] here"), "{e}");
-    let e = ck.check(&ck.read_sidecar().unwrap(), "gan", &serde_json::to_value(&cfg).unwrap()).unwrap_err();
+    let longer = serde_json::to_value(CnnConfig { epochs: 9, ..cfg.clone() }).unwrap();
+    ck.check(&ck.read_sidecar().unwrap(), ModelKind::Cnn, &longer, &["epochs"]).unwrap();
+    assert!(ck.check(&ck.read_sidecar().unwrap(), ModelKind::Cnn, &longer, &[]).is_err());
+    let e = ck.check(&ck.read_sidecar().unwrap(), ModelKind::Gan, &serde_json::to_value(&cfg).unwrap(), &[]).unwrap_err();
     assert!(e.to_string().contains("it holds a \"cnn\" model, not \"gan\""), "{e}");
     // Weights of another shape are refused.
     let vm2 = VarMap::new();
     let _ = Cnn::new(&other, seeded_var_builder(&vm2, 0, DType::F32, &Device::Cpu), 0).unwrap();
     assert!(matches!(ck.load_weights(&vm2), Err(TrainError::CheckpointMismatch { .. })));
-    // A corrupt weights file or sidecar is reported as such, naming the file.
-    std::fs::write(&ck.weights, b"not safetensors").unwrap();
+    // A damaged weights file is found by its hash, naming the file; a broken manifest as such.
+    let weights_file = ck.file("weights").unwrap();
+    std::fs::write(&weights_file, b"not safetensors").unwrap();
     let e = ck.load_weights(&vm).unwrap_err();
-    assert!(matches!(e, TrainError::CorruptCheckpoint { .. }) && e.to_string().contains("cnn-test.safetensors"), "{e}");
+    assert!(matches!(e, TrainError::CorruptCheckpoint { .. }) && e.to_string().contains(&weights_file.display().to_string()), "{e}");
     std::fs::write(&ck.sidecar, b"{ half").unwrap();
     assert!(matches!(ck.read_sidecar(), Err(TrainError::CorruptCheckpoint { .. })));
+}
+
+/// Finding 2 of the [structure] issue: a single flipped byte inside a weights file went
+/// unnoticed (and `evaluate` then called every image "no").
+#[test]
+fn a_flipped_byte_in_the_weights_is_found() {
+    let set = phantom_set(16, 4, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions { checkpoint_dir: Some(dir.path().to_path_buf()), name: "cnn-real".into(), ..TrainOptions::quiet(1) };
+    train(&CnnConfig { epochs: 1, ..CnnConfig::quick(16) }, &set, &set, &Device::Cpu, &opts).unwrap();
+    let ck = Checkpoint::at(dir.path(), "cnn-real");
+    load_cnn(&ck, &Device::Cpu).unwrap();
+    let path = ck.file("weights").unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let i = bytes.len() - 5; // inside the last tensor's data, so safetensors itself cannot tell
+    bytes[i] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = load_cnn(&ck, &Device::Cpu).err().unwrap();
+    assert!(e.to_string().contains("does not match the manifest"), "{e}");
+}
+
+/// Finding 2: a run killed between writing a checkpoint's files left epoch-2 weights beside
+/// the epoch-1 sidecar and optimiser state, and the resumed run accepted the mix. Now the data
+/// files are written under new (hash) names before the manifest switches, so a kill at any
+/// point leaves the previous epoch's checkpoint whole; resuming from it equals an
+/// uninterrupted run, and the kill's leftovers are swept.
+#[test]
+fn a_kill_between_checkpoint_writes_rolls_back_and_resumes_exactly() {
+    let set = phantom_set(16, 6, 4);
+    let val = phantom_set(16, 3, 40);
+    let cfg = CnnConfig { epochs: 3, augment_flip: true, ..CnnConfig::quick(16) };
+    let opts = |dir: &std::path::Path, stop_after| TrainOptions {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        name: "cnn-real".into(),
+        stop_after,
+        ..TrainOptions::quiet(8)
+    };
+    let whole = train(&cfg, &set, &val, &Device::Cpu, &TrainOptions::quiet(8)).unwrap();
+
+    // Epoch 1 complete, then simulate epoch 2's save killed after its data files were written
+    // (and a temporary file was left half-written) but before its manifest was renamed.
+    let dir = tempfile::tempdir().unwrap();
+    train(&cfg, &set, &val, &Device::Cpu, &opts(dir.path(), Some(1))).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    train(&cfg, &set, &val, &Device::Cpu, &opts(scratch.path(), Some(2))).unwrap();
+    let last = Checkpoint::at(dir.path(), "cnn-real-last");
+    let epoch1 = last.read_sidecar().unwrap();
+    assert_eq!(epoch1.epoch, 1);
+    let later = Checkpoint::at(scratch.path(), "cnn-real-last");
+    for key in ["weights", "optim"] {
+        let f = later.file(key).unwrap();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join(format!("cnn-real-last.json.tmp-{}", 4242)), b"{ half a manif").unwrap();
+    // The manifest still names epoch 1's files, and they still verify.
+    assert_eq!(last.read_sidecar().unwrap(), epoch1);
+    last.weights_file().unwrap();
+
+    let resumed = train(&cfg, &set, &val, &Device::Cpu, &opts(dir.path(), None)).unwrap();
+    assert_eq!(weights(&whole.varmap), weights(&resumed.varmap), "bit for bit");
+    assert_eq!(whole.best_epoch, resumed.best_epoch);
+    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp-")), "temporary files left: {names:?}");
+    // One weights + one optimiser file for the resume point, one weights file for the best.
+    let data = names.iter().filter(|n| n.ends_with(".safetensors")).count();
+    assert_eq!(data, 3, "{names:?}");
+}
+
+/// Findings 1 and 5: another seed or other data on the same checkpoint folder is refused (it
+/// used to be reused, and its "held-out" test held training images); a finished run asked for
+/// more epochs continues, and equals an uninterrupted longer run.
+#[test]
+fn resume_checks_seed_and_data_and_more_epochs_continue() {
+    let set = phantom_set(16, 6, 4);
+    let val = phantom_set(16, 3, 40);
+    let fp = |seed| mri_train::Fingerprint {
+        data_source: "phantoms".into(),
+        data_hash: "abc".into(),
+        image_size: 16,
+        split_fractions: [0.7, 0.15, 0.15],
+        split_hash: "def".into(),
+        seed,
+        preset: Some(Preset::Quick),
+    };
+    let opts = |dir: &std::path::Path, seed: u64, fingerprint| TrainOptions {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        name: "cnn-real".into(),
+        fingerprint: Some(fingerprint),
+        ..TrainOptions::quiet(seed)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let two = CnnConfig { epochs: 2, ..CnnConfig::quick(16) };
+    train(&two, &set, &val, &Device::Cpu, &opts(dir.path(), 8, fp(8))).unwrap();
+    let e = train(&two, &set, &val, &Device::Cpu, &opts(dir.path(), 9, fp(9))).err().unwrap();
+    assert!(e.to_string().contains("seed 8 but this run has seed 9") && e.to_string().contains("--fresh"), "{e}");
+    let other_data = mri_train::Fingerprint { data_hash: "xyz".into(), ..fp(8) };
+    let e = train(&two, &set, &val, &Device::Cpu, &opts(dir.path(), 8, other_data)).err().unwrap();
+    assert!(e.to_string().contains("data_hash is \"abc\" there but \"xyz\" here"), "{e}");
+    // Fewer epochs than done cannot be honoured.
+    let e = train(&CnnConfig { epochs: 1, ..two.clone() }, &set, &val, &Device::Cpu, &opts(dir.path(), 8, fp(8))).err().unwrap();
+    assert!(e.to_string().contains("more than the 1 asked"), "{e}");
+    // 2 → 3 epochs continues and equals a 3-epoch run.
+    let three = CnnConfig { epochs: 3, ..two.clone() };
+    let continued = train(&three, &set, &val, &Device::Cpu, &opts(dir.path(), 8, fp(8))).unwrap();
+    let whole = train(&three, &set, &val, &Device::Cpu, &TrainOptions::quiet(8)).unwrap();
+    assert_eq!(continued.history.len(), 3);
+    assert_eq!(weights(&whole.varmap), weights(&continued.varmap));
+    assert_eq!(whole.best_epoch, continued.best_epoch);
+    assert_eq!(continued.history.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3], "epochs count from 1");
+}
+
+/// Finding 3: a one-class training set trained and reported accuracy 1.0; `epochs 0` reported
+/// an untrained model.
+#[test]
+fn one_class_sets_and_zero_epochs_are_refused() {
+    let set = phantom_set(16, 4, 3);
+    let yes = set.of_class(1);
+    let e = train(&CnnConfig::quick(16), &yes, &set, &Device::Cpu, &TrainOptions::quiet(0)).err().unwrap();
+    assert!(e.to_string().contains("the training set holds only tumour (yes) slices"), "{e}");
+    let e = train(&CnnConfig::quick(16), &set, &set.of_class(0), &Device::Cpu, &TrainOptions::quiet(0)).err().unwrap();
+    assert!(e.to_string().contains("the validation set holds only healthy (no) slices"), "{e}");
+    let e = train(&CnnConfig { epochs: 0, ..CnnConfig::quick(16) }, &set, &set, &Device::Cpu, &TrainOptions::quiet(0)).err().unwrap();
+    assert!(e.to_string().contains("epochs") && e.to_string().contains("at least 1"), "{e}");
 }
 
 #[test]
@@ -135,5 +251,5 @@ fn resumed_run_equals_uninterrupted_run() {
     // Resuming with another config is refused.
     let other = CnnConfig { epochs: 5, hidden: vec![8], ..CnnConfig::quick(16) };
     assert!(train(&other, &set, &val, &Device::Cpu, &opts(dir.path(), None)).is_err());
-    assert!(dir.path().join("cnn-real.safetensors").exists() && dir.path().join("cnn-real-last.optim.safetensors").exists());
+    assert!(Checkpoint::at(dir.path(), "cnn-real").weights_file().is_ok() && Checkpoint::at(dir.path(), "cnn-real-last").file("optim").unwrap().exists());
 }

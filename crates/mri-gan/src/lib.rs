@@ -40,7 +40,7 @@ mod model;
 mod trainer;
 
 pub use model::{Discriminator, GanConfig, Generator};
-pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput, GAN_KIND};
+pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

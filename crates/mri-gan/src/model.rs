@@ -2,7 +2,7 @@
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{upsample2, AdamConfig, BatchNorm2d, Conv2d};
+use mri_train::{upsample2, AdamConfig, BatchNorm2d, Conv2d, Preset, Presets};
 use serde::{Deserialize, Serialize};
 
 use crate::{GanError, Result};
@@ -64,18 +64,10 @@ impl GanConfig {
         GanConfig { image_size, latent: 8, g_base: 8, g_channels: vec![8], d_channels: vec![4, 8], epochs: 3, batch_size: 8, ..Self::paper() }
     }
 
-    /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
-    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
-        let mut c = match name {
-            "quick" => Self::quick(image_size.unwrap_or(32)),
-            "default" => Self::default_preset(image_size.unwrap_or(64)),
-            "paper" => Self::paper(),
-            _ => return Err(GanError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
-        };
-        if let Some(s) = image_size {
-            c.image_size = s;
-        }
-        Ok(c)
+    /// The config of `preset` (one resolution path for every model: [`Presets::preset`]);
+    /// `image_size` overrides the preset's side.
+    pub fn preset(preset: Preset, image_size: Option<usize>) -> Self {
+        <Self as Presets>::preset(preset, image_size)
     }
 
     /// Side of the generator's first feature map.
@@ -205,5 +197,20 @@ impl Module for Discriminator {
             x = candle_nn::ops::leaky_relu(&conv.forward(&x)?, 0.2)?;
         }
         self.out.forward(&x.flatten_from(1)?)
+    }
+}
+
+impl Presets for GanConfig {
+    fn quick(image_size: usize) -> Self {
+        GanConfig::quick(image_size)
+    }
+    fn default_preset(image_size: usize) -> Self {
+        GanConfig::default_preset(image_size)
+    }
+    fn paper() -> Self {
+        GanConfig::paper()
+    }
+    fn set_image_size(&mut self, image_size: usize) {
+        self.image_size = image_size;
     }
 }

@@ -5,20 +5,18 @@ use std::time::Instant;
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::VarMap;
 use mri_train::{
-    bce_with_logits, save_recon_grid, seeded_normal, seeded_var_builder, Adam, Checkpoint, EpochProgress, ImageSet, RunOptions, Sidecar, TrainError,
+    bce_with_logits, run_epochs, save_recon_grid, seeded_normal, seeded_var_builder, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind,
+    RunOptions, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Discriminator, GanConfig, Generator};
 use crate::{GanError, Result};
 
-/// Model kind written to checkpoints.
-pub const GAN_KIND: &str = "gan";
-
 /// What one epoch did (means over its batches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GanEpoch {
-    /// Epoch index (0-based).
+    /// Epoch number, counting from 1.
     pub epoch: usize,
     /// Discriminator loss: BCE(D(x), 1) + BCE(D(G(z)), 0).
     pub d_loss: f64,
@@ -60,6 +58,85 @@ fn corrupt(path: &std::path::Path, e: impl std::fmt::Display) -> GanError {
     TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() }.into()
 }
 
+/// The GAN as a task of the shared epoch loop: two networks, two optimisers (labels `g`, `d`),
+/// no validation criterion (the last epoch is kept).
+struct GanTask<'a> {
+    cfg: &'a GanConfig,
+    g: Generator,
+    d: Discriminator,
+    g_vm: VarMap,
+    d_vm: VarMap,
+    adam_g: Adam,
+    adam_d: Adam,
+    train: &'a ImageSet,
+    fixed_noise: Tensor,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl EpochTask for GanTask<'_> {
+    type Record = GanEpoch;
+    type State = ();
+    type Error = GanError;
+
+    fn kind(&self) -> ModelKind {
+        ModelKind::Gan
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.cfg).expect("config serialises")
+    }
+    fn epochs(&self) -> usize {
+        self.cfg.epochs
+    }
+    fn batches(&self, _epoch: usize) -> usize {
+        self.train.len().div_ceil(self.cfg.batch_size)
+    }
+    fn varmaps(&self) -> Vec<&VarMap> {
+        vec![&self.g_vm, &self.d_vm]
+    }
+    fn optimizers(&self) -> Vec<(&'static str, &Adam)> {
+        vec![("g", &self.adam_g), ("d", &self.adam_d)]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        vec![("g", &mut self.adam_g), ("d", &mut self.adam_d)]
+    }
+    fn state(&self) {}
+    fn set_state(&mut self, _state: ()) {}
+    fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<GanEpoch> {
+        let t0 = Instant::now();
+        let batches = self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size);
+        let mut sums = [0f64; 4];
+        for idx in &batches {
+            let (x, _) = self.train.batch(idx, None, self.device)?;
+            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, self.cfg.latent, self.seed)?;
+            for (s, v) in sums.iter_mut().zip(r) {
+                *s += v;
+            }
+            bar.batch(r[0]);
+        }
+        let k = batches.len() as f64;
+        Ok(GanEpoch {
+            epoch: epoch + 1,
+            d_loss: sums[0] / k,
+            g_loss: sums[1] / k,
+            d_real: sums[2] / k,
+            d_fake: sums[3] / k,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+    fn selection_loss(&self, _r: &GanEpoch) -> Option<f64> {
+        None
+    }
+    fn summary(&self, r: &GanEpoch) -> String {
+        format!("D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2}", r.d_loss, r.g_loss, r.d_real, r.d_fake)
+    }
+    fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
+        let img = ((self.g.forward_t(&self.fixed_noise, false)? + 1.0)? * 0.5)?;
+        save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &img, None)?;
+        Ok(())
+    }
+}
+
 /// One GAN step on real images `real` in [0, 1]: a discriminator step on real and detached fake
 /// images, then a generator step. Noise comes from streams `gan/d/<step>` and `gan/g/<step>`.
 /// Returns (d_loss, g_loss, D(x), D(G(z))).
@@ -99,84 +176,31 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
         return Err(GanError::Data(format!("training images are {0}×{0}, the config expects {1}", train.side, cfg.image_size)));
     }
     let (g, g_vm, d, d_vm) = build_gan(cfg, opts.seed, device)?;
-    let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
-    let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true)?;
-    let config_json = serde_json::to_value(cfg).expect("config serialises");
-    let ckpt_last = opts.checkpoint_dir.as_ref().map(|dir| Checkpoint::at(dir, &format!("{}-last", opts.name)));
-    let ckpt_final = opts.checkpoint_dir.as_ref().map(|dir| Checkpoint::at(dir, &opts.name));
-    let mut history: Vec<GanEpoch> = Vec::new();
-    let mut start_epoch = 0;
-    if let Some(last) = ckpt_last.as_ref().filter(|c| c.exists()) {
-        let side = last.read_sidecar()?;
-        last.check(&side, GAN_KIND, &config_json)?;
-        last.load_weights(&g_vm)?;
-        last.load_weights(&d_vm)?;
-        last.load_optim_labelled(&mut adam_g, "g", side.step)?;
-        last.load_optim_labelled(&mut adam_d, "d", side.step)?;
-        history = serde_json::from_value(side.metrics.clone()).map_err(|e| corrupt(&last.sidecar, e))?;
-        start_epoch = side.epoch;
-        if !opts.quiet {
-            eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
-        }
-    }
+    let adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
+    let adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true)?;
     let fixed_noise = seeded_normal(opts.seed, "fixed-noise", (16, cfg.latent), device)?;
-    let mut stopped_early = false;
-    for epoch in start_epoch..cfg.epochs {
-        if opts.stop_after.is_some_and(|n| epoch - start_epoch >= n) {
-            stopped_early = true;
-            break;
-        }
-        let t0 = Instant::now();
-        let batches = train.epoch_batches(opts.seed, epoch as u64, cfg.batch_size);
-        let bar = EpochProgress::new(&opts.name, epoch, cfg.epochs, batches.len(), opts.quiet);
-        let mut sums = [0f64; 4];
-        for idx in &batches {
-            let (x, _) = train.batch(idx, None, device)?;
-            let r = gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, cfg.latent, opts.seed)?;
-            for (s, v) in sums.iter_mut().zip(r) {
-                *s += v;
-            }
-            bar.batch(r[0]);
-        }
-        let k = batches.len() as f64;
-        let rec = GanEpoch { epoch, d_loss: sums[0] / k, g_loss: sums[1] / k, d_real: sums[2] / k, d_fake: sums[3] / k, seconds: t0.elapsed().as_secs_f64() };
-        bar.finish(&format!("D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2}", rec.d_loss, rec.g_loss, rec.d_real, rec.d_fake));
-        history.push(rec);
-        if opts.figure_due(epoch, cfg.epochs) {
-            let dir = opts.figures_dir.as_ref().expect("figure_due checks it");
-            let img = ((g.forward_t(&fixed_noise, false)? + 1.0)? * 0.5)?;
-            save_recon_grid(&dir.join(format!("{}-samples-epoch{:03}.png", opts.name, epoch + 1)), &img, None)?;
-        }
-        if let (Some(last), Some(fin)) = (&ckpt_last, &ckpt_final) {
-            let side = Sidecar {
-                model: GAN_KIND.into(),
-                preset: opts.preset.clone(),
-                config: config_json.clone(),
-                epoch: epoch + 1,
-                step: adam_d.steps(),
-                seed: opts.seed,
-                lr: adam_g.lr(),
-                metrics: serde_json::to_value(&history).expect("history serialises"),
-                extra: serde_json::Value::Null,
-                crate_version: env!("CARGO_PKG_VERSION").into(),
-            };
-            fin.save_parts(&[&g_vm, &d_vm], &[], &side)?;
-            last.save_parts(&[&g_vm, &d_vm], &[("g", &adam_g), ("d", &adam_d)], &side)?;
-        }
-    }
-    Ok(GanTrainOutput { generator: g, discriminator: d, g_varmap: g_vm, d_varmap: d_vm, history, stopped_early })
+    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, train, fixed_noise, seed: opts.seed, device };
+    let out = run_epochs(&mut task, opts)?;
+    Ok(GanTrainOutput {
+        generator: task.g,
+        discriminator: task.d,
+        g_varmap: task.g_vm,
+        d_varmap: task.d_vm,
+        history: out.history,
+        stopped_early: out.stopped_early,
+    })
 }
 
 /// Loads a GAN from a checkpoint written by [`train_gan`] (config read from the sidecar).
 pub fn load_gan(ckpt: &Checkpoint, device: &Device) -> Result<(GanConfig, Generator, Discriminator)> {
     let side = ckpt.read_sidecar()?;
-    if side.model != GAN_KIND {
-        return Err(TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {:?}, not a GAN", side.model) }.into());
+    if side.model != ModelKind::Gan {
+        return Err(TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {}, not a GAN", side.model) }.into());
     }
     let cfg: GanConfig = serde_json::from_value(side.config.clone()).map_err(|e| corrupt(&ckpt.sidecar, e))?;
     let (g, g_vm, d, d_vm) = build_gan(&cfg, side.seed, device)?;
-    ckpt.load_weights(&g_vm)?;
-    ckpt.load_weights(&d_vm)?;
+    ckpt.load_weights_with(&side, &g_vm)?;
+    ckpt.load_weights_with(&side, &d_vm)?;
     Ok((cfg, g, d))
 }
 

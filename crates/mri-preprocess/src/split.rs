@@ -122,10 +122,20 @@ impl SplitManifest {
     /// Splits items `(path, label, group)` by groups (see the module docs).
     ///
     /// # Errors
-    /// [`PreprocessError::InvalidParameter`] for bad fractions, a duplicate path, or a group
-    /// holding both classes (stratification would be ill-defined).
+    /// [`PreprocessError::InvalidParameter`] for bad fractions, a duplicate path, a group
+    /// holding both classes (stratification would be ill-defined), or data with only one class
+    /// (a tumour / no-tumour split needs both).
     pub fn make(items: &[(String, Label, String)], image_size: u32, params: &SplitParams) -> Result<Self> {
         params.check()?;
+        for label in Label::ALL {
+            if !items.iter().any(|(_, l, _)| *l == label) {
+                let have = if items.is_empty() { "no slices at all".to_string() } else { format!("only {} slices", items[0].1.as_str()) };
+                return Err(PreprocessError::param(
+                    "data",
+                    format!("the data holds {have}, no {} slices: a train / val / test split of a classifier needs both classes", label.as_str()),
+                ));
+            }
+        }
         // group -> label, checking each group is one class.
         let mut label_of_group: BTreeMap<&str, Label> = BTreeMap::new();
         for (path, label, group) in items {

@@ -1,12 +1,20 @@
-//! Checkpoints: `NAME.safetensors` (weights, keys = the `vb.pp(..)` names), `NAME.optim.safetensors`
-//! (Adam moments `m.<var>` / `v.<var>`) and `NAME.json` (the [`Sidecar`]). Every file is written
-//! to a temporary name and renamed, and the sidecar last, so a checkpoint whose sidecar exists
-//! is complete: training killed at any moment leaves the previous checkpoint intact.
+//! Checkpoints as one unit. A checkpoint called `NAME` in a folder is its manifest `NAME.json`
+//! (the [`Sidecar`]) and the data files the manifest names, each with its BLAKE3 hash:
+//! `NAME.<hash16>.safetensors` (weights, keys = the `vb.pp(..)` names) and, for a resume point,
+//! `NAME.<hash16>.optim.safetensors` (Adam moments `m.<var>` / `v.<var>`, prefixed by the
+//! optimiser's label when there are several).
+//!
+//! Saving writes the data files under new names first (their names carry their content hash,
+//! so they never overwrite the files the current manifest names), then replaces the manifest
+//! by an atomic rename, then removes the data files no manifest names any more. A run killed at
+//! any moment therefore leaves the previous consistent checkpoint in place (rolled back, never
+//! mixed), and loading verifies every file against its hash, so flipped bytes are found.
+//! Temporary files of a killed save are swept by the next save or resume.
 //!
 //! The weights are plain safetensors, readable from Python:
-//! `safetensors.numpy.load_file("cnn-real.safetensors")`.
+//! `safetensors.numpy.load_file("cnn-real.<hash16>.safetensors")` (the manifest names the file).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -14,46 +22,93 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::Adam;
-use crate::{Result, TrainError};
+use crate::{Fingerprint, ModelKind, Preset, Result, TrainError};
 
-/// What a checkpoint says about itself.
+/// One data file of a checkpoint, as its manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name, in the manifest's folder.
+    pub file: String,
+    /// BLAKE3 of its bytes, hex.
+    pub blake3: String,
+}
+
+/// Where one optimiser stood when the checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    /// Steps taken.
+    pub step: u64,
+    /// Learning rate.
+    pub lr: f64,
+}
+
+/// A checkpoint's manifest: what it holds, what it was computed from, and its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sidecar {
-    /// Model kind, e.g. `"cnn"`.
-    pub model: String,
-    /// Preset the config came from (`quick`, `default`, `paper`, or `custom`).
-    pub preset: String,
+    /// Model kind.
+    pub model: ModelKind,
+    /// Preset the config came from (`None` for a config built by hand).
+    pub preset: Option<Preset>,
     /// The model's full config (its serde form).
     pub config: serde_json::Value,
     /// Epochs completed.
     pub epoch: usize,
-    /// Optimiser steps taken.
-    pub step: u64,
     /// The run's seed.
     pub seed: u64,
-    /// Learning rate at the time of saving.
-    pub lr: f64,
+    /// What the run was computed from (data, split, seed, preset, side), when known.
+    #[serde(default)]
+    pub fingerprint: Option<Fingerprint>,
+    /// Each optimiser's step count and learning rate, by label (`""` for a single one).
+    #[serde(default)]
+    pub optimizers: BTreeMap<String, OptimizerState>,
     /// Per-epoch metrics so far (model-specific records).
     pub metrics: serde_json::Value,
     /// Anything else the trainer needs to resume (schedule state, best epoch, …).
     pub extra: serde_json::Value,
+    /// The data files (`weights`, and `optim` for a resume point), filled in by
+    /// [`Checkpoint::save_parts`].
+    #[serde(default)]
+    pub files: BTreeMap<String, FileEntry>,
     /// Version of the crate that wrote it.
     pub crate_version: String,
 }
 
-/// The three files of one checkpoint.
+impl Sidecar {
+    /// A manifest for `model` after `epoch` epochs, with empty metrics and no files yet.
+    pub fn new(model: ModelKind, preset: Option<Preset>, config: serde_json::Value, epoch: usize, seed: u64) -> Self {
+        Sidecar {
+            model,
+            preset,
+            config,
+            epoch,
+            seed,
+            fingerprint: None,
+            optimizers: BTreeMap::new(),
+            metrics: serde_json::Value::Null,
+            extra: serde_json::Value::Null,
+            files: BTreeMap::new(),
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// A checkpoint: the manifest `NAME.json` in a folder and the files it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// `NAME.safetensors`.
-    pub weights: PathBuf,
-    /// `NAME.optim.safetensors`.
-    pub optim: PathBuf,
-    /// `NAME.json`.
+    /// The folder.
+    pub dir: PathBuf,
+    /// `NAME`.
+    pub name: String,
+    /// The manifest, `NAME.json`.
     pub sidecar: PathBuf,
 }
 
 fn io(path: &Path, e: std::io::Error) -> TrainError {
     TrainError::Io { path: path.to_path_buf(), source: e }
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> TrainError {
+    TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
 fn tmp_of(path: &Path) -> PathBuf {
@@ -62,43 +117,103 @@ fn tmp_of(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn save_tensors(map: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = tmp_of(path);
-    candle_core::safetensors::save(map, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+fn hash_file(path: &Path) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    h.update_reader(file).map_err(|e| io(path, e))?;
+    Ok(h.finalize().to_hex().to_string())
 }
 
-fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
-    if !path.exists() {
-        return Err(TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: "file is missing".into() });
-    }
-    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() })
+/// `true` for 16 lowercase hex digits: the hash part of a data file's name.
+fn is_hash16(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl Checkpoint {
     /// The checkpoint called `name` in `dir`.
     pub fn at(dir: &Path, name: &str) -> Self {
-        Checkpoint {
-            weights: dir.join(format!("{name}.safetensors")),
-            optim: dir.join(format!("{name}.optim.safetensors")),
-            sidecar: dir.join(format!("{name}.json")),
-        }
+        Checkpoint { dir: dir.to_path_buf(), name: name.to_string(), sidecar: dir.join(format!("{name}.json")) }
     }
 
-    /// The checkpoint one of whose files is `path` (`X.safetensors`, `X.optim.safetensors` or
-    /// `X.json`), so a user can pass whichever file they see.
+    /// The checkpoint one of whose files is `path` (`X.json`, `X.<hash>.safetensors`,
+    /// `X.<hash>.optim.safetensors`), so a user can pass whichever file they see.
     pub fn from_file(path: &Path) -> Self {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let stem = [".optim.safetensors", ".safetensors", ".json"].iter().find_map(|ext| name.strip_suffix(ext)).unwrap_or(&name).to_string();
-        Self::at(path.parent().unwrap_or(Path::new(".")), &stem)
+        let mut stem = [".optim.safetensors", ".safetensors", ".json"].iter().find_map(|ext| name.strip_suffix(ext)).unwrap_or(&name);
+        if let Some((head, hash)) = stem.rsplit_once('.') {
+            if is_hash16(hash) {
+                stem = head;
+            }
+        }
+        Self::at(path.parent().unwrap_or(Path::new(".")), stem)
     }
 
-    /// True when a complete checkpoint is there (its sidecar, written last, exists).
+    /// True when a checkpoint is there (its manifest, written last, exists).
     pub fn exists(&self) -> bool {
         self.sidecar.exists()
     }
 
-    /// Saves weights, optimiser state (if any) and sidecar, atomically, creating the folder.
+    /// The data files of this checkpoint's name in its folder, named by a manifest or not.
+    fn data_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let prefix = format!("{}.", self.name);
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let rest = n.strip_prefix(&prefix)?;
+                let hash = rest.strip_suffix(".optim.safetensors").or_else(|| rest.strip_suffix(".safetensors"))?;
+                is_hash16(hash).then(|| e.path())
+            })
+            .collect()
+    }
+
+    /// Removes this checkpoint's temporary files and the data files its manifest does not name
+    /// (what a save killed before or after its manifest switch leaves). Returns how many.
+    pub fn sweep(&self) -> Result<usize> {
+        let keep: Vec<String> = match self.read_sidecar() {
+            Ok(s) => s.files.values().map(|f| f.file.clone()).collect(),
+            Err(_) if !self.exists() => Vec::new(),
+            // A damaged manifest: leave its files for the user to look at.
+            Err(_) => return Ok(0),
+        };
+        let mut removed = 0;
+        for p in self.data_files() {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if !keep.contains(&n) {
+                std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
+                removed += 1;
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Ok(removed) };
+        let prefix = format!("{}.", self.name);
+        for e in entries.filter_map(|e| e.ok()) {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && mri_preprocess::fsutil::is_temp_name(&n) {
+                std::fs::remove_file(e.path()).map_err(|err| io(&e.path(), err))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes `map` as `NAME.<hash16><suffix>` and returns its manifest entry.
+    fn write_data(&self, map: &HashMap<String, Tensor>, suffix: &str) -> Result<FileEntry> {
+        let tmp = tmp_of(&self.dir.join(format!("{}{suffix}", self.name)));
+        let result = (|| {
+            candle_core::safetensors::save(map, &tmp)?;
+            let blake3 = hash_file(&tmp)?;
+            let file = format!("{}.{}{suffix}", self.name, &blake3[..16]);
+            std::fs::rename(&tmp, self.dir.join(&file)).map_err(|e| io(&self.dir.join(&file), e))?;
+            Ok(FileEntry { file, blake3 })
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Saves one model's weights and optionally its optimiser (label `""`).
     pub fn save(&self, varmap: &VarMap, optim: Option<&Adam>, sidecar: &Sidecar) -> Result<()> {
         let optims: Vec<(&str, &Adam)> = optim.map(|o| ("", o)).into_iter().collect();
         self.save_parts(&[varmap], &optims, sidecar)
@@ -107,11 +222,10 @@ impl Checkpoint {
     /// Saves several variable maps into one weights file (their names must not collide: build
     /// each model under its own `vb.pp(..)` prefix, e.g. `generator` and `discriminator`) and
     /// several optimisers into one state file, each state key prefixed by its label
-    /// (`"{label}.m.<var>"`; an empty label adds no prefix).
+    /// (`"{label}.m.<var>"`; an empty label adds no prefix). The manifest records each file's
+    /// hash and each optimiser's step and learning rate. Atomic as a whole (see the module docs).
     pub fn save_parts(&self, varmaps: &[&VarMap], optims: &[(&str, &Adam)], sidecar: &Sidecar) -> Result<()> {
-        if let Some(dir) = self.sidecar.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let mut weights: HashMap<String, Tensor> = HashMap::new();
         for vm in varmaps {
             for (k, v) in vm.data().lock().unwrap().iter() {
@@ -120,51 +234,104 @@ impl Checkpoint {
                 }
             }
         }
-        save_tensors(&weights, &self.weights)?;
+        let mut side = sidecar.clone();
+        side.files.clear();
+        side.files.insert("weights".into(), self.write_data(&weights, ".safetensors")?);
         if !optims.is_empty() {
             let mut state = HashMap::new();
+            side.optimizers.clear();
             for (label, o) in optims {
                 for (k, v) in o.state() {
                     state.insert(if label.is_empty() { k } else { format!("{label}.{k}") }, v);
                 }
+                side.optimizers.insert(label.to_string(), OptimizerState { step: o.steps(), lr: o.lr() });
             }
-            save_tensors(&state, &self.optim)?;
+            side.files.insert("optim".into(), self.write_data(&state, ".optim.safetensors")?);
         }
-        let json = serde_json::to_string_pretty(sidecar).expect("sidecar serialises");
+        let json = serde_json::to_string_pretty(&side).expect("sidecar serialises");
         let tmp = tmp_of(&self.sidecar);
-        std::fs::write(&tmp, json).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.sidecar).map_err(|e| io(&self.sidecar, e))
+        let written = std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, &self.sidecar));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(&self.sidecar, e));
+        }
+        self.sweep()?;
+        Ok(())
     }
 
-    /// Reads the sidecar.
+    /// Reads the manifest.
     ///
     /// # Errors
     /// [`TrainError::CorruptCheckpoint`] when it is missing or not valid JSON of this form.
     pub fn read_sidecar(&self) -> Result<Sidecar> {
-        let text = std::fs::read_to_string(&self.sidecar).map_err(|e| TrainError::CorruptCheckpoint { path: self.sidecar.clone(), reason: e.to_string() })?;
-        serde_json::from_str(&text).map_err(|e| TrainError::CorruptCheckpoint { path: self.sidecar.clone(), reason: e.to_string() })
+        let text = std::fs::read_to_string(&self.sidecar).map_err(|e| corrupt(&self.sidecar, e))?;
+        serde_json::from_str(&text).map_err(|e| corrupt(&self.sidecar, e))
     }
 
-    /// Checks that the sidecar was written for this model kind and config.
+    /// The path of data file `key` (`weights` or `optim`) after checking it against its hash.
+    ///
+    /// # Errors
+    /// [`TrainError::CorruptCheckpoint`] when the manifest names no such file, the file is
+    /// missing, or its bytes do not match the recorded hash.
+    pub fn verified_file(&self, sidecar: &Sidecar, key: &str) -> Result<PathBuf> {
+        let entry = sidecar.files.get(key).ok_or_else(|| corrupt(&self.sidecar, format!("the manifest names no {key} file")))?;
+        let path = self.dir.join(&entry.file);
+        if !path.exists() {
+            return Err(corrupt(&path, "file is missing (named by the manifest)"));
+        }
+        let got = hash_file(&path)?;
+        if got != entry.blake3 {
+            return Err(corrupt(
+                &path,
+                format!("content does not match the manifest (BLAKE3 {} recorded, {} found): the file was changed or damaged", &entry.blake3[..16], &got[..16]),
+            ));
+        }
+        Ok(path)
+    }
+
+    fn load_verified(&self, sidecar: &Sidecar, key: &str) -> Result<HashMap<String, Tensor>> {
+        let path = self.verified_file(sidecar, key)?;
+        candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| corrupt(&path, e))
+    }
+
+    /// The path of data file `key` (`weights` or `optim`) as the manifest names it, unverified
+    /// (to show it to a person, or to damage it in a test).
+    ///
+    /// # Errors
+    /// [`TrainError::CorruptCheckpoint`] when the manifest is unreadable or names no such file.
+    pub fn file(&self, key: &str) -> Result<PathBuf> {
+        let side = self.read_sidecar()?;
+        let entry = side.files.get(key).ok_or_else(|| corrupt(&self.sidecar, format!("the manifest names no {key} file")))?;
+        Ok(self.dir.join(&entry.file))
+    }
+
+    /// The path of the weights file (verified).
+    pub fn weights_file(&self) -> Result<PathBuf> {
+        self.verified_file(&self.read_sidecar()?, "weights")
+    }
+
+    /// Checks that the manifest was written for this model kind and config. Fields named in
+    /// `continuable` (how long to train, e.g. `epochs`) may differ: a run with more epochs
+    /// continues a finished one.
     ///
     /// # Errors
     /// [`TrainError::CheckpointMismatch`] naming the first difference.
-    pub fn check(&self, sidecar: &Sidecar, model: &str, config: &serde_json::Value) -> Result<()> {
+    pub fn check(&self, sidecar: &Sidecar, model: ModelKind, config: &serde_json::Value, continuable: &[&str]) -> Result<()> {
         let mismatch = |reason: String| Err(TrainError::CheckpointMismatch { path: self.sidecar.clone(), reason });
         if sidecar.model != model {
-            return mismatch(format!("it holds a {:?} model, not {model:?}", sidecar.model));
+            return mismatch(format!("it holds a {:?} model, not {:?}", sidecar.model.name(), model.name()));
         }
-        if &sidecar.config != config {
-            let (a, b) = (sidecar.config.as_object(), config.as_object());
-            let diff = match (a, b) {
-                (Some(a), Some(b)) => a
-                    .iter()
-                    .find(|(k, v)| b.get(*k) != Some(v))
-                    .map(|(k, v)| format!("config field {k} is {v} in the checkpoint but {} here", b.get(k).unwrap_or(&serde_json::Value::Null)))
-                    .unwrap_or_else(|| "configs differ".into()),
-                _ => "configs differ".into(),
-            };
-            return mismatch(diff);
+        let (a, b) = (sidecar.config.as_object(), config.as_object());
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                if let Some(k) = keys.into_iter().find(|k| !continuable.contains(&k.as_str()) && a.get(*k) != b.get(*k)) {
+                    let show = |v: Option<&serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into());
+                    return mismatch(format!("config field {k} is {} in the checkpoint but {} here", show(a.get(k)), show(b.get(k))));
+                }
+            }
+            _ if sidecar.config != *config => return mismatch("configs differ".into()),
+            _ => {}
         }
         Ok(())
     }
@@ -172,15 +339,22 @@ impl Checkpoint {
     /// Loads the weights into every variable of `varmap` (which the model already created).
     ///
     /// # Errors
-    /// [`TrainError::CorruptCheckpoint`] for an unreadable file; [`TrainError::CheckpointMismatch`]
-    /// for a missing variable or another shape.
+    /// [`TrainError::CorruptCheckpoint`] for a missing, damaged or unreadable file;
+    /// [`TrainError::CheckpointMismatch`] for a missing variable or another shape.
     pub fn load_weights(&self, varmap: &VarMap) -> Result<()> {
-        let saved = load_tensors(&self.weights)?;
+        let side = self.read_sidecar()?;
+        self.load_weights_with(&side, varmap)
+    }
+
+    /// As [`Checkpoint::load_weights`] with the manifest already read.
+    pub fn load_weights_with(&self, sidecar: &Sidecar, varmap: &VarMap) -> Result<()> {
+        let saved = self.load_verified(sidecar, "weights")?;
+        let path = self.dir.join(&sidecar.files["weights"].file);
         for (name, var) in varmap.data().lock().unwrap().iter() {
-            let t = saved.get(name).ok_or_else(|| TrainError::CheckpointMismatch { path: self.weights.clone(), reason: format!("no weight named {name}") })?;
+            let t = saved.get(name).ok_or_else(|| TrainError::CheckpointMismatch { path: path.clone(), reason: format!("no weight named {name}") })?;
             if t.shape() != var.shape() {
                 return Err(TrainError::CheckpointMismatch {
-                    path: self.weights.clone(),
+                    path: path.clone(),
                     reason: format!("{name} has shape {:?}, the model {:?}", t.shape(), var.shape()),
                 });
             }
@@ -189,25 +363,24 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Restores the optimiser's moments and step.
-    pub fn load_optim(&self, optim: &mut Adam, step: u64) -> Result<()> {
-        self.load_optim_labelled(optim, "", step)
-    }
-
-    /// Restores the moments of the optimiser saved under `label` by [`Checkpoint::save_parts`].
-    pub fn load_optim_labelled(&self, optim: &mut Adam, label: &str, step: u64) -> Result<()> {
-        let state = load_tensors(&self.optim)?;
+    /// Restores the moments, step and learning rate of the optimiser saved under `label` by
+    /// [`Checkpoint::save_parts`] (`""` for a single optimiser).
+    pub fn load_optim_labelled(&self, sidecar: &Sidecar, optim: &mut Adam, label: &str) -> Result<()> {
+        let st = *sidecar.optimizers.get(label).ok_or_else(|| corrupt(&self.sidecar, format!("the manifest has no optimiser {label:?}")))?;
+        let state = self.load_verified(sidecar, "optim")?;
         let state: HashMap<String, Tensor> = if label.is_empty() {
             state
         } else {
             let prefix = format!("{label}.");
             state.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v))).collect()
         };
-        optim.load_state(&state, step, &self.optim)
+        optim.load_state(&state, st.step, &self.dir.join(&sidecar.files["optim"].file))?;
+        optim.set_lr(st.lr);
+        Ok(())
     }
 
-    /// The model kind its sidecar names (`"cnn"`, `"generative-vae"`, …), to dispatch on.
-    pub fn model_kind(&self) -> Result<String> {
+    /// The model kind its manifest names, to dispatch on.
+    pub fn model_kind(&self) -> Result<ModelKind> {
         Ok(self.read_sidecar()?.model)
     }
 }

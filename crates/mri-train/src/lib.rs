@@ -13,8 +13,14 @@
 //!   its moments are part of the checkpoint.
 //! - [`ReduceOnPlateau`] and [`StepDecay`] learning-rate schedules.
 //! - [`bce_with_logits`]: the numerically stable softplus form (candle issue 2561).
-//! - [`checkpoint`]: safetensors weights + optimiser state + JSON sidecar, written atomically,
-//!   checked against the model's config on load.
+//! - [`checkpoint`]: a checkpoint is one unit: a JSON manifest ([`Sidecar`]) written last by an
+//!   atomic rename, naming its safetensors files with their BLAKE3 hashes (verified on load);
+//!   a killed save rolls back to the previous checkpoint.
+//! - [`run_epochs`]: the one epoch loop (resume, stop-after, best epoch, checkpoints, progress,
+//!   grids) that every model plugs an [`EpochTask`] into; [`Fingerprint`]: what a run was
+//!   computed from, stored in every sidecar and checked on resume.
+//! - [`Preset`], [`Presets`] and [`ModelKind`]: typed presets with one resolution path, and one
+//!   spelling per model kind.
 //! - [`EpochProgress`]: an indicatif bar per epoch with the losses, silent in quiet mode.
 //! - [`fastconv`]: conv and transposed conv as im2col / col2im + GEMM with GEMM backward
 //!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere.
@@ -37,7 +43,9 @@
 //! assert_ne!(make(7), make(8));
 //! ```
 //!
-//! Dependencies: `candle-core`/`candle-nn` (tensors, autograd, layers), `rand` + `rand_chacha`
+//! Dependencies: `candle-core`/`candle-nn` (tensors, autograd, layers), `blake3` (checkpoint
+//! file hashes), `clap` (optional feature `clap`: presets and model kinds as command-line
+//! values), `rand` + `rand_chacha`
 //! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars), `rayon` (parallel im2col / col2im),
 //! `thiserror` (the error enum).
 #![warn(missing_docs)]
@@ -48,8 +56,10 @@ pub mod device;
 pub mod dropout;
 pub mod fastconv;
 pub mod fastnorm;
+pub mod fingerprint;
 pub mod flops;
 pub mod init;
+pub mod kinds;
 pub mod loss;
 pub mod optim;
 pub mod progress;
@@ -57,17 +67,19 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 
-pub use checkpoint::{restore, snapshot, var_values, Checkpoint, Sidecar};
+pub use checkpoint::{restore, snapshot, var_values, Checkpoint, FileEntry, OptimizerState, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;
 pub use dropout::{SeededDropout, StepKey};
 pub use fastconv::{Conv2d, ConvTranspose2d};
 pub use fastnorm::{max_pool2, upsample2, BatchNorm2d};
+pub use fingerprint::Fingerprint;
 pub use init::{seeded_normal, seeded_var_builder, stream_seed};
+pub use kinds::{ModelKind, Preset, Presets};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
 pub use progress::EpochProgress;
-pub use run::{epoch_sidecar, resume, Resumed, RunOptions};
+pub use run::{check_resumable, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
 pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
 

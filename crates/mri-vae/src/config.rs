@@ -1,6 +1,7 @@
 //! Configs and presets of the two VAEs.
 
 use mri_train::AdamConfig;
+use mri_train::{Preset, Presets};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, VaeError};
@@ -67,18 +68,10 @@ impl VaeConfig {
         VaeConfig { image_size, channels: vec![4, 8], latent: 8, epochs: 3, batch_size: 8, ..Self::paper() }
     }
 
-    /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
-    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
-        let mut c = match name {
-            "quick" => Self::quick(image_size.unwrap_or(32)),
-            "default" => Self::default_preset(image_size.unwrap_or(64)),
-            "paper" => Self::paper(),
-            _ => return Err(VaeError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
-        };
-        if let Some(s) = image_size {
-            c.image_size = s;
-        }
-        Ok(c)
+    /// The config of `preset` (one resolution path for every model: [`Presets::preset`]);
+    /// `image_size` overrides the preset's side.
+    pub fn preset(preset: Preset, image_size: Option<usize>) -> Self {
+        <Self as Presets>::preset(preset, image_size)
     }
 
     /// Checks the config.
@@ -175,18 +168,10 @@ impl AnomalyVaeConfig {
         AnomalyVaeConfig { image_size, channels: vec![4, 8], latent: 8, decoder: AnomalyDecoder::Mirrored, epochs: 3, batch_size: 8, ..Self::paper() }
     }
 
-    /// A preset by name (`quick`, `default`, `paper`); `image_size` overrides the preset's.
-    pub fn preset(name: &str, image_size: Option<usize>) -> Result<Self> {
-        let mut c = match name {
-            "quick" => Self::quick(image_size.unwrap_or(32)),
-            "default" => Self::default_preset(image_size.unwrap_or(64)),
-            "paper" => Self::paper(),
-            _ => return Err(VaeError::Config(format!("unknown preset {name:?}; expected quick, default or paper"))),
-        };
-        if let Some(s) = image_size {
-            c.image_size = s;
-        }
-        Ok(c)
+    /// The config of `preset` (one resolution path for every model: [`Presets::preset`]);
+    /// `image_size` overrides the preset's side.
+    pub fn preset(preset: Preset, image_size: Option<usize>) -> Self {
+        <Self as Presets>::preset(preset, image_size)
     }
 
     /// Checks the config.
@@ -244,4 +229,34 @@ fn check_common(image_size: usize, channels: &[usize], latent: usize, batch_size
         }
     }
     Ok(())
+}
+
+impl Presets for VaeConfig {
+    fn quick(image_size: usize) -> Self {
+        VaeConfig::quick(image_size)
+    }
+    fn default_preset(image_size: usize) -> Self {
+        VaeConfig::default_preset(image_size)
+    }
+    fn paper() -> Self {
+        VaeConfig::paper()
+    }
+    fn set_image_size(&mut self, image_size: usize) {
+        self.image_size = image_size;
+    }
+}
+
+impl Presets for AnomalyVaeConfig {
+    fn quick(image_size: usize) -> Self {
+        AnomalyVaeConfig::quick(image_size)
+    }
+    fn default_preset(image_size: usize) -> Self {
+        AnomalyVaeConfig::default_preset(image_size)
+    }
+    fn paper() -> Self {
+        AnomalyVaeConfig::paper()
+    }
+    fn set_image_size(&mut self, image_size: usize) {
+        self.image_size = image_size;
+    }
 }

@@ -5,7 +5,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mri_train::{
-    restore, save_recon_grid, seeded_normal, seeded_var_builder, snapshot, Adam, AdamConfig, Checkpoint, EpochProgress, ImageSet, RunOptions, TrainError,
+    run_epochs, save_recon_grid, seeded_normal, seeded_var_builder, Adam, AdamConfig, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind, RunOptions,
+    TrainError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +18,8 @@ use crate::{Result, VaeError};
 pub trait VaeSpec: Serialize {
     /// The network it builds.
     type Model: VaeModel;
-    /// Model kind written to checkpoints (`generative-vae`, `anomaly-vae`).
-    const KIND: &'static str;
+    /// Model kind written to checkpoints.
+    const KIND: ModelKind;
     /// Builds the network.
     fn build(&self, vb: VarBuilder) -> Result<Self::Model>;
     /// Checks the config.
@@ -36,10 +37,10 @@ pub trait VaeSpec: Serialize {
 }
 
 macro_rules! spec {
-    ($cfg:ty, $model:ty, $kind:literal) => {
+    ($cfg:ty, $model:ty, $kind:expr) => {
         impl VaeSpec for $cfg {
             type Model = $model;
-            const KIND: &'static str = $kind;
+            const KIND: ModelKind = $kind;
             fn build(&self, vb: VarBuilder) -> Result<$model> {
                 <$model>::new(self, vb)
             }
@@ -64,8 +65,8 @@ macro_rules! spec {
         }
     };
 }
-spec!(VaeConfig, GenerativeVae, "generative-vae");
-spec!(AnomalyVaeConfig, AnomalyVae, "anomaly-vae");
+spec!(VaeConfig, GenerativeVae, ModelKind::GenerativeVae);
+spec!(AnomalyVaeConfig, AnomalyVae, ModelKind::AnomalyVae);
 
 /// The loss of one batch, split into its parts (per image, averaged over the batch).
 pub struct LossParts {
@@ -101,7 +102,7 @@ pub fn vae_loss(loss: VaeLoss, logits: &Tensor, x: &Tensor, mu: &Tensor, logvar:
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VaeEpoch {
-    /// Epoch index (0-based).
+    /// Epoch number, counting from 1.
     pub epoch: usize,
     /// Mean training loss per image.
     pub train_loss: f64,
@@ -115,12 +116,6 @@ pub struct VaeEpoch {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ResumeState {
-    best_val_loss: f64,
-    best_epoch: usize,
-}
-
 /// A trained VAE.
 pub struct VaeTrainOutput<M> {
     /// The model with the weights of the best validation epoch.
@@ -129,7 +124,7 @@ pub struct VaeTrainOutput<M> {
     pub varmap: VarMap,
     /// One record per epoch.
     pub history: Vec<VaeEpoch>,
-    /// The epoch whose weights were kept.
+    /// The epoch whose weights were kept, counting from 1.
     pub best_epoch: usize,
     /// Its validation loss.
     pub best_val_loss: f64,
@@ -163,12 +158,87 @@ fn check_set(what: &str, set: &ImageSet, side: usize) -> Result<()> {
     Ok(())
 }
 
-fn corrupt(path: &std::path::Path, e: impl std::fmt::Display) -> VaeError {
-    TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() }.into()
+/// A VAE as a task of the shared epoch loop.
+struct VaeTask<'a, S: VaeSpec> {
+    cfg: &'a S,
+    model: S::Model,
+    vm: VarMap,
+    adam: Adam,
+    train: &'a ImageSet,
+    val: &'a ImageSet,
+    fixed_noise: Tensor,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
+    type Record = VaeEpoch;
+    type State = ();
+    type Error = VaeError;
+
+    fn kind(&self) -> ModelKind {
+        S::KIND
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.cfg).expect("config serialises")
+    }
+    fn epochs(&self) -> usize {
+        self.cfg.epochs()
+    }
+    fn batches(&self, _epoch: usize) -> usize {
+        self.train.len().div_ceil(self.cfg.batch_size())
+    }
+    fn varmaps(&self) -> Vec<&VarMap> {
+        vec![&self.vm]
+    }
+    fn optimizers(&self) -> Vec<(&'static str, &Adam)> {
+        vec![("", &self.adam)]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        vec![("", &mut self.adam)]
+    }
+    fn state(&self) {}
+    fn set_state(&mut self, _state: ()) {}
+    fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<VaeEpoch> {
+        let t0 = Instant::now();
+        let (mut sum, mut sum_recon, mut sum_kl) = (0f64, 0f64, 0f64);
+        for idx in &self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size()) {
+            let (x, _) = self.train.batch(idx, None, self.device)?;
+            let (mu, logvar) = self.model.encode(&x, true)?;
+            let eps = seeded_normal(self.seed, &format!("reparam/{}", self.adam.steps()), mu.shape(), self.device)?;
+            let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
+            let parts = vae_loss(self.cfg.loss(), &self.model.decode_logits(&z, true)?, &x, &mu, &logvar)?;
+            self.adam.backward_step(&parts.total)?;
+            let l = parts.total.to_scalar::<f32>()? as f64;
+            let k = idx.len() as f64;
+            sum += l * k;
+            sum_recon += parts.recon * k;
+            sum_kl += parts.kl * k;
+            bar.batch(l);
+        }
+        let val_loss = evaluate_vae_loss(&self.model, self.cfg.loss(), self.val, self.cfg.batch_size(), self.device)?;
+        let n = self.train.len() as f64;
+        Ok(VaeEpoch { epoch: epoch + 1, train_loss: sum / n, train_recon: sum_recon / n, train_kl: sum_kl / n, val_loss, seconds: t0.elapsed().as_secs_f64() })
+    }
+    fn selection_loss(&self, r: &VaeEpoch) -> Option<f64> {
+        Some(r.val_loss)
+    }
+    fn summary(&self, r: &VaeEpoch) -> String {
+        format!("loss {:.2} (recon {:.2} kl {:.2}) val {:.2}", r.train_loss, r.train_recon, r.train_kl, r.val_loss)
+    }
+    fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
+        let show: Vec<usize> = (0..self.val.len().min(8)).collect();
+        let (x, _) = self.val.batch(&show, None, self.device)?;
+        save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&self.model.reconstruct(&x)?))?;
+        if S::KIND == ModelKind::GenerativeVae {
+            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &self.model.decode(&self.fixed_noise, false)?, None)?;
+        }
+        Ok(())
+    }
 }
 
 /// Trains a VAE on every image of `train` (filter first: [`ImageSet::of_class`]), keeping the
-/// epoch with the lowest loss on `val`.
+/// epoch with the lowest loss on `val`, through the shared epoch loop ([`mri_train::run_epochs`]).
 ///
 /// Deterministic for a seed on the CPU: initialisation, shuffling and the reparameterisation
 /// noise (stream `reparam/<step>`) all come from our seeded streams. With a checkpoint folder,
@@ -182,80 +252,18 @@ pub fn train_vae<S: VaeSpec>(cfg: &S, train: &ImageSet, val: &ImageSet, device: 
     check_set("validation", val, cfg.image_size())?;
     let vm = VarMap::new();
     let model = cfg.build(seeded_var_builder(&vm, opts.seed, DType::F32, device))?;
-    let mut adam = Adam::from_varmap(&vm, cfg.adam(), |n| !n.contains("running_"))?;
-    let config_json = serde_json::to_value(cfg).expect("config serialises");
-    let ckpt_last = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &format!("{}-last", opts.name)));
-    let ckpt_best = opts.checkpoint_dir.as_ref().map(|d| Checkpoint::at(d, &opts.name));
-    let mut state = ResumeState { best_val_loss: f64::INFINITY, best_epoch: 0 };
-    let mut history: Vec<VaeEpoch> = Vec::new();
-    let mut best = None;
-    let mut start_epoch = 0;
-    if let Some(last) = &ckpt_last {
-        if let Some(r) = mri_train::resume::<VaeEpoch, ResumeState>(last, ckpt_best.as_ref(), S::KIND, &config_json, &vm, &mut adam)? {
-            (history, state, start_epoch, best) = (r.history, r.state, r.epoch, r.best);
-            if !opts.quiet {
-                eprintln!("resuming {} from epoch {start_epoch} ({})", opts.name, last.sidecar.display());
-            }
-        }
-    }
-    let epochs = cfg.epochs();
-    let n_show = val.len().min(8);
-    let show: Vec<usize> = (0..n_show).collect();
+    let adam = Adam::from_varmap(&vm, cfg.adam(), |n| !n.contains("running_"))?;
     let fixed_noise = seeded_normal(opts.seed, "fixed-noise", (16, model.latent()), device)?;
-    let mut stopped_early = false;
-    for epoch in start_epoch..epochs {
-        if opts.stop_after.is_some_and(|n| epoch - start_epoch >= n) {
-            stopped_early = true;
-            break;
-        }
-        let t0 = Instant::now();
-        let batches = train.epoch_batches(opts.seed, epoch as u64, cfg.batch_size());
-        let bar = EpochProgress::new(&opts.name, epoch, epochs, batches.len(), opts.quiet);
-        let (mut sum, mut sum_recon, mut sum_kl) = (0f64, 0f64, 0f64);
-        for idx in &batches {
-            let (x, _) = train.batch(idx, None, device)?;
-            let (mu, logvar) = model.encode(&x, true)?;
-            let eps = seeded_normal(opts.seed, &format!("reparam/{}", adam.steps()), mu.shape(), device)?;
-            let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
-            let parts = vae_loss(cfg.loss(), &model.decode_logits(&z, true)?, &x, &mu, &logvar)?;
-            adam.backward_step(&parts.total)?;
-            let l = parts.total.to_scalar::<f32>()? as f64;
-            let k = idx.len() as f64;
-            sum += l * k;
-            sum_recon += parts.recon * k;
-            sum_kl += parts.kl * k;
-            bar.batch(l);
-        }
-        let val_loss = evaluate_vae_loss(&model, cfg.loss(), val, cfg.batch_size(), device)?;
-        let n = train.len() as f64;
-        let rec = VaeEpoch { epoch, train_loss: sum / n, train_recon: sum_recon / n, train_kl: sum_kl / n, val_loss, seconds: t0.elapsed().as_secs_f64() };
-        bar.finish(&format!("loss {:.2} (recon {:.2} kl {:.2}) val {:.2}", rec.train_loss, rec.train_recon, rec.train_kl, val_loss));
-        history.push(rec);
-        if val_loss < state.best_val_loss {
-            state.best_val_loss = val_loss;
-            state.best_epoch = epoch;
-            best = Some(snapshot(&vm)?);
-        }
-        if opts.figure_due(epoch, epochs) {
-            let dir = opts.figures_dir.as_ref().expect("figure_due checks it");
-            let (x, _) = val.batch(&show, None, device)?;
-            save_recon_grid(&dir.join(format!("{}-recon-epoch{:03}.png", opts.name, epoch + 1)), &x, Some(&model.reconstruct(&x)?))?;
-            if S::KIND == "generative-vae" {
-                save_recon_grid(&dir.join(format!("{}-samples-epoch{:03}.png", opts.name, epoch + 1)), &model.decode(&fixed_noise, false)?, None)?;
-            }
-        }
-        if let (Some(last), Some(best_ck)) = (&ckpt_last, &ckpt_best) {
-            let side = mri_train::epoch_sidecar(S::KIND, opts, &config_json, epoch + 1, &adam, &history, &state);
-            if state.best_epoch == epoch {
-                best_ck.save(&vm, None, &side)?;
-            }
-            last.save(&vm, Some(&adam), &side)?;
-        }
-    }
-    if let Some(b) = &best {
-        restore(&vm, b)?;
-    }
-    Ok(VaeTrainOutput { model, varmap: vm, history, best_epoch: state.best_epoch, best_val_loss: state.best_val_loss, stopped_early })
+    let mut task = VaeTask { cfg, model, vm, adam, train, val, fixed_noise, seed: opts.seed, device };
+    let out = run_epochs(&mut task, opts)?;
+    Ok(VaeTrainOutput {
+        model: task.model,
+        varmap: task.vm,
+        history: out.history,
+        best_epoch: out.best_epoch.unwrap_or(0),
+        best_val_loss: out.best_loss.unwrap_or(f64::INFINITY),
+        stopped_early: out.stopped_early,
+    })
 }
 
 /// Loads a VAE from a checkpoint written by [`train_vae`] (its config is read from the sidecar).
@@ -265,12 +273,13 @@ pub fn train_vae<S: VaeSpec>(cfg: &S, train: &ImageSet, val: &ImageSet, device: 
 pub fn load_vae<S: VaeSpec + serde::de::DeserializeOwned>(ckpt: &Checkpoint, device: &Device) -> Result<(S, S::Model, VarMap)> {
     let side = ckpt.read_sidecar()?;
     if side.model != S::KIND {
-        return Err(TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {:?}, not a {:?}", side.model, S::KIND) }.into());
+        return Err(TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {}, not a {}", side.model, S::KIND) }.into());
     }
-    let cfg: S = serde_json::from_value(side.config.clone()).map_err(|e| corrupt(&ckpt.sidecar, e))?;
+    let cfg: S = serde_json::from_value(side.config.clone())
+        .map_err(|e| VaeError::from(TrainError::CorruptCheckpoint { path: ckpt.sidecar.clone(), reason: e.to_string() }))?;
     let vm = VarMap::new();
     let model = cfg.build(seeded_var_builder(&vm, side.seed, DType::F32, device))?;
-    ckpt.load_weights(&vm)?;
+    ckpt.load_weights_with(&side, &vm)?;
     Ok((cfg, model, vm))
 }
 

@@ -1,0 +1,331 @@
+//! The report of the study: typed rows (`report.json`) and their Markdown and figures
+//! (`report.md`, loss and ROC curves).
+
+use std::collections::BTreeMap;
+
+use mri_cluster::Technique;
+use mri_metrics::RocCurve;
+use mri_train::Fingerprint;
+use serde::{Deserialize, Serialize};
+
+use crate::eval::TestMetrics;
+use crate::experiment::ExperimentSpec;
+use crate::generators::{GeneratorKind, CLASSES};
+use crate::plots::{line_plot, roc_plot};
+use crate::quality::{GenerationRow, LocalizationRow};
+use crate::SynthError;
+
+/// Counts per class of one split part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassCounts {
+    /// Tumour slices.
+    pub yes: usize,
+    /// Healthy slices.
+    pub no: usize,
+}
+
+/// The data section of the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetInfo {
+    /// Where the slices came from.
+    pub source: String,
+    /// Image side.
+    pub image_size: usize,
+    /// Counts per split part.
+    pub counts: BTreeMap<String, ClassCounts>,
+    /// Near-duplicate groups the split kept together.
+    pub groups: usize,
+}
+
+/// The classifiers of the report: the CNN and each anomaly technique on the anomaly VAE's
+/// error maps. One spelling each (serde, `Display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Classifier {
+    /// The supervised CNN.
+    Cnn,
+    /// GIAEM on the anomaly VAE's error maps.
+    VaeGiaem,
+    /// DBSCAN on the anomaly VAE's error maps.
+    VaeDbscan,
+    /// Per-image KMeans on the anomaly VAE's error maps.
+    VaeKmeans,
+    /// Global KMeans on the anomaly VAE's error maps.
+    VaeGlobalKmeans,
+}
+
+impl Classifier {
+    /// The one spelling: `cnn`, `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Classifier::Cnn => "cnn",
+            Classifier::VaeGiaem => Technique::Giaem.model_name(),
+            Classifier::VaeDbscan => Technique::Dbscan.model_name(),
+            Classifier::VaeKmeans => Technique::Kmeans.model_name(),
+            Classifier::VaeGlobalKmeans => Technique::GlobalKmeans.model_name(),
+        }
+    }
+
+    /// The row of an anomaly technique.
+    pub fn of_technique(t: Technique) -> Self {
+        match t {
+            Technique::Giaem => Classifier::VaeGiaem,
+            Technique::Dbscan => Classifier::VaeDbscan,
+            Technique::Kmeans => Classifier::VaeKmeans,
+            Technique::GlobalKmeans => Classifier::VaeGlobalKmeans,
+        }
+    }
+}
+
+impl std::fmt::Display for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a model was trained on (it is always tested on real slices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainData {
+    /// Real training slices.
+    Real,
+    /// Synthetic slices only.
+    Synthetic,
+    /// Real and synthetic slices together.
+    Mixed,
+}
+
+impl TrainData {
+    /// All three, in report order.
+    pub const ALL: [TrainData; 3] = [TrainData::Real, TrainData::Synthetic, TrainData::Mixed];
+
+    /// `real`, `synthetic` or `mixed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainData::Real => "real",
+            TrainData::Synthetic => "synthetic",
+            TrainData::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::fmt::Display for TrainData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One classifier × training data × generator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// The classifier.
+    pub model: Classifier,
+    /// What it was trained on.
+    pub train_data: TrainData,
+    /// The generator of its synthetic slices; `None` for real rows.
+    pub generator: Option<GeneratorKind>,
+    /// Metrics on the real test split.
+    pub test: TestMetrics,
+    /// How decisions are made (chosen on real validation data).
+    pub operating_point: serde_json::Value,
+    /// Test scores (for ROC curves; not written to report.json).
+    #[serde(skip_serializing, default)]
+    pub test_scores: Vec<f64>,
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// What every row was computed from: data, split, seed, preset, image side.
+    pub fingerprint: Fingerprint,
+    /// The data.
+    pub dataset: DatasetInfo,
+    /// One row per model × train data × generator.
+    pub classification: Vec<ResultRow>,
+    /// Fidelity, diversity and privacy per generator × class (see [`crate::quality`]).
+    #[serde(default)]
+    pub generation: Vec<GenerationRow>,
+    /// Pixel-level tumour localisation of each anomaly VAE's error maps (when masks exist).
+    #[serde(default)]
+    pub localization: Vec<LocalizationRow>,
+    /// The same scores with the slice's intensity as the map (no model): the reference.
+    #[serde(default)]
+    pub localization_baseline: Option<LocalizationRow>,
+    /// Seconds per stage (as measured when the stage ran).
+    pub timings_s: BTreeMap<String, f64>,
+}
+
+/// The study's accuracies (percent) for a model × train data, where it reported one.
+pub fn study_accuracy(model: Classifier, train_data: TrainData) -> Option<f64> {
+    use Classifier::*;
+    use TrainData::*;
+    match (model, train_data) {
+        (Cnn, Real) => Some(96.67),
+        (Cnn, Synthetic) => Some(58.16),
+        (Cnn, Mixed) => Some(49.97),
+        (VaeGiaem, Real) => Some(60.44),
+        (VaeGiaem, Synthetic) => Some(80.08),
+        (VaeGiaem, Mixed) => Some(81.24),
+        (VaeGlobalKmeans, Real) => Some(82.93),
+        (VaeGlobalKmeans, Synthetic) => Some(79.39),
+        (VaeGlobalKmeans, Mixed) => Some(78.80),
+        _ => None,
+    }
+}
+
+fn series(history: &serde_json::Value, key: &str) -> Vec<(f64, f64)> {
+    history.as_array().map(|a| a.iter().enumerate().filter_map(|(i, r)| r.get(key)?.as_f64().map(|v| (i as f64 + 1.0, v))).collect()).unwrap_or_default()
+}
+
+/// The classification table of `report.md` (Markdown): one row per model × train data ×
+/// generator, with the study's accuracy beside ours.
+pub fn classification_table(report: &Report) -> String {
+    let mut md = String::new();
+    md.push_str("| Model | Train data | Generator | Accuracy | Precision | Recall | F1 | AUROC | Study's accuracy |\n|---|---|---|---|---|---|---|---|---|\n");
+    for r in &report.classification {
+        let m = &r.test;
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {} | {} |\n",
+            r.model,
+            r.train_data,
+            r.generator.map(|g| g.name()).unwrap_or("—"),
+            100.0 * m.accuracy,
+            100.0 * m.precision,
+            100.0 * m.recall,
+            100.0 * m.f1,
+            m.auroc_text(3),
+            study_accuracy(r.model, r.train_data).map(|a| format!("{a:.2} %")).unwrap_or_else(|| "—".into())
+        ));
+    }
+    md
+}
+
+/// Writes `report.json`, `report.md`, the loss curves and the ROC curves into `spec.out`.
+///
+/// # Errors
+/// I/O and plotting errors.
+pub fn write_report(
+    spec: &ExperimentSpec,
+    report: &Report,
+    test_labels: &[u32],
+    gen_histories: &[(String, serde_json::Value)],
+    cnn_histories: &[(String, serde_json::Value)],
+) -> Result<(), SynthError> {
+    let out = &spec.out;
+    let fig = out.join("figures");
+    // Loss curves.
+    let mut cnn_series = Vec::new();
+    for (name, h) in cnn_histories {
+        cnn_series.push((format!("{name} train"), series(h, "train_loss")));
+        cnn_series.push((format!("{name} val"), series(h, "val_loss")));
+    }
+    line_plot(&fig.join("loss-cnn.svg"), "CNN: training and real-validation loss", "epoch", "cross-entropy", &cnn_series, false)?;
+    let mut gen_series = Vec::new();
+    for (name, h) in gen_histories {
+        if name.starts_with("gan") {
+            gen_series.push((format!("{name} D"), series(h, "d_loss")));
+            gen_series.push((format!("{name} G"), series(h, "g_loss")));
+        }
+    }
+    if !gen_series.is_empty() {
+        line_plot(&fig.join("loss-gan.svg"), "GAN: discriminator and generator loss", "epoch", "BCE", &gen_series, false)?;
+    }
+    let vae_series: Vec<_> = gen_histories.iter().filter(|(n, _)| n.starts_with("vae")).map(|(n, h)| (format!("{n} val"), series(h, "val_loss"))).collect();
+    if !vae_series.is_empty() {
+        line_plot(&fig.join("loss-vae.svg"), "Generative VAE: validation loss per image", "epoch", "BCE + KL", &vae_series, false)?;
+    }
+    // ROC curves.
+    let truth: Vec<bool> = test_labels.iter().map(|&l| l == 1).collect();
+    let roc_of = |r: &ResultRow| -> Vec<(f64, f64)> {
+        if r.test_scores.len() != truth.len() {
+            return Vec::new();
+        }
+        RocCurve::new(&r.test_scores, &truth).map(|c| c.points.iter().map(|p| (p.fpr, p.tpr)).collect()).unwrap_or_default()
+    };
+    let label = |r: &ResultRow| format!("{} {}{}", r.model, r.train_data, r.generator.map(|g| format!(" ({g})")).unwrap_or_default());
+    let cnn: Vec<_> = report.classification.iter().filter(|r| r.model == Classifier::Cnn).map(|r| (label(r), roc_of(r))).collect();
+    roc_plot(&fig.join("roc-cnn.svg"), "CNN on the real test split", &cnn)?;
+    for td in TrainData::ALL {
+        let v: Vec<_> = report.classification.iter().filter(|r| r.model != Classifier::Cnn && r.train_data == td).map(|r| (label(r), roc_of(r))).collect();
+        if !v.is_empty() {
+            roc_plot(&fig.join(format!("roc-anomaly-{td}.svg")), &format!("Anomaly VAE trained on {td} healthy slices"), &v)?;
+        }
+    }
+    // report.json and report.md.
+    let json = serde_json::to_string_pretty(report).expect("serialises");
+    mri_preprocess::fsutil::write_atomic(&out.join("report.json"), json.as_bytes())?;
+    let mut md = String::new();
+    md.push_str("# mri-synth: real / synthetic / mixed\n\n");
+    md.push_str(&format!("Data: {} at {s}×{s} px — ", report.dataset.source, s = report.dataset.image_size));
+    let c = &report.dataset.counts;
+    md.push_str(&format!(
+        "train {}/{}, val {}/{}, test {}/{} (tumour/healthy), {} near-duplicate groups kept within one part. Preset `{}`, seed {}, split {}. Data hash `{}`, split hash `{}`.\n\n",
+        c["train"].yes,
+        c["train"].no,
+        c["val"].yes,
+        c["val"].no,
+        c["test"].yes,
+        c["test"].no,
+        report.dataset.groups,
+        spec.preset,
+        spec.seed,
+        spec.split,
+        &report.fingerprint.data_hash[..16],
+        &report.fingerprint.split_hash[..16]
+    ));
+    md.push_str("Every model is selected, and every operating point chosen, on the **real validation** split; all metrics are on the **real test** split. Synthetic images never enter validation or test.\n\n");
+    md.push_str(&classification_table(report));
+    md.push_str("\nThe study's numbers come from an unseeded random split with near-duplicates across it, thresholds picked on the evaluation data (a separate best per metric) and, for mixed data, labels merged by folder order; its 49.97 % mixed CNN is chance level.\n\n");
+    if !report.generation.is_empty() {
+        md.push_str("## Synthetic data: fidelity, diversity, privacy\n\nFD and MMD² on the penultimate features of the CNN trained on real data: real **test** slices of the class against as many synthetic slices as the class has real **validation** slices; the floor compares the same test slices with those validation slices (two held-out halves, disjoint groups, equal sizes). FD (all) uses every synthetic slice. FD pixels: the same on 8×8 area-averaged thumbnails (gross appearance, which a tumour classifier's features ignore). MS-SSIM: mean over random pairs within a set (higher = less diverse). DCR: RMS pixel distance to the nearest real training image; memorised = closer than the 1st percentile of held-out (val + test) real slices.\n\n| Generator | Class | n | FD | FD floor | FD (all) | FD pixels | FD pixels floor | MMD² | MMD² floor | MS-SSIM | MS-SSIM real | Memorised | DCR median | Held-out DCR median | Memorised (features) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for g in &report.generation {
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % |\n",
+                g.generator,
+                g.class,
+                g.n,
+                g.fd_cnn,
+                g.fd_floor,
+                g.fd_cnn_all,
+                g.fd_pixels,
+                g.fd_pixels_floor,
+                g.mmd,
+                g.mmd_floor,
+                g.ms_ssim,
+                g.ms_ssim_real,
+                100.0 * g.memorized_fraction,
+                g.dcr_median,
+                g.dcr_heldout_median,
+                100.0 * g.memorized_fraction_features
+            ));
+        }
+        md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`.\n\n");
+    }
+    if !report.localization.is_empty() {
+        md.push_str("## Anomaly localisation\n\nError maps of each anomaly VAE against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|\n");
+        for l in report.localization.iter().chain(&report.localization_baseline) {
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+                l.train_data.map(|t| t.name()).unwrap_or("none"),
+                l.generator.map(|g| g.name()).unwrap_or("—"),
+                l.n_images,
+                l.pixel_auroc,
+                l.dice,
+                l.dice_val_threshold
+            ));
+        }
+        md.push_str("\nOverlays (original | error map | mask green, errors above the val threshold red, both yellow): `figures/localization-<model>.png`.\n\n");
+    }
+    md.push_str("## Figures\n\n");
+    for g in &spec.generators {
+        for (_, class) in CLASSES {
+            md.push_str(&format!("- `synthetic/{}/{class}-grid.png`: {} samples, class {class}\n", g.name(), g.name()));
+        }
+    }
+    md.push_str("- `figures/loss-cnn.svg`, `figures/loss-vae.svg`, `figures/loss-gan.svg`: loss curves\n- `figures/roc-cnn.svg`, `figures/roc-anomaly-*.svg`: ROC curves on real test\n- `figures/anomaly-*.png`: original | reconstruction | error map | decision, tumour rows first\n\n## Time (s)\n\n| stage | seconds |\n|---|---|\n");
+    for (k, v) in &report.timings_s {
+        md.push_str(&format!("| {k} | {v:.1} |\n"));
+    }
+    mri_preprocess::fsutil::write_atomic(&out.join("report.md"), md.as_bytes())?;
+    Ok(())
+}

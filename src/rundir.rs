@@ -1,0 +1,117 @@
+//! An output folder belongs to one run. `run.json` in it records the run's [`Fingerprint`]
+//! (data, split, seed, preset, image side); a later command that writes into the same folder
+//! with other inputs stops with an error naming what differs, instead of reusing (or
+//! overwriting) results computed from something else. `--fresh` removes what this project
+//! wrote there and starts over.
+
+use std::path::{Path, PathBuf};
+
+use mri_train::Fingerprint;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::SynthError;
+
+/// The file that binds a folder to a run.
+pub const RUN_FILE: &str = "run.json";
+
+/// Everything the examples and the experiment write into an output folder: what `--fresh`
+/// removes (nothing else in the folder is touched).
+pub const GENERATED: &[&str] = &[
+    RUN_FILE,
+    "split.json",
+    "stages",
+    "checkpoints",
+    "synthetic",
+    "figures",
+    "detectors",
+    "report.json",
+    "report.md",
+    "history.json",
+    "test_metrics.json",
+    "anomaly_results.json",
+];
+
+fn io(path: &Path, e: std::io::Error) -> SynthError {
+    SynthError::Io { path: path.to_path_buf(), source: e }
+}
+
+/// Removes the entries of [`GENERATED`] from `out`; returns what was removed.
+///
+/// # Errors
+/// A file or folder that cannot be removed (named).
+pub fn clear_generated(out: &Path) -> Result<Vec<PathBuf>, SynthError> {
+    let mut removed = Vec::new();
+    for name in GENERATED {
+        let p = out.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) }.map_err(|e| io(&p, e))?;
+        removed.push(p);
+    }
+    Ok(removed)
+}
+
+/// Makes `out` this run's folder: with `fresh`, first removes what an earlier run wrote
+/// ([`clear_generated`]); sweeps temporary files a killed run left; then writes `run.json`, or
+/// checks the one there.
+///
+/// # Errors
+/// [`SynthError::RunMismatch`] when `out` holds another run's results (the message names the
+/// first difference); I/O errors.
+pub fn prepare_out(out: &Path, fingerprint: &Fingerprint, fresh: bool) -> Result<(), SynthError> {
+    if fresh {
+        for p in clear_generated(out)? {
+            println!("--fresh: removed {}", p.display());
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    mri_preprocess::fsutil::sweep_temp_files(out)?;
+    let path = out.join(RUN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let there: Fingerprint = serde_json::from_str(&text)
+                .map_err(|e| SynthError::RunMismatch { path: path.clone(), reason: format!("its {RUN_FILE} cannot be read ({e})") })?;
+            check_same(&path, &there, fingerprint)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = serde_json::to_string_pretty(fingerprint).expect("serialises");
+            mri_preprocess::fsutil::write_atomic(&path, text.as_bytes())?;
+            Ok(())
+        }
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// `Ok` when `there` (recorded in `path`) equals `here`.
+///
+/// # Errors
+/// [`SynthError::RunMismatch`] naming the first difference.
+pub fn check_same(path: &Path, there: &Fingerprint, here: &Fingerprint) -> Result<(), SynthError> {
+    match there.difference(here) {
+        None => Ok(()),
+        Some(reason) => Err(SynthError::RunMismatch { path: path.to_path_buf(), reason }),
+    }
+}
+
+/// A stage's stored result: its value, how long it took, and what it was computed from.
+#[derive(Serialize, Deserialize)]
+pub struct StageFile<T> {
+    /// What the stage was computed from.
+    pub fingerprint: Fingerprint,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Its result.
+    pub value: T,
+}
+
+/// The stored result of a stage at `path` when it was computed from `fingerprint`; `None` when
+/// there is none (or it is unreadable: it is then recomputed).
+///
+/// # Errors
+/// [`SynthError::RunMismatch`] when it was computed from another run's inputs.
+pub fn read_stage<T: DeserializeOwned>(path: &Path, fingerprint: &Fingerprint) -> Result<Option<StageFile<T>>, SynthError> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let Ok(stage) = serde_json::from_str::<StageFile<T>>(&text) else { return Ok(None) };
+    check_same(path, &stage.fingerprint, fingerprint)?;
+    Ok(Some(stage))
+}
