@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{CacheMode, SliceCache};
 use crate::error::{PreprocessError, Result};
 use crate::image_ops::{decode_grey, preprocess, Geometry, PreprocessConfig};
-use crate::load::{list_labelled_files, ClassMap, Label};
+use crate::load::{list_labelled_entries, ClassMap, Label};
 
 /// Where a data set's images came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ impl Dataset {
     /// Loads and preprocesses every labelled file under `root` (see [`crate::load`]), in parallel.
     ///
     /// # Errors
-    /// Folder errors from [`list_labelled_files`]; otherwise, unless `skip_invalid`, the first
+    /// Folder errors from [`crate::list_labelled_files`]; otherwise, unless `skip_invalid`, the first
     /// bad file in path order (empty, not an image, corrupt, too small, unreadable); with
     /// `skip_invalid`, [`PreprocessError::EmptyFolder`] if no file survives.
     pub fn load(root: &Path, opts: &LoadOptions) -> Result<Self> {
@@ -125,7 +125,16 @@ impl Dataset {
     pub fn load_with_progress(root: &Path, opts: &LoadOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Self> {
         opts.preprocess.check()?;
         let start = Instant::now();
-        let files = list_labelled_files(root, &opts.classes)?;
+        let (files, unusable) = list_labelled_entries(root, &opts.classes)?;
+        let mut skipped = Vec::new();
+        for e in unusable {
+            let PreprocessError::UnusableEntry { path, reason } = &e else { return Err(e) };
+            if !opts.skip_invalid {
+                return Err(e);
+            }
+            let rel_path = path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+            skipped.push(SkippedFile { rel_path, reason: reason.clone() });
+        }
         let cache = opts.cache.dir().map(|d| SliceCache::new(&d, &opts.preprocess));
         let (hits, write_errors, done) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
         let total = files.len();
@@ -157,7 +166,6 @@ impl Dataset {
             })
             .collect();
         let mut items = Vec::with_capacity(total);
-        let mut skipped = Vec::new();
         for (f, r) in files.iter().zip(results) {
             match r {
                 Ok(item) => items.push(item),

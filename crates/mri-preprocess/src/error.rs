@@ -35,6 +35,15 @@ pub enum PreprocessError {
         /// The empty folder.
         path: PathBuf,
     },
+    /// An entry of a class folder that cannot be an image file (a name that is not UTF-8, a
+    /// broken symbolic link, a folder).
+    #[error("{path}: {reason}")]
+    UnusableEntry {
+        /// The entry.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A file has zero bytes.
     #[error("{path}: empty file (0 bytes)")]
     EmptyFile {

@@ -66,7 +66,7 @@ pub use dataset::{DataSource, Dataset, Item, LoadOptions, LoadStats, SkippedFile
 pub use error::{PreprocessError, Result};
 pub use groups::{group_near_duplicates, pairwise_agreement, read_group_csv, union_groupings, GroupingParams, PairAgreement};
 pub use image_ops::{decode_grey, preprocess, Geometry, GreyImage, PreprocessConfig, THUMB_SIZE};
-pub use load::{list_labelled_files, ClassMap, Label, LabelledFile};
+pub use load::{list_labelled_entries, list_labelled_files, ClassMap, Label, LabelledFile};
 pub use phantom::PhantomConfig;
 pub use png::{save_grid, save_png, save_tensor_grid, save_tensor_png};
 pub use split::{SplitItem, SplitManifest, SplitParams, SplitPart};

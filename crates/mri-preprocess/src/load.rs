@@ -138,10 +138,43 @@ fn is_hidden(name: &str) -> bool {
 /// Lists the labelled files under `root`, sorted by relative path.
 ///
 /// # Errors
+/// As [`list_labelled_entries`], and [`PreprocessError::UnusableEntry`] for the first entry of
+/// a class folder that cannot be an image file.
+pub fn list_labelled_files(root: &Path, classes: &ClassMap) -> Result<Vec<LabelledFile>> {
+    let (files, unusable) = list_labelled_entries(root, classes)?;
+    match unusable.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(files),
+    }
+}
+
+/// Why an entry of a class folder cannot be a labelled image file, if it cannot: a name that
+/// is not UTF-8, a broken symbolic link, or a folder (class folders are not searched
+/// recursively). Such entries used to be dropped without a word.
+fn unusable_entry(entry: &std::fs::DirEntry) -> Option<PreprocessError> {
+    let path = entry.path();
+    let unusable = |reason: &str| Some(PreprocessError::UnusableEntry { path: path.clone(), reason: reason.into() });
+    if entry.file_name().to_str().is_none() {
+        return unusable("the file name is not valid UTF-8; rename the file");
+    }
+    match std::fs::metadata(&path) {
+        Err(_) if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) => unusable("a broken symbolic link (its target does not exist)"),
+        Err(e) => Some(PreprocessError::io(&path, e)),
+        Ok(m) if m.is_dir() => unusable("a folder inside a class folder; class folders are not searched recursively"),
+        Ok(m) if !m.is_file() => unusable("not a regular file"),
+        Ok(_) => None,
+    }
+}
+
+/// Lists the labelled files under `root`, sorted by relative path, and the entries of its
+/// class folders that cannot be image files (each an [`PreprocessError::UnusableEntry`] naming
+/// the entry and the reason). Hidden entries (`.name`) are ignored.
+///
+/// # Errors
 /// [`PreprocessError::MissingFolder`], [`PreprocessError::NotAFolder`],
 /// [`PreprocessError::NoClassFolders`] (neither class present), [`PreprocessError::EmptyFolder`]
-/// (a class folder with no files), or an I/O error naming the folder.
-pub fn list_labelled_files(root: &Path, classes: &ClassMap) -> Result<Vec<LabelledFile>> {
+/// (a class folder with neither files nor unusable entries), or an I/O error naming the folder.
+pub fn list_labelled_entries(root: &Path, classes: &ClassMap) -> Result<(Vec<LabelledFile>, Vec<PreprocessError>)> {
     if !root.exists() {
         return Err(PreprocessError::MissingFolder { path: root.to_path_buf() });
     }
@@ -176,20 +209,25 @@ pub fn list_labelled_files(root: &Path, classes: &ClassMap) -> Result<Vec<Labell
         return Err(PreprocessError::NoClassFolders { path: root.to_path_buf(), expected: classes.describe(), found });
     }
     let mut files = Vec::new();
+    let mut unusable = Vec::new();
     for (name, label, dir) in &class_dirs {
-        let before = files.len();
+        let before = (files.len(), unusable.len());
         for entry in std::fs::read_dir(dir).map_err(|e| PreprocessError::io(dir, e))? {
             let entry = entry.map_err(|e| PreprocessError::io(dir, e))?;
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            if is_hidden(&file_name) || !entry.path().is_file() {
+            if is_hidden(&file_name) {
                 continue;
             }
-            files.push(LabelledFile { rel_path: format!("{name}/{file_name}"), label: *label });
+            match unusable_entry(&entry) {
+                Some(e) => unusable.push(e),
+                None => files.push(LabelledFile { rel_path: format!("{name}/{file_name}"), label: *label }),
+            }
         }
-        if files.len() == before {
+        if (files.len(), unusable.len()) == before {
             return Err(PreprocessError::EmptyFolder { path: dir.clone() });
         }
     }
     files.sort();
-    Ok(files)
+    unusable.sort_by_key(|e| e.to_string());
+    Ok((files, unusable))
 }

@@ -147,3 +147,44 @@ fn skip_invalid_with_nothing_valid_is_an_error() {
     write(dir.path(), "no/b.jpg", b"");
     assert!(matches!(Dataset::load(dir.path(), &opts(true)), Err(PreprocessError::EmptyFolder { .. })));
 }
+
+/// Finding 4 of the [structure] issue: a file name that is not UTF-8 was reported as "No such
+/// file or directory", and a broken symbolic link or a folder named `x.jpg` inside a class
+/// folder was dropped without a word. Each is now refused with its reason, or listed as
+/// skipped under `skip_invalid`.
+#[cfg(unix)]
+#[test]
+fn unusable_entries_are_named_not_dropped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "yes/y0.png", &head_png(40, 40));
+    write(dir.path(), "no/n0.png", &head_png(40, 40));
+    let bad_name = std::ffi::OsStr::from_bytes(b"n\xff.png");
+    std::fs::write(dir.path().join("no").join(bad_name), head_png(40, 40)).unwrap();
+    let e = load_err(dir.path());
+    assert!(matches!(e, PreprocessError::UnusableEntry { .. }) && e.to_string().contains("not valid UTF-8"), "{e}");
+    std::fs::remove_file(dir.path().join("no").join(bad_name)).unwrap();
+
+    std::os::unix::fs::symlink(dir.path().join("gone.png"), dir.path().join("yes/link.png")).unwrap();
+    std::fs::create_dir_all(dir.path().join("yes/x.jpg")).unwrap();
+    let e = load_err(dir.path());
+    assert!(e.to_string().contains("link.png") && e.to_string().contains("broken symbolic link"), "{e}");
+    let ds = Dataset::load(dir.path(), &opts(true)).unwrap();
+    let skipped: Vec<&str> = ds.skipped.iter().map(|s| s.rel_path.as_str()).collect();
+    assert_eq!(skipped, ["yes/link.png", "yes/x.jpg"]);
+    assert!(ds.skipped[1].reason.contains("not searched recursively"), "{}", ds.skipped[1].reason);
+    assert_eq!(ds.len(), 2);
+}
+
+/// Finding 3: `preprocess` on a folder with only `yes/` wrote `split.json`, then failed with
+/// "invalid parameter grid". The split itself now says what is wrong.
+#[test]
+fn a_split_of_one_class_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "yes/y0.png", &head_png(40, 40));
+    write(dir.path(), "yes/y1.png", &head_png(44, 40));
+    let ds = Dataset::load(dir.path(), &opts(false)).unwrap();
+    let groups: Vec<String> = (0..ds.len()).map(|i| format!("g{i}")).collect();
+    let e = ds.split(&groups, &mri_preprocess::SplitParams::with_seed(0)).unwrap_err();
+    assert!(e.to_string().contains("only yes slices, no no slices"), "{e}");
+}
