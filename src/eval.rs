@@ -80,3 +80,61 @@ impl std::fmt::Display for TestMetrics {
         )
     }
 }
+
+/// What [`evaluate_folder`] found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FolderEvaluation {
+    /// Metrics over every scored slice.
+    pub test: TestMetrics,
+    /// Slices scored.
+    pub scored: usize,
+    /// Files left out under `skip_invalid`, with the reason each.
+    pub skipped: Vec<mri_preprocess::SkippedFile>,
+}
+
+/// Scores every labelled image of `data` with a saved CNN, or with an anomaly VAE plus a fitted
+/// detector file (its error maps made as the detector's were), preprocessed at the checkpoint's
+/// image size: what the `evaluate` example runs.
+///
+/// # Errors
+/// A damaged or unsuitable checkpoint (another model kind, no `image_size`), an anomaly VAE
+/// without a detector, unreadable data (unless `skip_invalid`), candle errors.
+pub fn evaluate_folder(
+    checkpoint: &std::path::Path,
+    detector: Option<&std::path::Path>,
+    data: &std::path::Path,
+    skip_invalid: bool,
+    device: &candle_core::Device,
+) -> Result<FolderEvaluation, crate::SynthError> {
+    use crate::SynthError;
+    use mri_train::{Checkpoint, ImageSet, ModelKind};
+    let ck = Checkpoint::from_file(checkpoint);
+    let side = ck.read_sidecar()?;
+    let image_size = side
+        .config
+        .get("image_size")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| SynthError::Invalid(format!("{}: the config has no image_size", ck.sidecar.display())))? as usize;
+    let opts = mri_preprocess::LoadOptions { preprocess: mri_preprocess::PreprocessConfig::with_size(image_size as u32), skip_invalid, ..Default::default() };
+    let ds = mri_preprocess::Dataset::load(data, &opts)?;
+    let set = ImageSet::from_dataset(&ds)?;
+    let test = match side.model {
+        ModelKind::Cnn => {
+            let (_, model) = mri_cnn::load_cnn(&ck, device)?;
+            TestMetrics::from_scores(&mri_cnn::predict_proba(&model, &set, 64, device)?, &set.labels, 0.5)?
+        }
+        ModelKind::AnomalyVae => {
+            let path = detector.ok_or_else(|| SynthError::Invalid("an anomaly-VAE checkpoint needs a detector file (a fitted technique's JSON)".into()))?;
+            let file = mri_cluster::DetectorFile::read(path)?;
+            let (_, model, _) = mri_vae::load_vae::<mri_vae::AnomalyVaeConfig>(&ck, device)?;
+            let recon = mri_vae::reconstruct_set(&model, &set, 64, device)?;
+            let maps = mri_cluster::ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, image_size, &file.error_maps)?;
+            let t = file.detector.operating_point().ok_or(mri_cluster::ClusterError::NotFitted)?.threshold;
+            TestMetrics::from_scores_f64(&file.detector.score(&maps), &set.labels, t)?
+        }
+        other => {
+            return Err(SynthError::Invalid(format!("{}: holds a {other} model; evaluate takes a cnn or an anomaly-vae checkpoint", ck.sidecar.display())))
+        }
+    };
+    Ok(FolderEvaluation { test, scored: set.len(), skipped: ds.skipped })
+}
