@@ -1,4 +1,4 @@
-//! The real / synthetic / mixed study (DESIGN.md "Data flow"), as library code so that an
+//! The real / synthetic / mixed study (docs/design.md "Data flow"), as library code so that an
 //! integration test can run it: one group-aware split; per-class generators trained on
 //! **train** only; the CNN trained on real, synthetic and mixed data, selected on **real
 //! val**, scored on **real test**; the anomaly VAE trained on healthy real, synthetic and mixed

@@ -1,5 +1,5 @@
 //! Training and inference throughput of each model on random data: the project's yardstick
-//! against PyTorch (DESIGN.md "Performance yardstick").
+//! against PyTorch (docs/design.md "Performance yardstick").
 
 use std::time::Instant;
 

@@ -1,5 +1,5 @@
 //! Criterion benches of the clustering kernels on 128×128 maps, beside linfa's general
-//! implementations. Yardstick (DESIGN.md, scikit-learn on the same 2-core machine): per-map
+//! implementations. Yardstick (docs/design.md, scikit-learn on the same 2-core machine): per-map
 //! KMeans with one initialisation 8 ms (10 inits 0.10 s), per-map DBSCAN 53 ms, global KMeans
 //! over 750 maps 0.35 s.
 //!

@@ -1,6 +1,6 @@
 //! Clustering kernels specialised for what the techniques need: k = 2 KMeans on 3-D points
 //! (per-image), k = 2 KMeans on dense rows (global), and DBSCAN on pixel-grid points. linfa's
-//! general implementations are the reference they are tested against (tests/kernels.rs) and
+//! general implementations are the reference they are tested against (tests/cluster.rs) and
 //! benchmarked beside (benches/cluster.rs).
 
 use rand::{Rng, SeedableRng};

@@ -17,7 +17,7 @@
 //! AUROC) and decisions on any other set, and serialises to JSON for later reuse.
 //!
 //! The clustering kernels ([`kernels`]) are specialised for k = 2, 3-D points and pixel grids,
-//! and tested against linfa-clustering's KMeans and DBSCAN (tests/kernels.rs); criterion
+//! and tested against linfa-clustering's KMeans and DBSCAN (tests/cluster.rs); criterion
 //! benches `kmeans_per_map`, `dbscan_per_map` and `global_kmeans` time them (benches/cluster.rs).
 //!
 //! ```

@@ -2,7 +2,7 @@
 //!
 //! Candle's CPU conv2d forward is already im2col + GEMM, but its backward pass is not: the
 //! input gradient goes through `conv_transpose2d`, a direct loop, and the weight gradient
-//! through a conv2d whose "kernel" is the whole output map (candle issue 2144; DESIGN.md
+//! through a conv2d whose "kernel" is the whole output map (candle issue 2144; docs/design.md
 //! pitfall). Training convs was ~10× slower than inference here.
 //!
 //! This module expresses a convolution as `W (O × C·k·k) @ im2col(x) (C·k·k × N·Ho·Wo)`, where

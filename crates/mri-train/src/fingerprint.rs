@@ -1,6 +1,6 @@
 //! What a result was computed from. Every checkpoint sidecar and every stage file of a run
 //! stores one; a result whose fingerprint differs from the current run's is never reused
-//! (DESIGN.md "Resume must know its inputs").
+//! (docs/design.md "Resume must know its inputs").
 
 use serde::{Deserialize, Serialize};
 
