@@ -19,11 +19,26 @@ use mri_synth::cnn::{predict_proba, train, CnnConfig, TrainOptions};
 use mri_synth::eval::TestMetrics;
 use mri_synth::preprocess::SplitPart;
 
+/// `--arch` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ArchArg {
+    /// The study's layout scaled down (`CnnConfig::plain`).
+    Plain,
+    /// The residual recipe (`CnnConfig::residual`).
+    Residual,
+}
+
 #[derive(Parser, Debug)]
 #[command(about = "Train the CNN classifier on real training data; report test metrics")]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
+    /// Layout: the preset's (default), or `plain` (the study's conv stack scaled down, flips,
+    /// 15 epochs) or `residual` (residual network + global average pooling, strong
+    /// augmentation, label smoothing, cosine schedule, 30 epochs) at the preset's image size.
+    /// `--epochs` applies after this.
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
     /// Output folder (checkpoints, split, metrics).
     #[arg(long, default_value = "runs/train_cnn")]
     out: PathBuf,
@@ -33,6 +48,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let device = args.run.device()?;
     let mut cfg = CnnConfig::preset(args.run.preset, args.run.image_size);
+    match args.arch {
+        Some(ArchArg::Residual) => cfg = CnnConfig::residual(cfg.image_size),
+        Some(ArchArg::Plain) => cfg = CnnConfig::plain(cfg.image_size),
+        None => {}
+    }
     if let Some(e) = args.run.epochs {
         cfg.epochs = e;
     }

@@ -51,7 +51,8 @@ pub struct SplitFractions {
 impl Default for SplitFractions {
     fn default() -> Self {
         let d = SplitParams::default();
-        SplitFractions { train: d.train, val: d.val, test: 1.0 - d.train - d.val }
+        // Written out (not 1 − train − val) so that it prints as 0.15, not 0.15000000000000005.
+        SplitFractions { train: d.train, val: d.val, test: 0.15 }
     }
 }
 

@@ -30,7 +30,7 @@ use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{synthetic_seed, train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
 use crate::quality::{generation_row, intensity_baseline, localization_row, MaskedSet, RealClass, SyntheticClass};
-use crate::report::write_report;
+use crate::report::{add_intervals, write_report};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
 use crate::rundir::{prepare_out, read_stage, StageFile};
 use crate::SynthError;
@@ -273,6 +273,9 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             train_data,
             generator,
             test: st.test,
+            threshold: 0.5,
+            ci95: None,
+            vs_real: None,
             operating_point: serde_json::json!({"threshold": 0.5, "rule": "tumour when softmax probability >= 0.5", "selected_epoch": st.best_epoch, "selected_on": "real val loss"}),
             test_scores: st.scores,
         });
@@ -376,6 +379,9 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
                 train_data,
                 generator,
                 test: r.test,
+                threshold: r.detector.detector.operating_point().map(|op| op.threshold).unwrap_or(0.5),
+                ci95: None,
+                vs_real: None,
                 operating_point: serde_json::to_value(&r.detector).expect("serialises"),
                 test_scores: r.scores,
             });
@@ -397,6 +403,8 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         }
     }
 
+    // Intervals over the test split's near-duplicate groups; paired differences to real.
+    add_intervals(&mut rows, &test.labels, &prepared.part_of(&prepared.groups, SplitPart::Test), spec.seed)?;
     runner.timings.insert("total".into(), t_all.elapsed().as_secs_f64());
     let report = Report {
         fingerprint: runner.fingerprint.clone(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use mri_cluster::Technique;
-use mri_metrics::RocCurve;
+use mri_metrics::{subset_metrics, GroupBootstrap, Interval, RocCurve};
 use mri_train::Fingerprint;
 use serde::{Deserialize, Serialize};
 
@@ -126,11 +126,87 @@ pub struct ResultRow {
     pub generator: Option<GeneratorKind>,
     /// Metrics on the real test split.
     pub test: TestMetrics,
+    /// Score at or above which a slice is called tumour (chosen on real validation data, 0.5
+    /// for the CNN's probability).
+    #[serde(default)]
+    pub threshold: f64,
     /// How decisions are made (chosen on real validation data).
     pub operating_point: serde_json::Value,
+    /// 95 % intervals of the test metrics, resampling near-duplicate groups of the test split.
+    #[serde(default)]
+    pub ci95: Option<Intervals>,
+    /// For synthetic and mixed rows: the difference to the same model trained on real data, on
+    /// the same test slices (paired), with its interval.
+    #[serde(default)]
+    pub vs_real: Option<PairedDifference>,
     /// Test scores (for ROC curves; not written to report.json).
     #[serde(skip_serializing, default)]
     pub test_scores: Vec<f64>,
+}
+
+/// 95 % group-bootstrap intervals of a row's test metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Intervals {
+    /// Accuracy.
+    pub accuracy: Option<Interval>,
+    /// F1.
+    pub f1: Option<Interval>,
+    /// AUROC.
+    pub auroc: Option<Interval>,
+    /// Independent groups resampled.
+    pub groups: usize,
+}
+
+/// A row minus the real-trained row of the same model, on the same test slices.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    /// Accuracy difference (this − real).
+    pub accuracy: f64,
+    /// Its 95 % interval (paired group bootstrap).
+    pub accuracy_ci: Option<Interval>,
+    /// AUROC difference (this − real), when both are defined.
+    pub auroc: Option<f64>,
+    /// Its 95 % interval.
+    pub auroc_ci: Option<Interval>,
+}
+
+/// Bootstrap replicates of the report's intervals.
+pub const BOOTSTRAP_REPLICATES: usize = 1000;
+
+/// Fills every row's `ci95` and, for synthetic and mixed rows, `vs_real`, by a percentile
+/// bootstrap over the test split's near-duplicate groups (`test_groups`, one id per test slice,
+/// in row score order).
+///
+/// # Errors
+/// Rows whose scores do not match the labels.
+pub fn add_intervals(rows: &mut [ResultRow], test_labels: &[u32], test_groups: &[String], seed: u64) -> Result<(), SynthError> {
+    let truth: Vec<bool> = test_labels.iter().map(|&l| l == 1).collect();
+    let mut boot = GroupBootstrap::new(test_groups, seed)?;
+    boot.replicates = BOOTSTRAP_REPLICATES;
+    let at = |r: &ResultRow, idx: &[usize]| subset_metrics(&r.test_scores, &truth, r.threshold, idx).ok();
+    for r in rows.iter_mut().filter(|r| r.test_scores.len() == truth.len()) {
+        r.ci95 = Some(Intervals {
+            accuracy: boot.interval(|idx| Some(at(r, idx)?.accuracy)),
+            f1: boot.interval(|idx| Some(at(r, idx)?.f1)),
+            auroc: boot.interval(|idx| at(r, idx)?.auroc),
+            groups: boot.n_groups(),
+        });
+    }
+    let reals: Vec<ResultRow> = rows.iter().filter(|r| r.train_data == TrainData::Real).cloned().collect();
+    for r in rows.iter_mut().filter(|r| r.train_data != TrainData::Real && r.test_scores.len() == truth.len()) {
+        let Some(real) = reals.iter().find(|x| x.model == r.model && x.test_scores.len() == truth.len()) else { continue };
+        r.vs_real = Some(PairedDifference {
+            accuracy: r.test.accuracy - real.test.accuracy,
+            accuracy_ci: boot.interval(|idx| Some(at(r, idx)?.accuracy - at(real, idx)?.accuracy)),
+            auroc: r.test.auroc.zip(real.test.auroc).map(|(a, b)| a - b),
+            auroc_ci: boot.interval(|idx| Some(at(r, idx)?.auroc? - at(real, idx)?.auroc?)),
+        });
+    }
+    Ok(())
+}
+
+fn pct_ci(ci: Option<Interval>) -> String {
+    ci.map(|i| format!(" [{:.1}, {:.1}]", 100.0 * i.low, 100.0 * i.high)).unwrap_or_default()
 }
 
 /// `report.json`.
@@ -181,19 +257,26 @@ fn series(history: &serde_json::Value, key: &str) -> Vec<(f64, f64)> {
 /// generator, with the study's accuracy beside ours.
 pub fn classification_table(report: &Report) -> String {
     let mut md = String::new();
-    md.push_str("| Model | Train data | Generator | Accuracy | Precision | Recall | F1 | AUROC | Study's accuracy |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("Brackets: 95 % intervals from a bootstrap over the test split's near-duplicate groups; Δ vs real: paired difference to the same model trained on real data, on the same test slices.\n\n");
+    md.push_str("| Model | Train data | Generator | Accuracy [95 % CI] | Precision | Recall | F1 | AUROC [95 % CI] | Δ accuracy vs real [95 % CI] | Study's accuracy |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &report.classification {
         let m = &r.test;
+        let ci = r.ci95.as_ref();
+        let auroc_ci = ci.and_then(|c| c.auroc).map(|i| format!(" [{:.3}, {:.3}]", i.low, i.high)).unwrap_or_default();
+        let vs = r.vs_real.map(|d| format!("{:+.1}{}", 100.0 * d.accuracy, pct_ci(d.accuracy_ci))).unwrap_or_else(|| "—".into());
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {} | {} |\n",
+            "| {} | {} | {} | {:.1} %{} | {:.1} % | {:.1} % | {:.1} % | {}{} | {} | {} |\n",
             r.model,
             r.train_data,
             r.generator.map(|g| g.name()).unwrap_or("—"),
             100.0 * m.accuracy,
+            pct_ci(ci.and_then(|c| c.accuracy)),
             100.0 * m.precision,
             100.0 * m.recall,
             100.0 * m.f1,
             m.auroc_text(3),
+            auroc_ci,
+            vs,
             study_accuracy(r.model, r.train_data).map(|a| format!("{a:.2} %")).unwrap_or_else(|| "—".into())
         ));
     }

@@ -35,3 +35,33 @@ fn evaluate_lists_what_it_skipped_and_names_bad_files() {
     let e = mri_synth::cluster::DetectorFile::read(&det).unwrap_err();
     assert!(e.to_string().starts_with(&det.display().to_string()) && e.to_string().contains("not a fitted detector"), "{e}");
 }
+
+/// Finding 3: the AUROC of a one-class set was printed as 0.5; it is undefined.
+#[test]
+fn auroc_of_one_class_is_undefined() {
+    let m = mri_synth::eval::TestMetrics::from_scores(&[0.2, 0.9], &[1, 1], 0.5).unwrap();
+    assert_eq!(m.auroc, None);
+    assert!(m.to_string().contains("AUROC undefined"), "{m}");
+    assert_eq!(serde_json::to_value(m).unwrap()["auroc"], serde_json::Value::Null);
+    let both = mri_synth::eval::TestMetrics::from_scores(&[0.2, 0.9], &[0, 1], 0.5).unwrap();
+    assert_eq!(both.auroc, Some(1.0));
+}
+
+/// Finding 6: `vae_anomaly --whole-image` fitted on whole-image maps but `evaluate` scored
+/// head-only maps. The detector file now carries its error-map options.
+#[test]
+fn detector_files_keep_their_error_map_options() {
+    use mri_synth::cluster::{Detector, DetectorFile, ErrorMapOptions, ErrorMaps, GiaemParams};
+    let side = 8;
+    let labels: Vec<bool> = (0..4).map(|i| i % 2 == 0).collect();
+    let errors: Vec<f32> = labels.iter().flat_map(|&t| (0..side * side).map(move |p| if t && p < 20 { 0.9 } else { 0.05 })).collect();
+    let maps = ErrorMaps::from_raw(side, errors, None).unwrap();
+    let detector = Detector::Giaem(GiaemParams::default().fit(&maps, &labels).unwrap());
+    let file = DetectorFile { error_maps: ErrorMapOptions { brain_only: false, ..Default::default() }, detector };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("detectors/whole.json");
+    file.write(&path).unwrap();
+    let back = DetectorFile::read(&path).unwrap();
+    assert_eq!(back, file);
+    assert!(!back.error_maps.brain_only);
+}

@@ -25,6 +25,12 @@ fn quick_experiment_writes_the_report_and_resumes() {
         for v in [m.accuracy, m.precision, m.recall, m.f1, m.auroc.expect("both classes in test")] {
             assert!((0.0..=1.0).contains(&v));
         }
+        // Group-bootstrap intervals on every row; paired differences on synthetic and mixed rows.
+        let ci = r.ci95.expect("intervals");
+        let acc = ci.accuracy.expect("accuracy interval");
+        assert!(acc.low <= acc.high && (0.0..=1.0).contains(&acc.low) && (0.0..=1.0).contains(&acc.high), "{acc:?}");
+        assert!(ci.groups > 0 && ci.groups <= n as usize);
+        assert_eq!(r.vs_real.is_some(), r.train_data != TrainData::Real, "{} {}", r.model, r.train_data);
     }
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     // Generation: both generators × both classes; localisation: the five anomaly VAEs.

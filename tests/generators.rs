@@ -30,6 +30,9 @@ fn train_write_and_reload_both_generators() {
         assert_eq!(trained.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["yes", "no"]);
         let (class, gen, _) = &trained[0];
         let set = write_synthetic(gen, class, 1, 5, 7, &dir.path().join("synthetic"), &dev).unwrap();
+        // Finding 3: zero images used to train first and then fail in `cat`.
+        let e = write_synthetic(gen, class, 1, 0, 7, &dir.path().join("synthetic"), &dev).err().unwrap();
+        assert!(e.to_string().contains("at least 1"), "{e}");
         assert_eq!((set.len(), set.labels[0]), (5, 1));
         let pngs = std::fs::read_dir(dir.path().join("synthetic/yes")).unwrap().count();
         assert_eq!(pngs, 5);

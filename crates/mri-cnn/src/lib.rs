@@ -37,8 +37,8 @@
 mod model;
 mod trainer;
 
-pub use model::{Cnn, CnnConfig};
-pub use trainer::{evaluate_loss, load_cnn, predict_proba, train, EpochRecord, TrainOptions, TrainOutput};
+pub use model::{Cnn, CnnArch, CnnConfig, LrSchedule};
+pub use trainer::{evaluate_loss, load_cnn, predict_proba, smoothed_cross_entropy, train, EpochRecord, TrainOptions, TrainOutput};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

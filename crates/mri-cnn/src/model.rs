@@ -2,7 +2,7 @@
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{max_pool2, AdamConfig, BatchNorm2d, Conv2d, Preset, Presets, SeededDropout, StepKey};
+use mri_train::{max_pool2, AdamConfig, AugmentConfig, BatchNorm2d, Conv2d, Preset, Presets, SeededDropout, StepKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{CnnError, Result};
@@ -28,8 +28,65 @@ pub struct CnnConfig {
     pub plateau_factor: f64,
     /// ReduceLROnPlateau patience in epochs (the study: 5).
     pub plateau_patience: u32,
-    /// Mirror training images left–right at random (seeded).
+    /// Mirror training images left–right at random (seeded). Ignored when `augment` is set.
     pub augment_flip: bool,
+    /// The layout: the study's plain conv stack with a fully connected head, or a compact
+    /// residual network with global average pooling.
+    #[serde(default)]
+    pub arch: CnnArch,
+    /// Seeded on-the-fly augmentation of training images (none = only `augment_flip`).
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    /// Label smoothing ε of the cross-entropy (0 = none).
+    #[serde(default)]
+    pub label_smoothing: f32,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: LrSchedule,
+}
+
+/// The classifier's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CnnArch {
+    /// The study's: per width, conv 3×3 → BN → ReLU → max-pool 2; flatten; hidden linear layers
+    /// with dropout; linear → 2.
+    #[default]
+    Plain,
+    /// A stem conv 3×3 stride 2 → BN → ReLU, then per width a residual block (two conv 3×3 +
+    /// BN, a 1×1 projection when the shape changes; stride 2 from the second width on), global
+    /// average pooling, dropout, the hidden layers, linear → 2 (He et al. 2016, small-data size).
+    Residual,
+}
+
+/// How the learning rate moves over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum LrSchedule {
+    /// ReduceLROnPlateau on the validation loss (`plateau_factor`, `plateau_patience`).
+    #[default]
+    Plateau,
+    /// Linear warm-up over `warmup_epochs`, then cosine decay to 1 % of the rate at the last epoch.
+    Cosine {
+        /// Warm-up epochs.
+        warmup_epochs: usize,
+    },
+}
+
+impl LrSchedule {
+    /// The rate of epoch `epoch` (0-based) of `epochs` for a scheduled (non-plateau) schedule.
+    pub fn lr_at(&self, base: f64, epoch: usize, epochs: usize) -> Option<f64> {
+        match *self {
+            LrSchedule::Plateau => None,
+            LrSchedule::Cosine { warmup_epochs } => Some(if epoch < warmup_epochs {
+                base * (epoch + 1) as f64 / (warmup_epochs + 1) as f64
+            } else {
+                let span = epochs.saturating_sub(warmup_epochs).max(1) as f64;
+                let t = (epoch - warmup_epochs) as f64 / span;
+                base * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+            }),
+        }
+    }
 }
 
 impl CnnConfig {
@@ -46,11 +103,43 @@ impl CnnConfig {
             plateau_factor: 0.1,
             plateau_patience: 5,
             augment_flip: false,
+            arch: CnnArch::Plain,
+            augment: AugmentConfig::default(),
+            label_smoothing: 0.0,
+            schedule: LrSchedule::Plateau,
         }
     }
 
-    /// A 2-core-CPU layout at `image_size` (64 px intended): same depth, narrower.
+    /// The compact residual network with global average pooling, strong augmentation, label
+    /// smoothing, weight decay and a cosine schedule with warm-up: small-data practice, sized
+    /// for a 2-core CPU at `image_size` (64 px intended).
+    pub fn residual(image_size: usize) -> Self {
+        CnnConfig {
+            image_size,
+            channels: vec![16, 32, 64],
+            hidden: vec![],
+            dropout: 0.2,
+            epochs: 30,
+            batch_size: 32,
+            adam: AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() },
+            augment_flip: true,
+            arch: CnnArch::Residual,
+            augment: AugmentConfig::standard(),
+            label_smoothing: 0.1,
+            schedule: LrSchedule::Cosine { warmup_epochs: 2 },
+            ..Self::paper()
+        }
+    }
+
+    /// The `default` preset: the residual recipe ([`CnnConfig::residual`]) at 12 epochs, which
+    /// fits the 2-core budget of one CNN training (≤ 4 min on Br35H at 64 px; docs/models.md).
     pub fn default_preset(image_size: usize) -> Self {
+        CnnConfig { epochs: 12, ..Self::residual(image_size) }
+    }
+
+    /// The study's layout scaled down for a 2-core CPU at `image_size` (64 px intended): same
+    /// depth, narrower, flips only, 15 epochs (the `default` preset before the residual recipe).
+    pub fn plain(image_size: usize) -> Self {
         CnnConfig { image_size, channels: vec![16, 32, 64], hidden: vec![256, 64], epochs: 15, augment_flip: true, ..Self::paper() }
     }
 
@@ -70,7 +159,7 @@ impl CnnConfig {
         let f = 1usize << self.channels.len();
         if self.channels.is_empty() || self.image_size == 0 || self.image_size % f != 0 {
             return Err(CnnError::Config(format!(
-                "image_size {} must be a positive multiple of 2^{} (one max-pool per conv block)",
+                "image_size {} must be a positive multiple of 2^{} (one halving per conv block or residual stage)",
                 self.image_size,
                 self.channels.len()
             )));
@@ -81,20 +170,42 @@ impl CnnConfig {
         if self.batch_size == 0 || self.channels.contains(&0) || self.hidden.contains(&0) {
             return Err(CnnError::Config("batch_size, channels and hidden widths must be positive".into()));
         }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(CnnError::Config(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing)));
+        }
+        self.augment.check()?;
         self.adam.check()?;
         Ok(())
     }
 
     /// Number of parameters (weights and biases; batch-norm affine included, running stats not).
     pub fn param_count(&self) -> usize {
+        // conv k×k with bias + batch norm's affine pair.
+        let conv_bn = |c_in: usize, c_out: usize, k: usize| c_out * c_in * k * k + c_out + 2 * c_out;
         let mut n = 0;
         let mut c_in = 1;
-        for &c in &self.channels {
-            n += c * c_in * 9 + c + 2 * c;
-            c_in = c;
-        }
-        let side = self.image_size >> self.channels.len();
-        let mut d = c_in * side * side;
+        let mut d = match self.arch {
+            CnnArch::Plain => {
+                for &c in &self.channels {
+                    n += conv_bn(c_in, c, 3);
+                    c_in = c;
+                }
+                let side = self.image_size >> self.channels.len();
+                c_in * side * side
+            }
+            CnnArch::Residual => {
+                n += conv_bn(1, self.channels[0], 3);
+                c_in = self.channels[0];
+                for (i, &c) in self.channels.iter().enumerate() {
+                    n += conv_bn(c_in, c, 3) + conv_bn(c, c, 3);
+                    if c_in != c || i > 0 {
+                        n += conv_bn(c_in, c, 1);
+                    }
+                    c_in = c;
+                }
+                c_in
+            }
+        };
         for &h in &self.hidden {
             n += d * h + h;
             d = h;
@@ -103,9 +214,51 @@ impl CnnConfig {
     }
 }
 
+/// A residual block: conv 3×3 (stride s) → BN → ReLU → conv 3×3 → BN, plus the input (through
+/// a 1×1 conv stride s + BN when the shape changes), → ReLU.
+struct ResidualBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    shortcut: Option<(Conv2d, BatchNorm2d)>,
+}
+
+impl ResidualBlock {
+    fn new(c_in: usize, c_out: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+        let shortcut = if c_in != c_out || stride != 1 {
+            Some((Conv2d::new(c_in, c_out, 1, stride, 0, vb.pp("shortcut.conv"))?, BatchNorm2d::new(c_out, vb.pp("shortcut.bn"))?))
+        } else {
+            None
+        };
+        Ok(ResidualBlock {
+            conv1: Conv2d::new(c_in, c_out, 3, stride, 1, vb.pp("conv1"))?,
+            bn1: BatchNorm2d::new(c_out, vb.pp("bn1"))?,
+            conv2: Conv2d::new(c_out, c_out, 3, 1, 1, vb.pp("conv2"))?,
+            bn2: BatchNorm2d::new(c_out, vb.pp("bn2"))?,
+            shortcut,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let h = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
+        let skip = match &self.shortcut {
+            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            None => x.clone(),
+        };
+        (h + skip)?.relu()
+    }
+}
+
+enum Body {
+    Plain(Vec<(Conv2d, BatchNorm2d)>),
+    Residual { stem: (Conv2d, BatchNorm2d), blocks: Vec<ResidualBlock>, dropout: SeededDropout },
+}
+
 /// The CNN classifier.
 pub struct Cnn {
-    blocks: Vec<(Conv2d, BatchNorm2d)>,
+    body: Body,
     fcs: Vec<(SeededDropout, Linear)>,
     out: Linear,
     step: StepKey,
@@ -117,15 +270,31 @@ impl Cnn {
     pub fn new(cfg: &CnnConfig, vb: VarBuilder, dropout_seed: u64) -> Result<Self> {
         cfg.check()?;
         let step = StepKey::new();
-        let mut blocks = Vec::new();
-        let mut c_in = 1;
-        for (i, &c) in cfg.channels.iter().enumerate() {
-            let p = vb.pp(format!("conv{i}"));
-            blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
-            c_in = c;
-        }
-        let side = cfg.image_size >> cfg.channels.len();
-        let mut d = c_in * side * side;
+        let (body, mut d) = match cfg.arch {
+            CnnArch::Plain => {
+                let mut blocks = Vec::new();
+                let mut c_in = 1;
+                for (i, &c) in cfg.channels.iter().enumerate() {
+                    let p = vb.pp(format!("conv{i}"));
+                    blocks.push((Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
+                    c_in = c;
+                }
+                let side = cfg.image_size >> cfg.channels.len();
+                (Body::Plain(blocks), c_in * side * side)
+            }
+            CnnArch::Residual => {
+                let c0 = cfg.channels[0];
+                let stem = (Conv2d::new(1, c0, 3, 2, 1, vb.pp("stem.conv"))?, BatchNorm2d::new(c0, vb.pp("stem.bn"))?);
+                let mut blocks = Vec::new();
+                let mut c_in = c0;
+                for (i, &c) in cfg.channels.iter().enumerate() {
+                    blocks.push(ResidualBlock::new(c_in, c, if i == 0 { 1 } else { 2 }, vb.pp(format!("block{i}")))?);
+                    c_in = c;
+                }
+                let dropout = SeededDropout::new(cfg.dropout, dropout_seed, "pool.dropout", step.clone());
+                (Body::Residual { stem, blocks, dropout }, c_in)
+            }
+        };
         let mut fcs = Vec::new();
         for (i, &h) in cfg.hidden.iter().enumerate() {
             let drop = SeededDropout::new(cfg.dropout, dropout_seed, &format!("fc{i}.dropout"), step.clone());
@@ -133,7 +302,7 @@ impl Cnn {
             d = h;
         }
         let out = linear(d, 2, vb.pp("out"))?;
-        Ok(Cnn { blocks, fcs, out, step })
+        Ok(Cnn { body, fcs, out, step })
     }
 
     /// The step key its dropout layers read: a trainer sets it before each forward pass.
@@ -141,15 +310,28 @@ impl Cnn {
         &self.step
     }
 
-    /// Features before the output layer (N, last hidden width): the penultimate activations,
-    /// used as a feature extractor for Fréchet distance and nearest-neighbour privacy checks.
+    /// Features before the output layer: the penultimate activations (the last hidden layer,
+    /// or the pooled maps of a residual network without hidden layers), used as a feature
+    /// extractor for Fréchet distance and nearest-neighbour privacy checks.
     pub fn features(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let mut x = xs.clone();
-        for (conv, bn) in &self.blocks {
-            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
-            x = max_pool2(&x)?;
-        }
-        x = x.flatten_from(1)?;
+        let mut x = match &self.body {
+            Body::Plain(blocks) => {
+                let mut x = xs.clone();
+                for (conv, bn) in blocks {
+                    x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+                    x = max_pool2(&x)?;
+                }
+                x.flatten_from(1)?
+            }
+            Body::Residual { stem, blocks, dropout } => {
+                let mut x = stem.1.forward_t(&stem.0.forward(xs)?, train)?.relu()?;
+                for b in blocks {
+                    x = b.forward_t(&x, train)?;
+                }
+                // Global average pooling over the spatial axes.
+                dropout.forward_t(&x.mean((2, 3))?, train)?
+            }
+        };
         for (drop, fc) in &self.fcs {
             x = fc.forward(&drop.forward_t(&x, train)?)?.relu()?;
         }
@@ -164,17 +346,4 @@ impl ModuleT for Cnn {
     }
 }
 
-impl Presets for CnnConfig {
-    fn quick(image_size: usize) -> Self {
-        CnnConfig::quick(image_size)
-    }
-    fn default_preset(image_size: usize) -> Self {
-        CnnConfig::default_preset(image_size)
-    }
-    fn paper() -> Self {
-        CnnConfig::paper()
-    }
-    fn set_image_size(&mut self, image_size: usize) {
-        self.image_size = image_size;
-    }
-}
+mri_train::impl_presets!(CnnConfig);

@@ -7,7 +7,7 @@ use candle_nn::VarMap;
 use mri_train::{run_epochs, seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind, ReduceOnPlateau};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cnn, CnnConfig};
+use crate::model::{Cnn, CnnConfig, LrSchedule};
 use crate::{CnnError, Result};
 
 /// How to run a training (shared by every model crate).
@@ -76,6 +76,17 @@ pub fn predict_proba(model: &Cnn, set: &ImageSet, batch_size: usize, device: &De
     Ok(out)
 }
 
+/// Cross-entropy with label smoothing ε: (1 − ε)·CE(logits, y) + ε·mean over classes of
+/// −log softmax (Szegedy et al. 2016); ε = 0 is the plain cross-entropy.
+pub fn smoothed_cross_entropy(logits: &candle_core::Tensor, y: &candle_core::Tensor, eps: f32) -> candle_core::Result<candle_core::Tensor> {
+    let ce = candle_nn::loss::cross_entropy(logits, y)?;
+    if eps == 0.0 {
+        return Ok(ce);
+    }
+    let uniform = candle_nn::ops::log_softmax(logits, D::Minus1)?.mean(D::Minus1)?.mean_all()?.neg()?;
+    (ce * f64::from(1.0 - eps))? + (uniform * f64::from(eps))?
+}
+
 /// Checks that a set can train or select a two-class model: not empty, the config's side,
 /// and both classes present (a one-class training set would "learn" to answer one class).
 fn check_set(what: &str, set: &ImageSet, side: usize) -> Result<()> {
@@ -140,13 +151,20 @@ impl EpochTask for CnnTask<'_> {
     }
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<EpochRecord> {
         let t0 = Instant::now();
+        if let Some(lr) = self.cfg.schedule.lr_at(self.cfg.adam.lr, epoch, self.cfg.epochs) {
+            self.adam.set_lr(lr);
+        }
         let lr = self.adam.lr();
         let mut loss_sum = 0f64;
         for (b, idx) in self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size).iter().enumerate() {
             self.model.step_key().set(self.adam.steps());
-            let flip = self.cfg.augment_flip.then(|| stream_seed(self.seed, &format!("flip/{epoch}/{b}")));
-            let (x, y) = self.train.batch(idx, flip, self.device)?;
-            let loss = candle_nn::loss::cross_entropy(&self.model.forward_t(&x, true)?, &y)?;
+            let (x, y) = if self.cfg.augment.is_identity() {
+                let flip = self.cfg.augment_flip.then(|| stream_seed(self.seed, &format!("flip/{epoch}/{b}")));
+                self.train.batch(idx, flip, self.device)?
+            } else {
+                self.train.batch_augmented(idx, &self.cfg.augment, stream_seed(self.seed, &format!("augment/{epoch}/{b}")), self.device)?
+            };
+            let loss = smoothed_cross_entropy(&self.model.forward_t(&x, true)?, &y, self.cfg.label_smoothing)?;
             self.adam.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             loss_sum += l * idx.len() as f64;
@@ -162,8 +180,10 @@ impl EpochTask for CnnTask<'_> {
         format!("train {:.4} val {:.4} acc {:.3} lr {:.1e}", r.train_loss, r.val_loss, r.val_accuracy, r.lr)
     }
     fn end_epoch(&mut self, r: &EpochRecord) -> Result<()> {
-        let lr = self.plateau.step(r.val_loss, self.adam.lr());
-        self.adam.set_lr(lr);
+        if self.cfg.schedule == LrSchedule::Plateau {
+            let lr = self.plateau.step(r.val_loss, self.adam.lr());
+            self.adam.set_lr(lr);
+        }
         Ok(())
     }
 }

@@ -253,3 +253,58 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(train(&other, &set, &val, &Device::Cpu, &opts(dir.path(), None)).is_err());
     assert!(Checkpoint::at(dir.path(), "cnn-real").weights_file().is_ok() && Checkpoint::at(dir.path(), "cnn-real-last").file("optim").unwrap().exists());
 }
+
+/// The residual network with global average pooling: shapes, parameter count, learning, and a
+/// resumed run with full augmentation and a cosine schedule equal to an uninterrupted one.
+#[test]
+fn residual_cnn_learns_and_resumes_exactly() {
+    let set = phantom_set(16, 6, 4);
+    let val = phantom_set(16, 3, 40);
+    let cfg = CnnConfig { channels: vec![4, 8], epochs: 4, batch_size: 6, ..CnnConfig::residual(16) };
+    let vm = VarMap::new();
+    let model = Cnn::new(&cfg, seeded_var_builder(&vm, 0, DType::F32, &Device::Cpu), 0).unwrap();
+    let (x, _) = set.batch(&[0, 1, 2], None, &Device::Cpu).unwrap();
+    assert_eq!(model.forward_t(&x, false).unwrap().dims(), &[3, 2]);
+    assert_eq!(model.features(&x, false).unwrap().dims(), &[3, 8]);
+    let trainable: usize = vm.data().lock().unwrap().iter().filter(|(n, _)| !n.contains("running_")).map(|(_, v)| v.elem_count()).sum();
+    assert_eq!(cfg.param_count(), trainable, "running statistics excluded");
+
+    let opts = |dir: &std::path::Path, stop_after| TrainOptions {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        name: "cnn-real".into(),
+        stop_after,
+        ..TrainOptions::quiet(3)
+    };
+    let whole = train(&cfg, &set, &val, &Device::Cpu, &TrainOptions::quiet(3)).unwrap();
+    let lrs: Vec<f64> = whole.history.iter().map(|r| r.lr).collect();
+    assert!(lrs[0] < lrs[1] && lrs[2] > lrs[3], "warm-up then cosine decay: {lrs:?}");
+    let dir = tempfile::tempdir().unwrap();
+    train(&cfg, &set, &val, &Device::Cpu, &opts(dir.path(), Some(2))).unwrap();
+    let resumed = train(&cfg, &set, &val, &Device::Cpu, &opts(dir.path(), None)).unwrap();
+    assert_eq!(weights(&whole.varmap), weights(&resumed.varmap));
+
+    // It fits a tiny batch (dropout off): full-batch Adam steps, as `overfits_a_tiny_batch`.
+    let fit = CnnConfig { dropout: 0.0, adam: mri_train::AdamConfig { lr: 1e-2, ..Default::default() }, ..cfg.clone() };
+    let vm = VarMap::new();
+    let model = Cnn::new(&fit, seeded_var_builder(&vm, 3, DType::F32, &Device::Cpu), 3).unwrap();
+    let mut adam = Adam::from_varmap(&vm, fit.adam, |n| !n.contains("running_")).unwrap();
+    let (x, y) = set.batch(&(0..set.len()).collect::<Vec<_>>(), None, &Device::Cpu).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..60 {
+        let loss = candle_nn::loss::cross_entropy(&model.forward_t(&x, true).unwrap(), &y).unwrap();
+        losses.push(loss.to_scalar::<f32>().unwrap());
+        adam.backward_step(&loss).unwrap();
+    }
+    assert!(losses[0] / losses[59] >= 5.0, "{losses:?}");
+}
+
+#[test]
+fn label_smoothing_by_hand() {
+    // logits (0, ln 3): softmax (1/4, 3/4). y = 1: CE = −ln ¾; the uniform term −(ln ¼ + ln ¾)/2.
+    let logits = Tensor::new(&[[0f32, 3f32.ln()]], &Device::Cpu).unwrap();
+    let y = Tensor::new(&[1u32], &Device::Cpu).unwrap();
+    let got = mri_cnn::smoothed_cross_entropy(&logits, &y, 0.1).unwrap().to_scalar::<f32>().unwrap() as f64;
+    let ce = -(0.75f64).ln();
+    let uniform = -((0.25f64).ln() + (0.75f64).ln()) / 2.0;
+    assert!((got - (0.9 * ce + 0.1 * uniform)).abs() < 1e-5, "{got}");
+}

@@ -200,17 +200,4 @@ impl Module for Discriminator {
     }
 }
 
-impl Presets for GanConfig {
-    fn quick(image_size: usize) -> Self {
-        GanConfig::quick(image_size)
-    }
-    fn default_preset(image_size: usize) -> Self {
-        GanConfig::default_preset(image_size)
-    }
-    fn paper() -> Self {
-        GanConfig::paper()
-    }
-    fn set_image_size(&mut self, image_size: usize) {
-        self.image_size = image_size;
-    }
-}
+mri_train::impl_presets!(GanConfig);

@@ -37,12 +37,14 @@
 //! (pairwise distances in parallel), `rand`/`rand_chacha` (seeded pair sampling for MS-SSIM).
 #![warn(missing_docs)]
 
+pub mod bootstrap;
 pub mod classification;
 pub mod generative;
 pub mod privacy;
 pub mod segmentation;
 pub mod ssim;
 
+pub use bootstrap::{subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
 pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};
 pub use generative::{frechet_distance, mmd_unbiased, Mmd};
 pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};

@@ -122,3 +122,44 @@ fn threshold_with_a_single_class_is_defined() {
     assert_eq!(op.threshold, f64::INFINITY);
     assert_eq!(op.value, 0.0);
 }
+
+/// Group bootstrap: groups move together; intervals widen with fewer independent groups;
+/// paired replicates; reproducible for a seed.
+#[test]
+fn group_bootstrap_resamples_groups() {
+    use mri_metrics::{subset_metrics, GroupBootstrap};
+    // 40 items: 20 right, 20 wrong, in 4 groups of 10 identical items (2 right, 2 wrong groups).
+    let truth: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let scores: Vec<f64> = (0..40)
+        .map(|i| {
+            if (i / 10) % 2 == 0 {
+                if truth[i] {
+                    0.9
+                } else {
+                    0.1
+                }
+            } else if truth[i] {
+                0.1
+            } else {
+                0.9
+            }
+        })
+        .collect();
+    let groups_4: Vec<usize> = (0..40).map(|i| i / 10).collect();
+    let groups_40: Vec<usize> = (0..40).collect();
+    let acc = |idx: &[usize]| Some(subset_metrics(&scores, &truth, 0.5, idx).unwrap().accuracy);
+    let wide = GroupBootstrap::new(&groups_4, 1).unwrap().interval(acc).unwrap();
+    let narrow = GroupBootstrap::new(&groups_40, 1).unwrap().interval(acc).unwrap();
+    assert!(wide.low <= 0.25 && wide.high >= 0.75, "{wide:?}");
+    assert!(narrow.high - narrow.low < wide.high - wide.low, "{narrow:?} vs {wide:?}");
+    // A statistic that only ever sees whole groups: accuracy is a multiple of 1/4.
+    let b = GroupBootstrap::new(&groups_4, 7).unwrap();
+    assert_eq!(b.n_groups(), 4);
+    assert_eq!(b.interval(acc), b.interval(acc));
+    let i = b.interval(acc).unwrap();
+    assert!([i.low, i.high].iter().all(|v| (v * 4.0 - (v * 4.0).round()).abs() < 1e-9), "{i:?}");
+    // A paired difference of a classifier with itself is exactly 0.
+    let diff = b.interval(|idx| Some(acc(idx)? - acc(idx)?)).unwrap();
+    assert_eq!((diff.low, diff.high), (0.0, 0.0));
+    assert!(GroupBootstrap::new::<usize>(&[], 0).is_err());
+}

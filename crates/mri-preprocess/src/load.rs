@@ -148,27 +148,41 @@ pub fn list_labelled_files(root: &Path, classes: &ClassMap) -> Result<Vec<Labell
     }
 }
 
-/// Why an entry of a class folder cannot be a labelled image file, if it cannot: a name that
-/// is not UTF-8, a broken symbolic link, or a folder (class folders are not searched
-/// recursively). Such entries used to be dropped without a word.
-fn unusable_entry(entry: &std::fs::DirEntry) -> Option<PreprocessError> {
+/// What an entry of a class folder is.
+enum Entry {
+    /// A regular file (or a link to one): a labelled image candidate.
+    File,
+    /// A subfolder without an image-like name: class folders are not searched recursively.
+    Ignored,
+    /// Cannot be an image file, and the user should hear why.
+    Unusable(PreprocessError),
+}
+
+/// Classifies an entry of a class folder. A name that is not UTF-8, a broken symbolic link or
+/// a folder named like an image (`x.jpg/`) used to be dropped without a word: each is now
+/// [`Entry::Unusable`] with its reason.
+fn classify_entry(entry: &std::fs::DirEntry) -> Entry {
     let path = entry.path();
-    let unusable = |reason: &str| Some(PreprocessError::UnusableEntry { path: path.clone(), reason: reason.into() });
-    if entry.file_name().to_str().is_none() {
+    let unusable = |reason: &str| Entry::Unusable(PreprocessError::UnusableEntry { path: path.clone(), reason: reason.into() });
+    let Some(name) = entry.file_name().to_str().map(str::to_ascii_lowercase) else {
         return unusable("the file name is not valid UTF-8; rename the file");
-    }
+    };
     match std::fs::metadata(&path) {
         Err(_) if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) => unusable("a broken symbolic link (its target does not exist)"),
-        Err(e) => Some(PreprocessError::io(&path, e)),
-        Ok(m) if m.is_dir() => unusable("a folder inside a class folder; class folders are not searched recursively"),
+        Err(e) => Entry::Unusable(PreprocessError::io(&path, e)),
+        Ok(m) if m.is_dir() && [".jpg", ".jpeg", ".png"].iter().any(|ext| name.ends_with(ext)) => {
+            unusable("a folder named like an image; class folders are not searched recursively")
+        }
+        Ok(m) if m.is_dir() => Entry::Ignored,
         Ok(m) if !m.is_file() => unusable("not a regular file"),
-        Ok(_) => None,
+        Ok(_) => Entry::File,
     }
 }
 
 /// Lists the labelled files under `root`, sorted by relative path, and the entries of its
 /// class folders that cannot be image files (each an [`PreprocessError::UnusableEntry`] naming
-/// the entry and the reason). Hidden entries (`.name`) are ignored.
+/// the entry and the reason). Hidden entries (`.name`) and subfolders not named like images
+/// are ignored.
 ///
 /// # Errors
 /// [`PreprocessError::MissingFolder`], [`PreprocessError::NotAFolder`],
@@ -218,9 +232,10 @@ pub fn list_labelled_entries(root: &Path, classes: &ClassMap) -> Result<(Vec<Lab
             if is_hidden(&file_name) {
                 continue;
             }
-            match unusable_entry(&entry) {
-                Some(e) => unusable.push(e),
-                None => files.push(LabelledFile { rel_path: format!("{name}/{file_name}"), label: *label }),
+            match classify_entry(&entry) {
+                Entry::Unusable(e) => unusable.push(e),
+                Entry::Ignored => {}
+                Entry::File => files.push(LabelledFile { rel_path: format!("{name}/{file_name}"), label: *label }),
             }
         }
         if (files.len(), unusable.len()) == before {

@@ -172,7 +172,7 @@ fn unusable_entries_are_named_not_dropped() {
     let ds = Dataset::load(dir.path(), &opts(true)).unwrap();
     let skipped: Vec<&str> = ds.skipped.iter().map(|s| s.rel_path.as_str()).collect();
     assert_eq!(skipped, ["yes/link.png", "yes/x.jpg"]);
-    assert!(ds.skipped[1].reason.contains("not searched recursively"), "{}", ds.skipped[1].reason);
+    assert!(ds.skipped[1].reason.contains("a folder named like an image"), "{}", ds.skipped[1].reason);
     assert_eq!(ds.len(), 2);
 }
 

@@ -111,6 +111,28 @@ impl ImageSet {
         Ok((Tensor::from_vec(flat, (idx.len(), 1, s, s), device)?, Tensor::from_vec(labels, idx.len(), device)?))
     }
 
+    /// The images at `idx`, each augmented with parameters drawn from its own stream (`seed`
+    /// and its position in the batch), as a (N, 1, S, S) tensor, and their labels. The same
+    /// seed gives the same batch.
+    ///
+    /// # Errors
+    /// Bad augmentation ranges; candle errors.
+    pub fn batch_augmented(&self, idx: &[usize], aug: &crate::AugmentConfig, seed: u64, device: &Device) -> Result<(Tensor, Tensor)> {
+        use rayon::prelude::*;
+        aug.check()?;
+        let s = self.side;
+        let images: Vec<Vec<f32>> = idx
+            .par_iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(crate::stream_seed(seed, &format!("augment/{k}")));
+                aug.draw(&mut rng).apply(self.image(i), s)
+            })
+            .collect();
+        let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i]).collect();
+        Ok((Tensor::from_vec(images.concat(), (idx.len(), 1, s, s), device)?, Tensor::from_vec(labels, idx.len(), device)?))
+    }
+
     /// The batches of epoch `epoch` in the seeded order (the last may be smaller).
     pub fn epoch_batches(&self, seed: u64, epoch: u64, batch_size: usize) -> Vec<Vec<usize>> {
         let all: Vec<usize> = (0..self.len()).collect();

@@ -81,6 +81,28 @@ pub trait Presets: Sized {
     }
 }
 
+/// Implements [`Presets`] for a config type that has inherent `quick(usize)`,
+/// `default_preset(usize)` and `paper()` constructors and an `image_size` field.
+#[macro_export]
+macro_rules! impl_presets {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::Presets for $t {
+            fn quick(image_size: usize) -> Self {
+                <$t>::quick(image_size)
+            }
+            fn default_preset(image_size: usize) -> Self {
+                <$t>::default_preset(image_size)
+            }
+            fn paper() -> Self {
+                <$t>::paper()
+            }
+            fn set_image_size(&mut self, image_size: usize) {
+                self.image_size = image_size;
+            }
+        }
+    )+};
+}
+
 /// Which model a checkpoint, a throughput line or a report row is about. One spelling each
 /// (serde, `Display` and `FromStr` agree): `cnn`, `generative-vae`, `anomaly-vae`, `gan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -26,7 +26,8 @@
 //!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere.
 //! - [`fastnorm`]: fused batch norm ([`BatchNorm2d`]) and 2×2 max-pool ([`max_pool2`]) with
 //!   their own backward passes on the CPU.
-//! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation.
+//! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation, or
+//!   the full seeded [`AugmentConfig`] (geometry, intensity, noise, blur, cutout).
 //!
 //! ```
 //! use candle_core::{DType, Device, Module};
@@ -50,6 +51,7 @@
 //! `thiserror` (the error enum).
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
@@ -67,6 +69,7 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 
+pub use augment::{AugmentConfig, AugmentParams};
 pub use checkpoint::{restore, snapshot, var_values, Checkpoint, FileEntry, OptimizerState, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;

@@ -12,7 +12,8 @@ pub struct ReduceOnPlateau {
     pub patience: u32,
     /// Lower bound of the rate.
     pub min_lr: f64,
-    /// Best loss so far.
+    /// Best loss so far (+∞ before the first step; JSON has no infinity, so it is stored as `null`).
+    #[serde(with = "infinity_as_null")]
     pub best: f64,
     /// Epochs since the best.
     pub bad_epochs: u32,
@@ -56,5 +57,23 @@ impl StepDecay {
     /// The rate for `epoch` (0-based) from the initial rate.
     pub fn lr_at(&self, base_lr: f64, epoch: u32) -> f64 {
         base_lr * self.gamma.powi((epoch / self.every.max(1)) as i32)
+    }
+}
+
+/// Serde for an `f64` that may be +∞: JSON `null` stands for +∞ (serde_json writes non-finite
+/// floats as `null` and cannot read them back as numbers).
+mod infinity_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
     }
 }

@@ -231,32 +231,4 @@ fn check_common(image_size: usize, channels: &[usize], latent: usize, batch_size
     Ok(())
 }
 
-impl Presets for VaeConfig {
-    fn quick(image_size: usize) -> Self {
-        VaeConfig::quick(image_size)
-    }
-    fn default_preset(image_size: usize) -> Self {
-        VaeConfig::default_preset(image_size)
-    }
-    fn paper() -> Self {
-        VaeConfig::paper()
-    }
-    fn set_image_size(&mut self, image_size: usize) {
-        self.image_size = image_size;
-    }
-}
-
-impl Presets for AnomalyVaeConfig {
-    fn quick(image_size: usize) -> Self {
-        AnomalyVaeConfig::quick(image_size)
-    }
-    fn default_preset(image_size: usize) -> Self {
-        AnomalyVaeConfig::default_preset(image_size)
-    }
-    fn paper() -> Self {
-        AnomalyVaeConfig::paper()
-    }
-    fn set_image_size(&mut self, image_size: usize) {
-        self.image_size = image_size;
-    }
-}
+mri_train::impl_presets!(VaeConfig, AnomalyVaeConfig);
