@@ -34,7 +34,7 @@ struct Args {
     #[command(flatten)]
     run: common::RunArgs,
     /// Layout: the preset's (default), or `plain` (the study's conv stack scaled down, flips,
-    /// 15 epochs) or `residual` (residual network + global average pooling, strong
+    /// 15 epochs: the `default` preset's) or `residual` (residual network + global average pooling, strong
     /// augmentation, label smoothing, cosine schedule, 30 epochs) at the preset's image size.
     /// `--epochs` applies after this.
     #[arg(long, value_enum)]

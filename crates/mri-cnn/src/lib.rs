@@ -1,14 +1,20 @@
 //! # mri-cnn
 //!
-//! The study's tumour / no-tumour classifier: `len(channels)` × [conv 3×3 s1 p1 → BatchNorm →
-//! ReLU → max-pool 2], flatten, then for each hidden width [Dropout → Linear → ReLU], then
-//! Linear → 2 logits (index 1 = tumour). [`CnnConfig::paper`] is the study's layout
-//! (32/64/128 channels, 1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::default_preset`]
-//! scales it down for a 2-core CPU at 64 px; [`CnnConfig::quick`] is for tests.
+//! Tumour / no-tumour classifiers, two layouts ([`CnnArch`]):
+//! - **plain**, the study's: `len(channels)` × [conv 3×3 s1 p1 → BatchNorm → ReLU → max-pool 2],
+//!   flatten, then for each hidden width [Dropout → Linear → ReLU], then Linear → 2 logits
+//!   (index 1 = tumour). [`CnnConfig::paper`] is the study's layout (32/64/128 channels,
+//!   1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::plain`] (= the `default` preset)
+//!   scales it down for a 2-core CPU; [`CnnConfig::quick`] is for tests.
+//! - **residual**: a stem conv stride 2, one residual block per width (stride 2 from the
+//!   second), global average pooling, dropout, Linear → 2; trained with seeded augmentation,
+//!   label smoothing, weight decay and a cosine schedule ([`CnnConfig::residual`]; opt-in,
+//!   e.g. `train_cnn --arch residual`).
 //!
 //! Weight names (safetensors keys): `conv{i}.conv.weight`, `conv{i}.conv.bias`,
 //! `conv{i}.bn.{weight,bias,running_mean,running_var}`, `fc{i}.{weight,bias}`,
-//! `out.{weight,bias}` — readable from Python with `safetensors.numpy.load_file`.
+//! `out.{weight,bias}`; residual: `stem.{conv,bn}.*`, `block{i}.{conv1,bn1,conv2,bn2}.*`,
+//! `block{i}.shortcut.{conv,bn}.*` — readable from Python with `safetensors.numpy.load_file`.
 //!
 //! Training ([`train`]): cross-entropy, Adam (explicit β, decay), ReduceLROnPlateau on the
 //! validation loss, the epoch with the best validation loss kept; seeded initialisation,
