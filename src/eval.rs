@@ -127,8 +127,7 @@ pub fn evaluate_folder(
             let path = detector.ok_or_else(|| SynthError::Invalid("an anomaly-VAE checkpoint needs a detector file (a fitted technique's JSON)".into()))?;
             let file = mri_cluster::DetectorFile::read(path)?;
             let (_, model, _) = mri_vae::load_vae::<mri_vae::AnomalyVaeConfig>(&ck, device)?;
-            let recon = mri_vae::reconstruct_set(&model, &set, 64, device)?;
-            let maps = mri_cluster::ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, image_size, &file.error_maps)?;
+            let (_, maps) = crate::anomaly::error_maps(&model, &set, &file.error_maps, device)?;
             let t = file.detector.operating_point().ok_or(mri_cluster::ClusterError::NotFitted)?.threshold;
             TestMetrics::from_scores_f64(&file.detector.score(&maps), &set.labels, t)?
         }

@@ -44,14 +44,6 @@ impl std::fmt::Display for GeneratorKind {
 }
 
 impl GeneratorKind {
-    /// The model kind of its checkpoints.
-    pub fn model_kind(self) -> ModelKind {
-        match self {
-            GeneratorKind::Vae => ModelKind::GenerativeVae,
-            GeneratorKind::Gan => ModelKind::Gan,
-        }
-    }
-
     /// `vae` or `gan`.
     pub fn name(self) -> &'static str {
         match self {
