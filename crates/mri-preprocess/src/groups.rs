@@ -188,6 +188,53 @@ fn rotate(thumb: &[f32], side: usize, deg: f32, mirror: bool) -> Vec<f32> {
     out
 }
 
+/// The grouping descriptors of a set of thumbnails under every rigid variant tried (each
+/// rotation, and each mirrored rotation when `mirror` is on): `variants` consecutive
+/// descriptors of `THUMB_SIZE²` values per slice, variant 0 being the slice itself.
+pub(crate) struct VariantDescriptors {
+    pub(crate) values: Vec<f32>,
+    pub(crate) variants: usize,
+}
+
+impl VariantDescriptors {
+    /// Computes the descriptors in parallel (rayon); thumbnail sizes must already be checked.
+    pub(crate) fn new<'a>(thumbs: impl Iterator<Item = &'a [f32]>, params: &CheckedGroupingParams) -> Self {
+        use rayon::prelude::*;
+        let p = params.params();
+        let angles = params.angles();
+        let mirrors: &[bool] = if p.mirror { &[false, true] } else { &[false] };
+        let thumbs: Vec<&[f32]> = thumbs.collect();
+        let values = thumbs
+            .par_iter()
+            .flat_map_iter(|t| {
+                let mut v = Vec::with_capacity(angles.len() * mirrors.len() * THUMB_SIZE * THUMB_SIZE);
+                for &mirror in mirrors {
+                    for &a in &angles {
+                        v.extend(descriptor(&rotate(t, THUMB_SIZE, a, mirror), THUMB_SIZE, p));
+                    }
+                }
+                v
+            })
+            .collect();
+        VariantDescriptors { values, variants: angles.len() * mirrors.len() }
+    }
+
+    /// The untransformed descriptors (variant 0) of the slices in `range`, one after another.
+    pub(crate) fn bases(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let d = THUMB_SIZE * THUMB_SIZE;
+        range.flat_map(|i| self.values[i * self.variants * d..i * self.variants * d + d].iter().copied()).collect()
+    }
+}
+
+/// Checks that every thumbnail has `THUMB_SIZE²` values.
+pub(crate) fn check_thumbs(thumbs: &[&[f32]], name: &'static str) -> Result<()> {
+    let d = THUMB_SIZE * THUMB_SIZE;
+    match thumbs.iter().position(|t| t.len() != d) {
+        Some(i) => Err(PreprocessError::param(name, format!("thumbnail {i} has {} values, expected {d}", thumbs[i].len()))),
+        None => Ok(()),
+    }
+}
+
 /// Near-duplicate groups of a set of slices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grouping {
@@ -219,7 +266,7 @@ impl UnionFind {
 
 /// Rows of the similarity matrix computed per matrix product (bounds memory to
 /// `BLOCK × n × variants` floats).
-const BLOCK: usize = 256;
+pub(crate) const BLOCK: usize = 256;
 
 /// Groups slices by thumbnail similarity (see the module docs).
 ///
@@ -233,44 +280,25 @@ pub fn group_near_duplicates(thumbs: &[&[f32]], labels: &[Label], params: &Check
     if labels.len() != n {
         return Err(PreprocessError::param("labels", format!("{} labels for {n} thumbnails", labels.len())));
     }
+    check_thumbs(thumbs, "thumbs")?;
     let d = THUMB_SIZE * THUMB_SIZE;
-    if let Some(i) = thumbs.iter().position(|t| t.len() != d) {
-        return Err(PreprocessError::param("thumbs", format!("thumbnail {i} has {} values, expected {d}", thumbs[i].len())));
-    }
     let p = params.params();
-    let angles = params.angles();
-    let mirrors: &[bool] = if p.mirror { &[false, true] } else { &[false] };
-    let variants = angles.len() * mirrors.len();
-
     let mut uf = UnionFind((0..n).collect());
     let classes: Vec<Vec<usize>> =
         if p.within_class { Label::ALL.iter().map(|&l| (0..n).filter(|&i| labels[i] == l).collect()).collect() } else { vec![(0..n).collect()] };
     let dev = Device::Cpu;
     for members in classes.iter().filter(|m| m.len() > 1) {
         let m = members.len();
-        use rayon::prelude::*;
-        let var: Vec<f32> = members
-            .par_iter()
-            .flat_map_iter(|&i| {
-                let mut v = Vec::with_capacity(variants * d);
-                for &mirror in mirrors {
-                    for &a in &angles {
-                        v.extend(descriptor(&rotate(thumbs[i], THUMB_SIZE, a, mirror), THUMB_SIZE, p));
-                    }
-                }
-                v
-            })
-            .collect();
-        // Variant 0 of each slice (no mirror, no rotation) is its own descriptor.
-        let base: Vec<f32> = var.chunks_exact(variants * d).flat_map(|v| v[..d].iter().copied()).collect();
-        let var = Tensor::from_vec(var, (m * variants, d), &dev)?;
+        let set = VariantDescriptors::new(members.iter().map(|&i| thumbs[i]), params);
+        let variants = set.variants;
+        let var = Tensor::from_slice(&set.values, (m * variants, d), &dev)?;
         // Rigid transforms are closed under inversion (mirror∘rotation included) and the
         // correlation of two images equals that of the same transform applied to both, so
         // comparing i with every variant of j ≥ i covers the pair both ways: only the upper
         // triangle is computed, halving the matrix products.
         for start in (0..m).step_by(BLOCK) {
             let rows = BLOCK.min(m - start);
-            let a = Tensor::from_slice(&base[start * d..(start + rows) * d], (rows, d), &dev)?;
+            let a = Tensor::from_vec(set.bases(start..start + rows), (rows, d), &dev)?;
             let cols = var.narrow(0, start * variants, (m - start) * variants)?.t()?;
             let sims: Vec<f32> = a.matmul(&cols)?.flatten_all()?.to_vec1()?;
             let width = (m - start) * variants;
