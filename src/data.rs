@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mri_preprocess::{
-    union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig, PreprocessConfig, SplitManifest, SplitParams,
-    SplitPart,
+    leak_check, reference_leaks, union_groupings, Annotations, CacheMode, DataSource, Dataset, GroupingParams, LoadOptions, PhantomConfig, PreprocessConfig,
+    SplitManifest, SplitParams, SplitPart,
 };
 use mri_train::{Fingerprint, ImageSet, Preset};
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,21 @@ pub struct PreparedData {
     pub phantom: Option<PhantomConfig>,
     /// The split's fractions.
     pub fractions: SplitFractions,
+    /// The folder's shipped grouping (`near_duplicate_groups.csv`), when it has one.
+    pub reference: Option<PathBuf>,
+}
+
+/// What the leak check of a split found (see [`PreparedData::leak_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LeakSummary {
+    /// Similarity at or above which two slices count as near-duplicates.
+    pub threshold: f32,
+    /// Test slices checked.
+    pub test_slices: usize,
+    /// Test slices with a near-duplicate in train by our detector.
+    pub test_with_train_duplicate: usize,
+    /// Test slices whose shipped reference group has a member in train (`None`: no reference).
+    pub reference_test_with_train_group: Option<usize>,
 }
 
 impl PreparedData {
@@ -131,9 +146,10 @@ impl PreparedData {
             }
         };
         let mut groups = dataset.near_duplicate_groups(&GroupingParams::default())?;
-        if let Some(reference) = spec.data.as_deref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()) {
+        let reference = spec.data.as_deref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists());
+        if let Some(reference) = &reference {
             // Honour the shipped grouping too, so nothing it links can leak across parts.
-            groups = union_groupings(&groups, &dataset.reference_groups(&reference)?)?;
+            groups = union_groupings(&groups, &dataset.reference_groups(reference)?)?;
         }
         let split = dataset.split(&groups, &spec.split.params(spec.seed))?;
         if spec.verbose {
@@ -148,7 +164,29 @@ impl PreparedData {
                 px = spec.image_size
             );
         }
-        Ok(PreparedData { dataset, groups, split, phantom, fractions: spec.split })
+        Ok(PreparedData { dataset, groups, split, phantom, fractions: spec.split, reference })
+    }
+
+    /// Checks the test part against the train part for near-duplicates (see
+    /// [`mri_preprocess::leak`]): every test slice whose most similar training slice reaches
+    /// the grouping threshold, and, when the folder ships `near_duplicate_groups.csv`, the test
+    /// slices whose reference group has a member in train. The split keeps the groups it was
+    /// made from together, so both counts are 0 unless the detector and the split disagree;
+    /// a non-zero count is a leak to look at (the pairs are in the returned check).
+    ///
+    /// # Errors
+    /// Grouping or reference-file errors.
+    pub fn leak_check(&self) -> Result<(LeakSummary, mri_preprocess::LeakCheck), mri_preprocess::PreprocessError> {
+        let params = GroupingParams::default();
+        let (test, train) = (self.dataset.indices_in(&self.split, SplitPart::Test), self.dataset.indices_in(&self.split, SplitPart::Train));
+        let check = leak_check(&self.dataset, &test, &self.dataset, &train, &params)?;
+        let reference_test_with_train_group = match &self.reference {
+            Some(path) => Some(reference_leaks(&self.dataset.reference_groups(path)?, &test, &train).len()),
+            None => None,
+        };
+        let summary =
+            LeakSummary { threshold: params.threshold, test_slices: test.len(), test_with_train_duplicate: check.pairs.len(), reference_test_with_train_group };
+        Ok((summary, check))
     }
 
     /// What results computed from this data are computed from (see [`Fingerprint`]): the

@@ -214,6 +214,10 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
     prepared.split.write(&spec.out.join("split.json"))?;
     let mut runner = Runner { spec, fingerprint, timings: BTreeMap::new() };
     let (train, val, test) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
+    // Test slices with a near-duplicate in train, by our detector and by the folder's shipped
+    // grouping: 0 unless the split leaks.
+    let (leaks, leak_pairs) = prepared.leak_check()?;
+    leak_pairs.write_csv(&spec.out.join("leaks_test.csv"))?;
     runner.timings.insert("data".into(), t0.elapsed().as_secs_f64());
     let counts = |s: &ImageSet| ClassCounts { yes: s.of_class(1).len(), no: s.of_class(0).len() };
     let dataset = DatasetInfo {
@@ -221,16 +225,19 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         image_size: side,
         counts: [("train", counts(&train)), ("val", counts(&val)), ("test", counts(&test))].into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         groups: prepared.groups.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        leak_check: Some(leaks),
     };
     println!(
-        "stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no)",
+        "stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no); {} test slices with a near-duplicate in train{}",
         dataset.source,
         dataset.counts["train"].yes,
         dataset.counts["train"].no,
         dataset.counts["val"].yes,
         dataset.counts["val"].no,
         dataset.counts["test"].yes,
-        dataset.counts["test"].no
+        dataset.counts["test"].no,
+        leaks.test_with_train_duplicate,
+        leaks.reference_test_with_train_group.map(|n| format!(" ({n} by the shipped grouping)")).unwrap_or_default()
     );
 
     // Generators per class, trained on train only, and their synthetic sets.

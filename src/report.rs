@@ -35,6 +35,9 @@ pub struct DatasetInfo {
     pub counts: BTreeMap<String, ClassCounts>,
     /// Near-duplicate groups the split kept together.
     pub groups: usize,
+    /// The leak check of the split: test slices with a near-duplicate in train.
+    #[serde(default)]
+    pub leak_check: Option<crate::data::LeakSummary>,
 }
 
 /// The classifiers of the report: the CNN and each anomaly technique on the anomaly VAE's
@@ -356,6 +359,17 @@ pub fn write_report(
         &report.fingerprint.data_hash[..16],
         &report.fingerprint.split_hash[..16]
     ));
+    if let Some(l) = &report.dataset.leak_check {
+        md.push_str(&format!(
+            "Leak check: {} of {} test slices have a near-duplicate in train (similarity ≥ {}; pairs in `leaks_test.csv`){}.\n\n",
+            l.test_with_train_duplicate,
+            l.test_slices,
+            l.threshold,
+            l.reference_test_with_train_group
+                .map(|n| format!("; {n} share a group of the folder's `near_duplicate_groups.csv` with a train slice"))
+                .unwrap_or_default()
+        ));
+    }
     md.push_str("Every model is selected, and every operating point chosen, on the **real validation** split; all metrics are on the **real test** split. Synthetic images never enter validation or test.\n\n");
     md.push_str(&classification_table(report));
     md.push_str("\nThe study's numbers come from an unseeded random split with near-duplicates across it, thresholds picked on the evaluation data (a separate best per metric) and, for mixed data, labels merged by folder order; its 49.97 % mixed CNN is chance level.\n\n");

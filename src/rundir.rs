@@ -20,6 +20,7 @@ pub const RUN_FILE: &str = "run.json";
 pub const GENERATED: &[&str] = &[
     RUN_FILE,
     "split.json",
+    "leaks_test.csv",
     "stages",
     "checkpoints",
     "synthetic",
