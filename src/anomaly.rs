@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use mri_cluster::{Detector, ErrorMapOptions, ErrorMaps, Technique};
+use mri_cluster::{Detector, ErrorMapOptions, ErrorMaps, PercentileParams, Technique};
 use mri_metrics::ThresholdCriterion;
 use mri_train::ImageSet;
 use mri_vae::{reconstruct_set, VaeModel};
@@ -33,11 +33,32 @@ pub fn error_maps<M: VaeModel>(model: &M, set: &ImageSet, opts: &ErrorMapOptions
     Ok((recon, maps))
 }
 
+/// Map options of the intensity baseline: the slice's own values inside the head shrunk by 3
+/// pixels (without the skull ring, the brightest tissue of a slice), as preprocessed (each
+/// slice scaled to [0, 1]), not normalised again.
+pub const INTENSITY_MAPS: ErrorMapOptions = ErrorMapOptions { normalise: false, brain_only: true, brain_threshold: 0.05, erode_px: 3 };
+
+/// The slice's own intensities as maps (see [`INTENSITY_MAPS`]).
+pub fn intensity_maps(set: &ImageSet) -> Result<ErrorMaps, SynthError> {
+    Ok(ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &INTENSITY_MAPS)?)
+}
+
+/// The intensity baseline at image level (Meissen et al. 2021: a bright lesion is brighter than
+/// healthy tissue): a quantile of each slice's in-head intensities, the quantile and the
+/// operating point chosen on `val` by `criterion`, scored on `test`. No model is trained.
+pub fn intensity_baseline(val: &ImageSet, test: &ImageSet, criterion: ThresholdCriterion) -> Result<(TechniqueResult, ErrorMaps), SynthError> {
+    let (val_maps, test_maps) = (intensity_maps(val)?, intensity_maps(test)?);
+    let detector = Detector::Percentile(PercentileParams { criterion, ..Default::default() }.fit(&val_maps, &truth(val))?);
+    let threshold = detector.operating_point().map_or(0.5, |op| op.threshold);
+    let test_metrics = TestMetrics::from_scores_f64(&detector.score(&test_maps), &test.labels, threshold)?;
+    Ok((TechniqueResult { model: Classifier::IntensityBaseline, test: test_metrics, detector }, test_maps))
+}
+
 fn truth(set: &ImageSet) -> Vec<bool> {
     set.labels.iter().map(|&l| l == 1).collect()
 }
 
-/// Fits every technique on `val` (both classes) and scores `test`.
+/// Fits every technique on `val` (both classes) and scores `test`, for an anomaly VAE.
 pub fn evaluate_techniques<M: VaeModel>(
     model: &M,
     val: &ImageSet,
@@ -46,14 +67,49 @@ pub fn evaluate_techniques<M: VaeModel>(
     criterion: ThresholdCriterion,
     device: &Device,
 ) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
-    let (_, val_maps) = error_maps(model, val, opts, device)?;
-    let (test_recon, test_maps) = error_maps(model, test, opts, device)?;
+    let (val_recon, test_recon) = (reconstruct_set(model, val, 64, device)?, reconstruct_set(model, test, 64, device)?);
+    evaluate_reconstructions(val, &val_recon, test, test_recon, opts, criterion, Classifier::of_technique)
+}
+
+/// Map options for the denoising autoencoder: residuals inside the head shrunk by 2 pixels (as
+/// Kascenas et al. erode theirs: reconstructions err most at the edge), not normalised per
+/// slice (their size is the evidence; Kascenas et al. score raw residuals).
+pub const DAE_MAPS: ErrorMapOptions = ErrorMapOptions { normalise: false, brain_only: true, brain_threshold: 0.05, erode_px: 2 };
+
+/// Fits every technique on `val` (both classes) and scores `test`, for a denoising autoencoder:
+/// its "reconstruction" is the denoised slice.
+pub fn evaluate_dae(
+    model: &mri_dae::DenoisingAe,
+    val: &ImageSet,
+    test: &ImageSet,
+    opts: &ErrorMapOptions,
+    criterion: ThresholdCriterion,
+    device: &Device,
+) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
+    let (val_recon, test_recon) = (mri_dae::denoise_set(model, val, 64, device)?, mri_dae::denoise_set(model, test, 64, device)?);
+    evaluate_reconstructions(val, &val_recon, test, test_recon, opts, criterion, Classifier::of_dae_technique)
+}
+
+/// Every technique fitted on the error maps of `val` against `val_recon` and scored on those of
+/// `test`; `row` names each technique's report row. Returns the results, the test
+/// reconstructions and the test maps.
+pub fn evaluate_reconstructions(
+    val: &ImageSet,
+    val_recon: &ImageSet,
+    test: &ImageSet,
+    test_recon: ImageSet,
+    opts: &ErrorMapOptions,
+    criterion: ThresholdCriterion,
+    row: fn(Technique) -> Classifier,
+) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
+    let val_maps = ErrorMaps::from_reconstructions(&val.pixels, &val_recon.pixels, val.side, opts)?;
+    let test_maps = ErrorMaps::from_reconstructions(&test.pixels, &test_recon.pixels, test.side, opts)?;
     let mut out = Vec::new();
     for t in Technique::ALL {
         let detector = t.fit_default(&val_maps, &truth(val), criterion)?;
         let threshold = detector.operating_point().map(|op| op.threshold).unwrap_or(0.5);
         let test_metrics = TestMetrics::from_scores_f64(&detector.score(&test_maps), &test.labels, threshold)?;
-        out.push(TechniqueResult { model: Classifier::of_technique(t), test: test_metrics, detector });
+        out.push(TechniqueResult { model: row(t), test: test_metrics, detector });
     }
     Ok((out, test_recon, test_maps))
 }
@@ -68,6 +124,8 @@ pub fn save_anomaly_figure(path: &Path, test: &ImageSet, recon: &ImageSet, maps:
         Detector::Dbscan(d) => d.high_error_threshold,
         Detector::GlobalKmeans(d) => d.anomaly_threshold,
         Detector::Kmeans(_) => 0.5,
+        // The score is a pixel value: the pixels at or above the operating point carry it.
+        Detector::Percentile(d) => d.operating_point.as_ref().map_or(0.5, |op| op.threshold as f32),
     };
     let decisions = detector.predict(maps)?;
     let mut picks: Vec<usize> = (0..test.len()).filter(|&i| test.labels[i] == 1).take(n_each).collect();

@@ -171,7 +171,7 @@ fn anomaly_stage(
     // Model selection on healthy *real* validation slices.
     let model = mri_vae::train_vae(cfg, healthy, &val.of_class(0), device, opts)?.model;
     let map_opts = ErrorMapOptions::default();
-    let (results, recon, maps) = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::F1, device)?;
+    let (results, recon, maps) = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
     let mut rows = Vec::new();
     for r in results {
         save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
@@ -394,6 +394,18 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             });
         }
     };
+    println!("stage anomaly-intensity-baseline:");
+    let st = runner.stage("anomaly-intensity-baseline", || {
+        let (r, maps) = crate::anomaly::intensity_baseline(&val, &test, ThresholdCriterion::BalancedAccuracy)?;
+        let black = ImageSet { pixels: vec![0.0; test.pixels.len()], ..test.clone() };
+        save_anomaly_figure(&spec.out.join("figures").join("anomaly-intensity-baseline.png"), &test, &black, &maps, &r.detector, 3)?;
+        let file = DetectorFile { error_maps: crate::anomaly::INTENSITY_MAPS, detector: r.detector };
+        file.write(&spec.out.join("detectors").join("intensity-baseline.json"))?;
+        println!("  intensity baseline: test {}", r.test);
+        let scores = file.detector.score(&maps);
+        Ok(AnomalyStage { rows: vec![AnomalyRow { model: r.model, test: r.test, detector: file, scores }] })
+    })?;
+    push_anomaly(&mut rows, st, TrainData::Real, None);
     println!("stage anomaly-vae-real:");
     let opts = runner.run_options("anomaly-vae-real", 0);
     let st = runner.stage("anomaly-vae-real", || anomaly_stage(&anomaly_cfg, &opts, &train.of_class(0), &val, &test, &spec.out, device))?;

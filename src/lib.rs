@@ -15,6 +15,7 @@
 //! | [`metrics`] | `mri-metrics` | confusion, accuracy / precision / recall / F1, ROC / AUROC, threshold choice; Fréchet distance, MMD, SSIM / MS-SSIM, memorisation, Dice |
 //! | [`gan`] | `mri-gan` | the study's GAN: presets, separate G/D optimisers, seeded resumable training, sampling |
 //! | [`vae`] | `mri-vae` | generative and anomaly VAEs: presets, selectable loss, seeded resumable training, sampling, reconstruction |
+//! | [`dae`] | `mri-dae` | denoising autoencoder (UNet) for anomaly detection: presets, coarse-noise training, seeded resumable, denoising |
 //! | [`cnn`] | `mri-cnn` | the study's CNN classifier: presets, seeded resumable training, prediction |
 //! | [`train`] | `mri-train` | devices, seeded init and dropout, Adam, schedules, checkpoints |
 //! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly detection: GIAEM, DBSCAN, per-image and global KMeans |
@@ -52,6 +53,9 @@ pub enum SynthError {
     /// From mri-gan.
     #[error(transparent)]
     Gan(#[from] mri_gan::GanError),
+    /// From mri-dae.
+    #[error(transparent)]
+    Dae(#[from] mri_dae::DaeError),
     /// From mri-preprocess.
     #[error(transparent)]
     Preprocess(#[from] mri_preprocess::PreprocessError),
@@ -83,6 +87,7 @@ pub enum SynthError {
 
 pub use mri_cluster as cluster;
 pub use mri_cnn as cnn;
+pub use mri_dae as dae;
 pub use mri_gan as gan;
 pub use mri_metrics as metrics;
 pub use mri_preprocess as preprocess;

@@ -285,6 +285,32 @@ pub fn localization_row<M: VaeModel>(
     score_maps(&val_maps, &test_maps, Some(train_data), generator, val, test, figure)
 }
 
+/// As [`localization_row`] for a denoising autoencoder: its residual maps (as
+/// [`crate::anomaly::DAE_MAPS`] but over the whole head, the pixels the intensity baseline is
+/// scored on) against the annotated tumour pixels.
+///
+/// # Errors
+/// As [`localization_row`].
+pub fn localization_row_dae(
+    model: &mri_dae::DenoisingAe,
+    train_data: TrainData,
+    generator: Option<GeneratorKind>,
+    val: &MaskedSet,
+    test: &MaskedSet,
+    figure: &Path,
+    device: &Device,
+) -> Result<LocalizationRow, SynthError> {
+    if test.images.is_empty() || val.images.is_empty() {
+        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
+    }
+    let maps = |set: &ImageSet| -> Result<ErrorMaps, SynthError> {
+        let recon = mri_dae::denoise_set(model, set, 64, device)?;
+        let opts = ErrorMapOptions { erode_px: 0, ..crate::anomaly::DAE_MAPS };
+        Ok(ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, set.side, &opts)?)
+    };
+    score_maps(&maps(&val.images)?, &maps(&test.images)?, Some(train_data), generator, val, test, figure)
+}
+
 /// The model-free reference: the slice's own intensity as the "error map" (same head region and
 /// per-slice normalisation). Many Br35H tumours are the brightest tissue of their slice, so an
 /// anomaly VAE's maps are worth something only where they beat this.

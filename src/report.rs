@@ -55,10 +55,27 @@ pub enum Classifier {
     VaeKmeans,
     /// Global KMeans on the anomaly VAE's error maps.
     VaeGlobalKmeans,
+    /// A high quantile of the anomaly VAE's error map (the plain residual score).
+    VaePercentile,
+    /// GIAEM on the denoising autoencoder's residual maps.
+    DaeGiaem,
+    /// DBSCAN on the denoising autoencoder's residual maps.
+    DaeDbscan,
+    /// Per-image KMeans on the denoising autoencoder's residual maps.
+    DaeKmeans,
+    /// Global KMeans on the denoising autoencoder's residual maps.
+    DaeGlobalKmeans,
+    /// A high quantile of the denoising autoencoder's residual map.
+    DaePercentile,
+    /// No model: a high quantile of the slice's own in-head intensity (Meissen et al. 2021),
+    /// the baseline every learned detector is read against.
+    IntensityBaseline,
 }
 
 impl Classifier {
-    /// The one spelling: `cnn`, `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`.
+    /// The one spelling: `cnn`, `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`,
+    /// `vae-percentile`, `intensity-baseline`, `dae-giaem`, `dae-dbscan`, `dae-kmeans`,
+    /// `dae-global-kmeans`, `dae-percentile`.
     pub fn name(self) -> &'static str {
         match self {
             Classifier::Cnn => "cnn",
@@ -66,16 +83,35 @@ impl Classifier {
             Classifier::VaeDbscan => Technique::Dbscan.model_name(),
             Classifier::VaeKmeans => Technique::Kmeans.model_name(),
             Classifier::VaeGlobalKmeans => Technique::GlobalKmeans.model_name(),
+            Classifier::VaePercentile => Technique::Percentile.model_name(),
+            Classifier::IntensityBaseline => "intensity-baseline",
+            Classifier::DaeGiaem => "dae-giaem",
+            Classifier::DaeDbscan => "dae-dbscan",
+            Classifier::DaeKmeans => "dae-kmeans",
+            Classifier::DaeGlobalKmeans => "dae-global-kmeans",
+            Classifier::DaePercentile => "dae-percentile",
         }
     }
 
-    /// The row of an anomaly technique.
+    /// The row of an anomaly technique on the denoising autoencoder's residuals.
+    pub fn of_dae_technique(t: Technique) -> Self {
+        match t {
+            Technique::Giaem => Classifier::DaeGiaem,
+            Technique::Dbscan => Classifier::DaeDbscan,
+            Technique::Kmeans => Classifier::DaeKmeans,
+            Technique::GlobalKmeans => Classifier::DaeGlobalKmeans,
+            Technique::Percentile => Classifier::DaePercentile,
+        }
+    }
+
+    /// The row of an anomaly technique on the anomaly VAE's error maps.
     pub fn of_technique(t: Technique) -> Self {
         match t {
             Technique::Giaem => Classifier::VaeGiaem,
             Technique::Dbscan => Classifier::VaeDbscan,
             Technique::Kmeans => Classifier::VaeKmeans,
             Technique::GlobalKmeans => Classifier::VaeGlobalKmeans,
+            Technique::Percentile => Classifier::VaePercentile,
         }
     }
 }

@@ -174,6 +174,22 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
             let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
+        ModelKind::DenoisingAe => {
+            let cfg = mri_dae::DaeConfig::preset(spec.preset, s);
+            let model = mri_dae::DenoisingAe::new(&cfg, vb)?;
+            let mut opt = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
+            let train = time_steps(spec.warmup, spec.steps, |i| {
+                let noisy = (&x + mri_dae::coarse_noise(&cfg, &x, 0, &format!("noise/{i}"))?)?;
+                let loss = (model.forward_t(&noisy, true)? - &x)?.sqr()?.mean_all()?;
+                opt.backward_step(&loss)?;
+                Ok(())
+            })?;
+            let (infer, fwd) = time_inference(spec, linear_flops(&vm), || {
+                model.forward_t(&x, false)?.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            })?;
+            (trainable(&vm), train, infer, fwd, 3.0 * fwd)
+        }
         ModelKind::Gan => {
             let cfg = mri_gan::GanConfig::preset(spec.preset, s);
             let (g, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, device)?;

@@ -1,7 +1,8 @@
-//! Anomaly VAE + the four techniques end to end on 16 px phantoms (quick preset).
+//! Anomaly VAE and denoising autoencoder + the techniques end to end on 16 px phantoms (quick
+//! preset), and the intensity baseline.
 
 use candle_core::Device;
-use mri_synth::anomaly::{evaluate_techniques, save_anomaly_figure};
+use mri_synth::anomaly::{evaluate_dae, evaluate_techniques, intensity_baseline, save_anomaly_figure, DAE_MAPS};
 use mri_synth::cluster::{Detector, ErrorMapOptions};
 use mri_synth::data::{DataSpec, PreparedData};
 use mri_synth::metrics::ThresholdCriterion;
@@ -21,7 +22,7 @@ fn every_technique_is_fitted_on_val_and_scored_on_test() {
     let model = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &dev, &RunOptions::quiet(0)).unwrap().model;
     let (results, recon, maps) = evaluate_techniques(&model, &va, &te, &ErrorMapOptions::default(), ThresholdCriterion::F1, &dev).unwrap();
     let names: Vec<&str> = results.iter().map(|r| r.model.name()).collect();
-    assert_eq!(names, ["vae-giaem", "vae-dbscan", "vae-kmeans", "vae-global-kmeans"]);
+    assert_eq!(names, ["vae-giaem", "vae-dbscan", "vae-kmeans", "vae-global-kmeans", "vae-percentile"]);
     for r in &results {
         let m = &r.test;
         assert_eq!((m.tp + m.fp + m.tn + m.fn_) as usize, te.len());
@@ -34,4 +35,29 @@ fn every_technique_is_fitted_on_val_and_scored_on_test() {
     let fig = dir.path().join("a.png");
     save_anomaly_figure(&fig, &te, &recon, &maps, &results[0].detector, 2).unwrap();
     assert!(fig.exists());
+}
+
+#[test]
+fn dae_rows_and_the_intensity_baseline() {
+    let mut spec = DataSpec::phantoms(16, 2);
+    spec.phantoms_per_class = 20;
+    spec.verbose = false;
+    let data = PreparedData::load(&spec).unwrap();
+    let (tr, va, te) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val), data.image_set(SplitPart::Test));
+    let dev = Device::Cpu;
+    let cfg = mri_synth::dae::DaeConfig { epochs: 2, ..mri_synth::dae::DaeConfig::quick(16) };
+    let model = mri_synth::dae::train_dae(&cfg, &tr.of_class(0), &va.of_class(0), &dev, &RunOptions::quiet(0)).unwrap().model;
+    let (results, recon, maps) = evaluate_dae(&model, &va, &te, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &dev).unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r.model.name()).collect();
+    assert_eq!(names, ["dae-giaem", "dae-dbscan", "dae-kmeans", "dae-global-kmeans", "dae-percentile"]);
+    assert_eq!((recon.len(), maps.len()), (te.len(), te.len()));
+    // Raw residuals: not normalised per slice, so values stay small but not all zero.
+    assert!(maps.errors.iter().all(|e| (0.0..=1.0).contains(e)) && maps.errors.iter().any(|&e| e > 0.0));
+    let (base, base_maps) = intensity_baseline(&va, &te, ThresholdCriterion::BalancedAccuracy).unwrap();
+    assert_eq!(base.model.name(), "intensity-baseline");
+    assert!(matches!(base.detector, Detector::Percentile(_)));
+    // Its scores are in-head intensity quantiles of the slices themselves.
+    let scores = base.detector.score(&base_maps);
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert_eq!((base.test.tp + base.test.fp + base.test.tn + base.test.fn_) as usize, te.len());
 }

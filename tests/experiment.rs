@@ -14,8 +14,15 @@ fn quick_experiment_writes_the_report_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = quick_spec(dir.path());
     let report = run_experiment(&spec, &Device::Cpu).unwrap();
-    // One row per model × train data × generator: cnn 1 + 2×2, anomaly 4 × (1 + 2×2).
-    assert_eq!(report.classification.len(), 5 + 20);
+    // One row per model × train data × generator: cnn 1 + 2×2, the intensity baseline,
+    // anomaly VAE 5 techniques × (1 + 2×2).
+    assert_eq!(report.classification.len(), 5 + 1 + 25);
+    assert_eq!(report.classification.iter().filter(|r| r.model == mri_synth::report::Classifier::IntensityBaseline).count(), 1);
+    // The leak check ran on the split (phantoms have no shipped grouping).
+    let leaks = report.dataset.leak_check.expect("leak check");
+    assert_eq!(leaks.test_slices, report.dataset.counts["test"].yes + report.dataset.counts["test"].no);
+    assert!(leaks.reference_test_with_train_group.is_none());
+    assert!(dir.path().join("leaks_test.csv").exists());
     for r in &report.classification {
         assert_eq!(r.generator.is_none(), r.train_data == TrainData::Real, "{} {}", r.model, r.train_data);
         let m = &r.test;

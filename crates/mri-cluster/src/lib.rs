@@ -1,7 +1,7 @@
 //! # mri-cluster
 //!
 //! Turns an anomaly VAE's reconstructions into tumour decisions by the study's four
-//! techniques. [`ErrorMaps`] holds per-pixel |x − x̂| (optionally min–max normalised per map,
+//! techniques (and a plain percentile score). [`ErrorMaps`] holds per-pixel |x − x̂| (optionally min–max normalised per map,
 //! optionally restricted to the head — the study counted background pixels too). Then:
 //!
 //! | technique | parameters searched on validation | score (higher = tumour) |
@@ -10,10 +10,12 @@
 //! | [`DbscanParams`] → [`Dbscan`] | high-error threshold (eps, min_points fixed, in pixel units) | largest cluster of high-error pixels / region |
 //! | [`KMeansParams`] → [`PerImageKMeans`] | coordinate weight (direction set on validation) | share of the higher-error-centroid cluster |
 //! | [`GlobalKMeansParams`] → [`GlobalKMeans`] | binarisation threshold (α optional) | ln(d_healthy / d_tumour) |
+//! | [`PercentileParams`] → [`Percentile`] | quantile | that quantile of the region's values (the plain residual score; on raw intensities, the intensity baseline) |
 //!
 //! Each parameter set has a linfa-style `check()` and `fit(val_maps, val_labels)`, which
-//! searches its grid and keeps **one operating point** chosen by a selectable criterion (F1 by
-//! default) on validation data only. The fitted [`Detector`] gives continuous scores (for
+//! searches its grid and keeps **one operating point** chosen by a selectable criterion
+//! (balanced accuracy by default: F1, the study's choice, pushes weak detectors to "everything
+//! is tumour") on validation data only. The fitted [`Detector`] gives continuous scores (for
 //! AUROC) and decisions on any other set, and serialises to JSON for later reuse.
 //!
 //! The clustering kernels ([`kernels`]) are specialised for k = 2, 3-D points and pixel grids,
@@ -50,7 +52,8 @@ mod techniques;
 
 pub use maps::{ErrorMapOptions, ErrorMaps};
 pub use techniques::{
-    Dbscan, DbscanParams, Detector, DetectorFile, Giaem, GiaemParams, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Technique,
+    Dbscan, DbscanParams, Detector, DetectorFile, Giaem, GiaemParams, GlobalKMeans, GlobalKMeansParams, KMeansParams, PerImageKMeans, Percentile,
+    PercentileParams, Technique,
 };
 
 /// Everything that can go wrong in this crate.

@@ -15,11 +15,40 @@ pub struct ErrorMapOptions {
     pub brain_only: bool,
     /// Intensity above which a pixel belongs to the head.
     pub brain_threshold: f32,
+    /// Shrink the head region by this many pixels (a pixel stays when every pixel within this
+    /// Chebyshev distance is in the head): drops the skull ring, the brightest tissue of a slice,
+    /// and the edge where reconstructions err most. 0 (the study's) keeps the whole head.
+    #[serde(default)]
+    pub erode_px: usize,
 }
 
 impl Default for ErrorMapOptions {
     fn default() -> Self {
-        ErrorMapOptions { normalise: true, brain_only: true, brain_threshold: 0.05 }
+        ErrorMapOptions { normalise: true, brain_only: true, brain_threshold: 0.05, erode_px: 0 }
+    }
+}
+
+/// Erodes each `side`² mask of `mask` by `r` pixels (square structuring element, outside the
+/// map counts as outside the region), as a row pass then a column pass of running minima.
+fn erode(mask: &mut [bool], side: usize, r: usize) {
+    if r == 0 {
+        return;
+    }
+    let px = side * side;
+    let mut tmp = vec![false; px];
+    for m in mask.chunks_mut(px) {
+        for y in 0..side {
+            for x in 0..side {
+                let (lo, hi) = (x.checked_sub(r), x + r);
+                tmp[y * side + x] = lo.is_some() && hi < side && m[y * side + lo.unwrap()..=y * side + hi].iter().all(|&v| v);
+            }
+        }
+        for x in 0..side {
+            for y in 0..side {
+                let (lo, hi) = (y.checked_sub(r), y + r);
+                m[y * side + x] = lo.is_some() && hi < side && (lo.unwrap()..=hi).all(|yy| tmp[yy * side + x]);
+            }
+        }
     }
 }
 
@@ -49,7 +78,10 @@ impl ErrorMaps {
             )));
         }
         let errors: Vec<f32> = originals.iter().zip(reconstructions).map(|(a, b)| (a - b).abs()).collect();
-        let region: Vec<bool> = originals.iter().map(|&v| !opts.brain_only || v > opts.brain_threshold).collect();
+        let mut region: Vec<bool> = originals.iter().map(|&v| !opts.brain_only || v > opts.brain_threshold).collect();
+        if opts.brain_only {
+            erode(&mut region, side, opts.erode_px);
+        }
         let mut maps = ErrorMaps { side, errors, region };
         if opts.normalise {
             maps.normalise();

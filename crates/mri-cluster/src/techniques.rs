@@ -80,7 +80,7 @@ pub struct GiaemParams {
 
 impl Default for GiaemParams {
     fn default() -> Self {
-        GiaemParams { anomaly_thresholds: (1..19).map(|i| i as f32 * 0.05).collect(), criterion: ThresholdCriterion::F1 }
+        GiaemParams { anomaly_thresholds: (1..19).map(|i| i as f32 * 0.05).collect(), criterion: ThresholdCriterion::BalancedAccuracy }
     }
 }
 
@@ -154,7 +154,13 @@ pub struct DbscanParams {
 
 impl Default for DbscanParams {
     fn default() -> Self {
-        DbscanParams { high_error_thresholds: vec![0.2, 0.3, 0.4, 0.5, 0.6], eps: 1.5, min_points: 5, error_scale: 10.0, criterion: ThresholdCriterion::F1 }
+        DbscanParams {
+            high_error_thresholds: vec![0.2, 0.3, 0.4, 0.5, 0.6],
+            eps: 1.5,
+            min_points: 5,
+            error_scale: 10.0,
+            criterion: ThresholdCriterion::BalancedAccuracy,
+        }
     }
 }
 
@@ -256,7 +262,7 @@ pub struct KMeansParams {
 
 impl Default for KMeansParams {
     fn default() -> Self {
-        KMeansParams { coordinate_weights: vec![0.0, 0.25, 1.0], n_init: 1, max_iter: 50, seed: 0, criterion: ThresholdCriterion::F1 }
+        KMeansParams { coordinate_weights: vec![0.0, 0.25, 1.0], n_init: 1, max_iter: 50, seed: 0, criterion: ThresholdCriterion::BalancedAccuracy }
     }
 }
 
@@ -376,7 +382,7 @@ impl Default for GlobalKMeansParams {
             n_init: 10,
             max_iter: 100,
             seed: 0,
-            criterion: ThresholdCriterion::F1,
+            criterion: ThresholdCriterion::BalancedAccuracy,
         }
     }
 }
@@ -474,6 +480,82 @@ impl GlobalKMeans {
     }
 }
 
+// ---------------------------------------------------------------- percentile
+
+/// Percentile parameters: the in-region quantiles searched and the criterion.
+///
+/// The plainest reading of a map: one high quantile of its values inside the head. On the
+/// slice's own intensities (maps made with [`crate::ErrorMaps::from_reconstructions`] against a
+/// zero reconstruction, not normalised) it is the intensity baseline that Meissen et al.
+/// ("Challenging current semi-supervised anomaly segmentation methods for brain MRI", 2021)
+/// found hard to beat; on residual maps it is the plain residual score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PercentileParams {
+    /// Candidate quantiles in (0, 1].
+    pub quantiles: Vec<f32>,
+    /// Operating-point criterion.
+    pub criterion: ThresholdCriterion,
+}
+
+impl Default for PercentileParams {
+    fn default() -> Self {
+        PercentileParams { quantiles: vec![0.9, 0.95, 0.98, 0.99, 0.995, 1.0], criterion: ThresholdCriterion::BalancedAccuracy }
+    }
+}
+
+impl PercentileParams {
+    /// Checks the parameters.
+    pub fn check(&self) -> Result<()> {
+        if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(*q > 0.0 && *q <= 1.0)) {
+            return Err(ClusterError::InvalidParameter { name: "quantiles", reason: format!("needs one or more values in (0, 1], got {:?}", self.quantiles) });
+        }
+        Ok(())
+    }
+
+    /// Chooses the quantile and the operating point on validation maps.
+    pub fn fit(&self, maps: &ErrorMaps, labels: &[bool]) -> Result<Percentile> {
+        self.check()?;
+        check_labels(maps, labels)?;
+        let mut best = Best::new();
+        for &q in &self.quantiles {
+            let d = Percentile { quantile: q, operating_point: None };
+            let scores = d.score(maps);
+            let op = centre_threshold(choose_threshold(&scores, labels, self.criterion)?, &scores);
+            let key = rank(&scores, labels, &op);
+            best.offer(Percentile { quantile: q, operating_point: Some(op) }, key);
+        }
+        Ok(best.take())
+    }
+}
+
+/// A fitted percentile detector. Score: the chosen quantile of the map's values inside its
+/// region (nearest rank); tumour when it reaches the operating point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Percentile {
+    /// Quantile in (0, 1].
+    pub quantile: f32,
+    /// Operating point chosen on validation data.
+    pub operating_point: Option<OperatingPoint>,
+}
+
+impl Percentile {
+    /// Continuous scores.
+    pub fn score(&self, maps: &ErrorMaps) -> Vec<f64> {
+        (0..maps.len())
+            .into_par_iter()
+            .map(|i| {
+                let mut v: Vec<f32> = maps.map(i).iter().zip(maps.region(i)).filter(|(_, &r)| r).map(|(&e, _)| e).collect();
+                if v.is_empty() {
+                    return 0.0;
+                }
+                let k = ((self.quantile * v.len() as f32).ceil() as usize).clamp(1, v.len()) - 1;
+                let (_, kth, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+                f64::from(*kth)
+            })
+            .collect()
+    }
+}
+
 // ---------------------------------------------------------------- one interface
 
 /// Any fitted technique, serialisable to JSON (tagged by `technique`).
@@ -488,6 +570,8 @@ pub enum Detector {
     Kmeans(PerImageKMeans),
     /// Global KMeans.
     GlobalKmeans(GlobalKMeans),
+    /// A quantile of the map (the plain residual score, or the intensity baseline).
+    Percentile(Percentile),
 }
 
 /// The four techniques by name.
@@ -502,19 +586,22 @@ pub enum Technique {
     Kmeans,
     /// Global KMeans.
     GlobalKmeans,
+    /// A high quantile of the map.
+    Percentile,
 }
 
 impl Technique {
-    /// All four, in the study's order.
-    pub const ALL: [Technique; 4] = [Technique::Giaem, Technique::Dbscan, Technique::Kmeans, Technique::GlobalKmeans];
+    /// The study's four, in its order, then the plain percentile score.
+    pub const ALL: [Technique; 5] = [Technique::Giaem, Technique::Dbscan, Technique::Kmeans, Technique::GlobalKmeans, Technique::Percentile];
 
-    /// Report name: `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`.
+    /// Report name: `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`, `vae-percentile`.
     pub fn model_name(self) -> &'static str {
         match self {
             Technique::Giaem => "vae-giaem",
             Technique::Dbscan => "vae-dbscan",
             Technique::Kmeans => "vae-kmeans",
             Technique::GlobalKmeans => "vae-global-kmeans",
+            Technique::Percentile => "vae-percentile",
         }
     }
 
@@ -525,6 +612,7 @@ impl Technique {
             Technique::Dbscan => Detector::Dbscan(DbscanParams { criterion, ..Default::default() }.fit(maps, labels)?),
             Technique::Kmeans => Detector::Kmeans(KMeansParams { criterion, ..Default::default() }.fit(maps, labels)?),
             Technique::GlobalKmeans => Detector::GlobalKmeans(GlobalKMeansParams { criterion, ..Default::default() }.fit(maps, labels)?),
+            Technique::Percentile => Detector::Percentile(PercentileParams { criterion, ..Default::default() }.fit(maps, labels)?),
         })
     }
 }
@@ -537,6 +625,7 @@ impl Detector {
             Detector::Dbscan(d) => d.score(maps),
             Detector::Kmeans(d) => d.score(maps),
             Detector::GlobalKmeans(d) => d.score(maps),
+            Detector::Percentile(d) => d.score(maps),
         }
     }
 
@@ -547,6 +636,7 @@ impl Detector {
             Detector::Dbscan(d) => d.operating_point.as_ref(),
             Detector::Kmeans(d) => d.operating_point.as_ref(),
             Detector::GlobalKmeans(d) => d.operating_point.as_ref(),
+            Detector::Percentile(d) => d.operating_point.as_ref(),
         }
     }
 
@@ -566,6 +656,7 @@ impl Detector {
             Detector::Dbscan(_) => Technique::Dbscan,
             Detector::Kmeans(_) => Technique::Kmeans,
             Detector::GlobalKmeans(_) => Technique::GlobalKmeans,
+            Detector::Percentile(_) => Technique::Percentile,
         }
     }
 

@@ -57,7 +57,7 @@ fn every_technique_separates_blobs_from_noise_on_new_maps() {
 fn per_map_techniques_find_blobs_anywhere() {
     let (val, val_labels) = blob_maps(20, 11);
     let (test, test_labels) = blob_maps(20, 12);
-    for t in [Technique::Giaem, Technique::Dbscan, Technique::Kmeans] {
+    for t in [Technique::Giaem, Technique::Dbscan, Technique::Kmeans, Technique::Percentile] {
         let d = t.fit_default(&val, &val_labels, ThresholdCriterion::F1).unwrap();
         assert_eq!(d.predict(&test).unwrap(), test_labels, "{t:?}");
     }
@@ -186,4 +186,35 @@ fn dbscan_kernel_matches_linfa() {
             }
         }
     }
+}
+
+#[test]
+fn percentile_scores_are_region_quantiles_and_params_are_checked() {
+    use mri_cluster::{Percentile, PercentileParams};
+    // One 2×2 map, values 0.1..0.4, the last pixel outside the region.
+    let maps = ErrorMaps::from_raw(2, vec![0.1, 0.2, 0.3, 0.4], Some(vec![true, true, true, false])).unwrap();
+    let at = |q: f32| Percentile { quantile: q, operating_point: None }.score(&maps)[0];
+    // Nearest rank over the three region values.
+    assert_eq!((at(1.0), at(0.5), at(0.34), at(0.3)), (0.30000001192092896, 0.20000000298023224, 0.20000000298023224, 0.10000000149011612));
+    for bad in [vec![], vec![0.0], vec![1.5]] {
+        assert!(matches!(PercentileParams { quantiles: bad, ..Default::default() }.check(), Err(ClusterError::InvalidParameter { name: "quantiles", .. })));
+    }
+    // The default operating-point criterion is balanced accuracy.
+    assert_eq!(PercentileParams::default().criterion, ThresholdCriterion::BalancedAccuracy);
+    assert_eq!(GiaemParams::default().criterion, ThresholdCriterion::BalancedAccuracy);
+}
+
+#[test]
+fn erosion_shrinks_the_head_region() {
+    // A 7×7 head of ones in a 9×9 map: eroding by 2 leaves the central 3×3.
+    let side = 9;
+    let img: Vec<f32> = (0..side * side).map(|p| if (1..8).contains(&(p % side)) && (1..8).contains(&(p / side)) { 1.0 } else { 0.0 }).collect();
+    let opts = ErrorMapOptions { normalise: false, erode_px: 2, ..Default::default() };
+    let maps = ErrorMaps::from_reconstructions(&img, &vec![0.0; img.len()], side, &opts).unwrap();
+    let inside: Vec<usize> = (0..side * side).filter(|&p| maps.region(0)[p]).collect();
+    let expected: Vec<usize> = (0..side * side).filter(|&p| (3..6).contains(&(p % side)) && (3..6).contains(&(p / side))).collect();
+    assert_eq!(inside, expected);
+    // Without erosion the whole head.
+    let maps = ErrorMaps::from_reconstructions(&img, &vec![0.0; img.len()], side, &ErrorMapOptions { normalise: false, ..Default::default() }).unwrap();
+    assert_eq!(maps.region_size(0), 49);
 }

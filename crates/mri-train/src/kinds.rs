@@ -104,7 +104,8 @@ macro_rules! impl_presets {
 }
 
 /// Which model a checkpoint, a throughput line or a report row is about. One spelling each
-/// (serde, `Display` and `FromStr` agree): `cnn`, `generative-vae`, `anomaly-vae`, `gan`.
+/// (serde, `Display` and `FromStr` agree): `cnn`, `generative-vae`, `anomaly-vae`, `gan`,
+/// `denoising-ae`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
@@ -117,11 +118,13 @@ pub enum ModelKind {
     AnomalyVae,
     /// The GAN (generator and discriminator in one checkpoint).
     Gan,
+    /// The denoising autoencoder (trained on healthy slices; its residual is the tumour evidence).
+    DenoisingAe,
 }
 
 impl ModelKind {
     /// All kinds.
-    pub const ALL: [ModelKind; 4] = [ModelKind::Cnn, ModelKind::GenerativeVae, ModelKind::AnomalyVae, ModelKind::Gan];
+    pub const ALL: [ModelKind; 5] = [ModelKind::Cnn, ModelKind::GenerativeVae, ModelKind::AnomalyVae, ModelKind::Gan, ModelKind::DenoisingAe];
 
     /// The one spelling of the kind.
     pub fn name(self) -> &'static str {
@@ -130,6 +133,7 @@ impl ModelKind {
             ModelKind::GenerativeVae => "generative-vae",
             ModelKind::AnomalyVae => "anomaly-vae",
             ModelKind::Gan => "gan",
+            ModelKind::DenoisingAe => "denoising-ae",
         }
     }
 }

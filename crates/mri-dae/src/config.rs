@@ -1,0 +1,105 @@
+//! The DAE's config and presets.
+
+use mri_train::{AdamConfig, Preset, Presets};
+use serde::{Deserialize, Serialize};
+
+use crate::{DaeError, Result};
+
+/// Configuration of the denoising autoencoder and of its training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaeConfig {
+    /// Input side S; must be divisible by 2^(levels − 1).
+    pub image_size: usize,
+    /// Channels of each UNet level, finest first (Kascenas et al.: 64, 128, 256, 512).
+    pub channels: Vec<usize>,
+    /// Side of the noise grid before it is upsampled to S (Kascenas et al.: 16 at 128 px).
+    pub noise_res: usize,
+    /// Standard deviation of the noise (images are in [0, 1]; Kascenas et al.: 0.2).
+    pub noise_std: f32,
+    /// Intensity above which a pixel belongs to the head: noise and loss stay inside it.
+    pub head_threshold: f32,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimiser; the rate follows a cosine from `adam.lr` to 1 % of it over the epochs.
+    pub adam: AdamConfig,
+}
+
+impl DaeConfig {
+    /// Kascenas et al.'s layout at 128 px (GPU advised).
+    pub fn paper() -> Self {
+        DaeConfig {
+            image_size: 128,
+            channels: vec![64, 128, 256, 512],
+            noise_res: 16,
+            noise_std: 0.2,
+            head_threshold: 0.05,
+            epochs: 100,
+            batch_size: 16,
+            adam: AdamConfig { lr: 1e-4, weight_decay: 1e-5, ..AdamConfig::default() },
+        }
+    }
+
+    /// Sized for a 2-core CPU at `image_size` (64 px intended): four narrow levels.
+    pub fn default_preset(image_size: usize) -> Self {
+        DaeConfig {
+            image_size,
+            channels: vec![8, 16, 32, 64],
+            noise_res: (image_size / 8).max(2),
+            noise_std: 0.2,
+            head_threshold: 0.05,
+            epochs: 20,
+            batch_size: 16,
+            adam: AdamConfig { lr: 1e-3, weight_decay: 1e-5, ..AdamConfig::default() },
+        }
+    }
+
+    /// Tiny, for tests (seconds on phantoms).
+    pub fn quick(image_size: usize) -> Self {
+        DaeConfig { channels: vec![8, 16], epochs: 3, batch_size: 8, ..Self::default_preset(image_size) }
+    }
+
+    /// Checks the config.
+    ///
+    /// # Errors
+    /// [`DaeError::InvalidParameter`] naming the field.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name: &'static str, reason: String| Err(DaeError::InvalidParameter { name, reason });
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return bad("channels", format!("needs one or more non-zero widths, got {:?}", self.channels));
+        }
+        let div = 1usize << (self.channels.len() - 1);
+        if self.image_size == 0 || self.image_size % div != 0 {
+            return bad("image_size", format!("{} is not a positive multiple of {div} ({} levels)", self.image_size, self.channels.len()));
+        }
+        if self.noise_res == 0 || self.noise_res > self.image_size {
+            return bad("noise_res", format!("must be in 1..={}, got {}", self.image_size, self.noise_res));
+        }
+        if !(self.noise_std > 0.0 && self.noise_std.is_finite()) {
+            return bad("noise_std", format!("must be positive, got {}", self.noise_std));
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Learning rate of epoch `epoch` (0-based): cosine from `adam.lr` to 1 % of it.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let t = epoch as f64 / (self.epochs.max(2) - 1) as f64;
+        self.adam.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+    }
+}
+
+mri_train::impl_presets!(DaeConfig);
+
+impl DaeConfig {
+    /// The config of a preset (see [`Presets::preset`]).
+    pub fn preset(preset: Preset, image_size: Option<usize>) -> Self {
+        <Self as Presets>::preset(preset, image_size)
+    }
+}
