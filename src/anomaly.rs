@@ -15,6 +15,26 @@ use crate::eval::TestMetrics;
 use crate::report::Classifier;
 use crate::SynthError;
 
+/// Which reconstruction model an anomaly row or localisation row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyModel {
+    /// The study's anomaly VAE.
+    Vae,
+    /// The denoising autoencoder (`mri-dae`).
+    Dae,
+}
+
+impl AnomalyModel {
+    /// `vae` or `dae`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyModel::Vae => "vae",
+            AnomalyModel::Dae => "dae",
+        }
+    }
+}
+
 /// One technique's result on the test set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TechniqueResult {

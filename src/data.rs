@@ -174,9 +174,15 @@ impl PreparedData {
     /// made from together, so both counts are 0 unless the detector and the split disagree;
     /// a non-zero count is a leak to look at (the pairs are in the returned check).
     ///
+    /// `None` for phantoms: they are independent draws, so nothing can leak, and healthy
+    /// phantoms look too much alike at thumbnail scale for the detector's verdict to mean anything.
+    ///
     /// # Errors
     /// Grouping or reference-file errors.
-    pub fn leak_check(&self) -> Result<(LeakSummary, mri_preprocess::LeakCheck), mri_preprocess::PreprocessError> {
+    pub fn leak_check(&self) -> Result<Option<(LeakSummary, mri_preprocess::LeakCheck)>, mri_preprocess::PreprocessError> {
+        if self.dataset.source.is_phantom() {
+            return Ok(None);
+        }
         let params = GroupingParams::default();
         let (test, train) = (self.dataset.indices_in(&self.split, SplitPart::Test), self.dataset.indices_in(&self.split, SplitPart::Train));
         let check = leak_check(&self.dataset, &test, &self.dataset, &train, &params)?;
@@ -186,7 +192,7 @@ impl PreparedData {
         };
         let summary =
             LeakSummary { threshold: params.threshold, test_slices: test.len(), test_with_train_duplicate: check.pairs.len(), reference_test_with_train_group };
-        Ok((summary, check))
+        Ok(Some((summary, check)))
     }
 
     /// What results computed from this data are computed from (see [`Fingerprint`]): the

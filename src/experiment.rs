@@ -18,6 +18,7 @@ use std::time::Instant;
 use candle_core::Device;
 use mri_cluster::{DetectorFile, ErrorMapOptions};
 use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
+use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
 use mri_preprocess::SplitPart;
 use mri_train::{Checkpoint, Fingerprint, ImageSet, Preset, RunOptions};
@@ -64,6 +65,9 @@ pub struct ExperimentSpec {
     pub fresh: bool,
     /// No progress bars.
     pub quiet: bool,
+    /// Also train denoising autoencoders (`mri-dae`) on real, synthetic and mixed healthy
+    /// slices, scored like the anomaly VAEs (rows `dae-*`, localisation rows `dae`).
+    pub dae: bool,
 }
 
 impl ExperimentSpec {
@@ -83,6 +87,7 @@ impl ExperimentSpec {
             phantoms_per_class: if preset == Preset::Quick { 40 } else { 200 },
             fresh: false,
             quiet: true,
+            dae: false,
         }
     }
 }
@@ -184,14 +189,40 @@ fn anomaly_stage(
     Ok(AnomalyStage { rows })
 }
 
+fn dae_stage(
+    cfg: &DaeConfig,
+    opts: &RunOptions,
+    healthy: &ImageSet,
+    val: &ImageSet,
+    test: &ImageSet,
+    out: &Path,
+    device: &Device,
+) -> Result<AnomalyStage, SynthError> {
+    let name = &opts.name;
+    // Model selection on healthy *real* validation slices, as for the anomaly VAE.
+    let model = mri_dae::train_dae(cfg, healthy, &val.of_class(0), device, opts)?.model;
+    let (results, recon, maps) = crate::anomaly::evaluate_dae(&model, val, test, &crate::anomaly::DAE_MAPS, ThresholdCriterion::BalancedAccuracy, device)?;
+    let mut rows = Vec::new();
+    for r in results {
+        save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
+        let file = DetectorFile { error_maps: crate::anomaly::DAE_MAPS, detector: r.detector };
+        file.write(&out.join("detectors").join(format!("{name}-{}.json", r.model)))?;
+        println!("  {name} {}: test {}", r.model, r.test);
+        let scores = file.detector.score(&maps);
+        rows.push(AnomalyRow { model: r.model, test: r.test, detector: file, scores });
+    }
+    Ok(AnomalyStage { rows })
+}
+
 /// Runs the whole study and writes `report.json`, `report.md` and the figures into `spec.out`.
 pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthError> {
     let t_all = Instant::now();
     let mut cnn_cfg = CnnConfig::preset(spec.preset, spec.image_size);
     let side = cnn_cfg.image_size;
     let mut anomaly_cfg = AnomalyVaeConfig::preset(spec.preset, Some(side));
+    let mut dae_cfg = DaeConfig::preset(spec.preset, Some(side));
     if let Some(e) = spec.epochs {
-        (cnn_cfg.epochs, anomaly_cfg.epochs) = (e, e);
+        (cnn_cfg.epochs, anomaly_cfg.epochs, dae_cfg.epochs) = (e, e, e);
     }
     if spec.synthetic_per_class == Some(0) {
         return Err(SynthError::Invalid("--synthetic-per-class must be at least 1".into()));
@@ -216,8 +247,13 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
     let (train, val, test) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     // Test slices with a near-duplicate in train, by our detector and by the folder's shipped
     // grouping: 0 unless the split leaks.
-    let (leaks, leak_pairs) = prepared.leak_check()?;
-    leak_pairs.write_csv(&spec.out.join("leaks_test.csv"))?;
+    let leaks = match prepared.leak_check()? {
+        Some((summary, pairs)) => {
+            pairs.write_csv(&spec.out.join("leaks_test.csv"))?;
+            Some(summary)
+        }
+        None => None,
+    };
     runner.timings.insert("data".into(), t0.elapsed().as_secs_f64());
     let counts = |s: &ImageSet| ClassCounts { yes: s.of_class(1).len(), no: s.of_class(0).len() };
     let dataset = DatasetInfo {
@@ -225,10 +261,10 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         image_size: side,
         counts: [("train", counts(&train)), ("val", counts(&val)), ("test", counts(&test))].into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         groups: prepared.groups.iter().collect::<std::collections::BTreeSet<_>>().len(),
-        leak_check: Some(leaks),
+        leak_check: leaks,
     };
     println!(
-        "stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no); {} test slices with a near-duplicate in train{}",
+        "stage data: {} — train {}/{}, val {}/{}, test {}/{} (yes/no); {}",
         dataset.source,
         dataset.counts["train"].yes,
         dataset.counts["train"].no,
@@ -236,8 +272,14 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         dataset.counts["val"].no,
         dataset.counts["test"].yes,
         dataset.counts["test"].no,
-        leaks.test_with_train_duplicate,
-        leaks.reference_test_with_train_group.map(|n| format!(" ({n} by the shipped grouping)")).unwrap_or_default()
+        match leaks {
+            Some(l) => format!(
+                "{} test slices with a near-duplicate in train{}",
+                l.test_with_train_duplicate,
+                l.reference_test_with_train_group.map(|n| format!(" ({n} by the shipped grouping)")).unwrap_or_default()
+            ),
+            None => "no leak check (phantoms are independent draws)".into(),
+        }
     );
 
     // Generators per class, trained on train only, and their synthetic sets.
@@ -419,6 +461,45 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             let st = runner.stage(&name, || anomaly_stage(&anomaly_cfg, &opts, &set, &val, &test, &spec.out, device))?;
             push_anomaly(&mut rows, st, what, Some(g));
             localize(&mut runner, &name, what, Some(g))?;
+        }
+    }
+
+    if spec.dae {
+        let mut sets = vec![(TrainData::Real, None, train.of_class(0))];
+        for (&g, syn) in &synthetic {
+            sets.push((TrainData::Synthetic, Some(g), syn.of_class(0)));
+            sets.push((TrainData::Mixed, Some(g), train.of_class(0).concat(&syn.of_class(0))?));
+        }
+        for (what, g, set) in sets {
+            let name = match g {
+                None => "anomaly-dae-real".to_string(),
+                Some(g) => format!("anomaly-dae-{what}-{g}"),
+            };
+            println!("stage {name}:");
+            let opts = runner.run_options(&name, 0);
+            let st = runner.stage(&name, || dae_stage(&dae_cfg, &opts, &set, &val, &test, &spec.out, device))?;
+            push_anomaly(&mut rows, st, what, g);
+            if let Some((mv, mt)) = &masked {
+                let stage = format!("localization-{name}");
+                let row = runner.stage(&stage, || {
+                    let (_, model, _) = mri_dae::load_dae(&Checkpoint::at(&ckpt_dir, &name), device)?;
+                    let row = crate::quality::localization_row_dae(
+                        &model,
+                        what,
+                        g,
+                        mv,
+                        mt,
+                        &spec.out.join("figures").join(format!("localization-{name}.png")),
+                        device,
+                    )?;
+                    println!(
+                        "  {stage}: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)",
+                        row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images
+                    );
+                    Ok(row)
+                })?;
+                localization.push(row);
+            }
         }
     }
 

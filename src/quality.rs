@@ -206,6 +206,10 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
 /// One anomaly VAE's row of `report.json`'s `"localization"` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LocalizationRow {
+    /// The reconstruction model; `None` for [`intensity_baseline`] (reports written before the
+    /// DAE existed hold only VAE rows and read back as `vae`).
+    #[serde(default = "vae_model")]
+    pub model: Option<crate::anomaly::AnomalyModel>,
     /// What the anomaly model was trained on; `None` (JSON `null`) for [`intensity_baseline`].
     pub train_data: Option<TrainData>,
     /// The generator of its synthetic slices; `None` for real rows and the baseline.
@@ -220,6 +224,10 @@ pub struct LocalizationRow {
     pub dice_threshold: f32,
     /// Dice on test at the threshold that is best on the annotated validation slices.
     pub dice_val_threshold: f64,
+}
+
+fn vae_model() -> Option<crate::anomaly::AnomalyModel> {
+    Some(crate::anomaly::AnomalyModel::Vae)
 }
 
 /// A set of tumour slices with their masks (`side²` each, row-major).
@@ -282,7 +290,7 @@ pub fn localization_row<M: VaeModel>(
     let opts = ErrorMapOptions::default();
     let (_, val_maps) = error_maps(model, &val.images, &opts, device)?;
     let (_, test_maps) = error_maps(model, &test.images, &opts, device)?;
-    score_maps(&val_maps, &test_maps, Some(train_data), generator, val, test, figure)
+    score_maps(&val_maps, &test_maps, Some((crate::anomaly::AnomalyModel::Vae, train_data)), generator, val, test, figure)
 }
 
 /// As [`localization_row`] for a denoising autoencoder: its residual maps (as
@@ -308,7 +316,7 @@ pub fn localization_row_dae(
         let opts = ErrorMapOptions { erode_px: 0, ..crate::anomaly::DAE_MAPS };
         Ok(ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, set.side, &opts)?)
     };
-    score_maps(&maps(&val.images)?, &maps(&test.images)?, Some(train_data), generator, val, test, figure)
+    score_maps(&maps(&val.images)?, &maps(&test.images)?, Some((crate::anomaly::AnomalyModel::Dae, train_data)), generator, val, test, figure)
 }
 
 /// The model-free reference: the slice's own intensity as the "error map" (same head region and
@@ -331,7 +339,7 @@ pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> R
 fn score_maps(
     val_maps: &ErrorMaps,
     test_maps: &ErrorMaps,
-    train_data: Option<TrainData>,
+    model: Option<(crate::anomaly::AnomalyModel, TrainData)>,
     generator: Option<GeneratorKind>,
     val: &MaskedSet,
     test: &MaskedSet,
@@ -344,7 +352,8 @@ fn score_maps(
     let te64: Vec<f64> = te.iter().map(|&v| f64::from(v)).collect();
     save_overlays(figure, &test.images, test_maps, &test.masks, val_best.threshold, 6)?;
     Ok(LocalizationRow {
-        train_data,
+        model: model.map(|m| m.0),
+        train_data: model.map(|m| m.1),
         generator,
         n_images: test.images.len(),
         pixel_auroc: mri_metrics::auroc(&te64, &tt)?,

@@ -435,10 +435,11 @@ pub fn write_report(
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`.\n\n");
     }
     if !report.localization.is_empty() {
-        md.push_str("## Anomaly localisation\n\nError maps of each anomaly VAE against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|\n");
+        md.push_str("## Anomaly localisation\n\nError maps of each anomaly model (VAE; DAE: residual of the denoising autoencoder) against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Model | Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|---|\n");
         for l in report.localization.iter().chain(&report.localization_baseline) {
             md.push_str(&format!(
-                "| {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+                l.model.map(|m| m.name()).unwrap_or("intensity"),
                 l.train_data.map(|t| t.name()).unwrap_or("none"),
                 l.generator.map(|g| g.name()).unwrap_or("—"),
                 l.n_images,
