@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use mri_cluster::{DetectorFile, ErrorMapOptions};
+use mri_cluster::{DetectorFile, ErrorMapOptions, ErrorMaps};
 use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
 use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
@@ -163,20 +163,15 @@ struct AnomalyStage {
     rows: Vec<AnomalyRow>,
 }
 
-fn anomaly_stage(
-    cfg: &AnomalyVaeConfig,
-    opts: &RunOptions,
-    healthy: &ImageSet,
-    val: &ImageSet,
+/// Saves each technique's figure and detector file and keeps its test scores.
+fn anomaly_rows(
+    name: &str,
+    results: Vec<crate::anomaly::TechniqueResult>,
+    (recon, maps): (ImageSet, ErrorMaps),
+    map_opts: ErrorMapOptions,
     test: &ImageSet,
     out: &Path,
-    device: &Device,
 ) -> Result<AnomalyStage, SynthError> {
-    let name = &opts.name;
-    // Model selection on healthy *real* validation slices.
-    let model = mri_vae::train_vae(cfg, healthy, &val.of_class(0), device, opts)?.model;
-    let map_opts = ErrorMapOptions::default();
-    let (results, recon, maps) = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
     let mut rows = Vec::new();
     for r in results {
         save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
@@ -189,6 +184,22 @@ fn anomaly_stage(
     Ok(AnomalyStage { rows })
 }
 
+fn anomaly_stage(
+    cfg: &AnomalyVaeConfig,
+    opts: &RunOptions,
+    healthy: &ImageSet,
+    val: &ImageSet,
+    test: &ImageSet,
+    out: &Path,
+    device: &Device,
+) -> Result<AnomalyStage, SynthError> {
+    // Model selection on healthy *real* validation slices.
+    let model = mri_vae::train_vae(cfg, healthy, &val.of_class(0), device, opts)?.model;
+    let map_opts = ErrorMapOptions::default();
+    let (results, recon, maps) = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
+    anomaly_rows(&opts.name, results, (recon, maps), map_opts, test, out)
+}
+
 fn dae_stage(
     cfg: &DaeConfig,
     opts: &RunOptions,
@@ -198,20 +209,11 @@ fn dae_stage(
     out: &Path,
     device: &Device,
 ) -> Result<AnomalyStage, SynthError> {
-    let name = &opts.name;
     // Model selection on healthy *real* validation slices, as for the anomaly VAE.
     let model = mri_dae::train_dae(cfg, healthy, &val.of_class(0), device, opts)?.model;
-    let (results, recon, maps) = crate::anomaly::evaluate_dae(&model, val, test, &crate::anomaly::DAE_MAPS, ThresholdCriterion::BalancedAccuracy, device)?;
-    let mut rows = Vec::new();
-    for r in results {
-        save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
-        let file = DetectorFile { error_maps: crate::anomaly::DAE_MAPS, detector: r.detector };
-        file.write(&out.join("detectors").join(format!("{name}-{}.json", r.model)))?;
-        println!("  {name} {}: test {}", r.model, r.test);
-        let scores = file.detector.score(&maps);
-        rows.push(AnomalyRow { model: r.model, test: r.test, detector: file, scores });
-    }
-    Ok(AnomalyStage { rows })
+    let map_opts = crate::anomaly::DAE_MAPS;
+    let (results, recon, maps) = crate::anomaly::evaluate_dae(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
+    anomaly_rows(&opts.name, results, (recon, maps), map_opts, test, out)
 }
 
 /// Runs the whole study and writes `report.json`, `report.md` and the figures into `spec.out`.
