@@ -1,10 +1,13 @@
-//! Apply a trained model to new labelled data: a CNN checkpoint, or an anomaly-VAE checkpoint
-//! with a fitted technique (`--detector`, the JSON `vae_anomaly` / `mixed_experiment` write).
+//! Apply a trained model to new labelled data: a CNN checkpoint, or an anomaly-VAE or
+//! denoising-autoencoder checkpoint with a fitted technique (`--detector`, the JSON
+//! `vae_anomaly` / `mixed_experiment` write).
 //!
 //! ```text
 //! cargo run --release --example evaluate -- --checkpoint runs/mixed_experiment/checkpoints/cnn-real.json --data ../shared/data/br35h
 //! cargo run --release --example evaluate -- --checkpoint runs/vae_anomaly/checkpoints/anomaly-vae-real.json \
 //!     --detector runs/vae_anomaly/detectors/vae-giaem.json --data ../shared/data/br35h --json giaem.json
+//! cargo run --release --example evaluate -- --checkpoint runs/dae/checkpoints/anomaly-dae-real.json \
+//!     --detector runs/dae/detectors/dae-percentile.json --data ../shared/data/br35h
 //! ```
 //! Every labelled image in `--data` is scored (the whole folder, no split), preprocessed as in
 //! training (the image size is read from the checkpoint's sidecar); the `test` metrics object
@@ -18,12 +21,12 @@ use mri_synth::eval::evaluate_folder;
 use mri_synth::train::DeviceChoice;
 
 #[derive(Parser, Debug)]
-#[command(about = "Score every labelled image of a folder with a saved CNN or anomaly VAE + technique")]
+#[command(about = "Score every labelled image of a folder with a saved CNN, or an anomaly VAE or denoising autoencoder + technique")]
 struct Args {
-    /// A checkpoint file (its manifest `X.json`, or a `X.<hash>.safetensors` it names) of a CNN or an anomaly VAE.
+    /// A checkpoint file (its manifest `X.json`, or a `X.<hash>.safetensors` it names) of a CNN, an anomaly VAE or a denoising autoencoder.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// With an anomaly VAE: the fitted technique (detector JSON).
+    /// With an anomaly VAE or a denoising autoencoder: the fitted technique (detector JSON).
     #[arg(long)]
     detector: Option<PathBuf>,
     /// Folder with yes/ and no/.

@@ -92,9 +92,9 @@ pub struct FolderEvaluation {
     pub skipped: Vec<mri_preprocess::SkippedFile>,
 }
 
-/// Scores every labelled image of `data` with a saved CNN, or with an anomaly VAE plus a fitted
-/// detector file (its error maps made as the detector's were), preprocessed at the checkpoint's
-/// image size: what the `evaluate` example runs.
+/// Scores every labelled image of `data` with a saved CNN, or with an anomaly VAE or a denoising
+/// autoencoder plus a fitted detector file (its error maps made as the detector's were),
+/// preprocessed at the checkpoint's image size: what the `evaluate` example runs.
 ///
 /// # Errors
 /// A damaged or unsuitable checkpoint (another model kind, no `image_size`), an anomaly VAE
@@ -123,16 +123,25 @@ pub fn evaluate_folder(
             let (_, model) = mri_cnn::load_cnn(&ck, device)?;
             TestMetrics::from_scores(&mri_cnn::predict_proba(&model, &set, 64, device)?, &set.labels, 0.5)?
         }
-        ModelKind::AnomalyVae => {
-            let path = detector.ok_or_else(|| SynthError::Invalid("an anomaly-VAE checkpoint needs a detector file (a fitted technique's JSON)".into()))?;
+        ModelKind::AnomalyVae | ModelKind::DenoisingAe => {
+            let path = detector.ok_or_else(|| SynthError::Invalid(format!("a {} checkpoint needs a detector file (a fitted technique's JSON)", side.model)))?;
             let file = mri_cluster::DetectorFile::read(path)?;
-            let (_, model, _) = mri_vae::load_vae::<mri_vae::AnomalyVaeConfig>(&ck, device)?;
-            let (_, maps) = crate::anomaly::error_maps(&model, &set, &file.error_maps, device)?;
+            let recon = if side.model == ModelKind::AnomalyVae {
+                let (_, model, _) = mri_vae::load_vae::<mri_vae::AnomalyVaeConfig>(&ck, device)?;
+                mri_vae::reconstruct_set(&model, &set, 64, device)?
+            } else {
+                let (_, model, _) = mri_dae::load_dae(&ck, device)?;
+                mri_dae::denoise_set(&model, &set, 64, device)?
+            };
+            let maps = mri_cluster::ErrorMaps::from_reconstructions(&set.pixels, &recon.pixels, set.side, &file.error_maps)?;
             let t = file.detector.operating_point().ok_or(mri_cluster::ClusterError::NotFitted)?.threshold;
             TestMetrics::from_scores_f64(&file.detector.score(&maps), &set.labels, t)?
         }
         other => {
-            return Err(SynthError::Invalid(format!("{}: holds a {other} model; evaluate takes a cnn or an anomaly-vae checkpoint", ck.sidecar.display())))
+            return Err(SynthError::Invalid(format!(
+                "{}: holds a {other} model; evaluate takes a cnn, anomaly-vae or denoising-ae checkpoint",
+                ck.sidecar.display()
+            )))
         }
     };
     Ok(FolderEvaluation { test, scored: set.len(), skipped: ds.skipped })

@@ -65,3 +65,59 @@ fn detector_files_keep_their_error_map_options() {
     assert_eq!(back, file);
     assert!(!back.error_maps.brain_only);
 }
+
+/// A denoising-autoencoder checkpoint with a fitted detector scores a folder like the run did.
+#[test]
+fn evaluate_takes_a_denoising_autoencoder_and_its_detector() {
+    use mri_synth::anomaly::{evaluate_dae, DAE_MAPS};
+    use mri_synth::cluster::DetectorFile;
+    use mri_synth::dae::{train_dae, DaeConfig};
+    use mri_synth::metrics::ThresholdCriterion;
+    use mri_synth::train::RunOptions;
+    let ds = Dataset::phantom(&PhantomConfig { image_size: 16, per_class: 8, seed: 6, ..Default::default() }).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for (i, it) in ds.items.iter().enumerate() {
+        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, 16, 16).unwrap();
+    }
+    // The folder as evaluate will read it back (PNG round trip), for the reference scores.
+    let reread = mri_synth::preprocess::Dataset::load(
+        data.path(),
+        &mri_synth::preprocess::LoadOptions {
+            preprocess: mri_synth::preprocess::PreprocessConfig::with_size(16),
+            cache: mri_synth::preprocess::CacheMode::Disabled,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let set = ImageSet::from_dataset(&reread).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = RunOptions { checkpoint_dir: Some(out.path().to_path_buf()), name: "anomaly-dae-real".into(), ..RunOptions::quiet(0) };
+    let cfg = DaeConfig { epochs: 1, ..DaeConfig::quick(16) };
+    let model = train_dae(&cfg, &set.of_class(0), &set.of_class(0), &Device::Cpu, &opts).unwrap().model;
+    let (results, _, _) = evaluate_dae(&model, &set, &set, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &Device::Cpu).unwrap();
+    let r = results.iter().find(|r| r.model.name() == "dae-percentile").unwrap();
+    let det = out.path().join("dae-percentile.json");
+    DetectorFile { error_maps: DAE_MAPS, detector: r.detector.clone() }.write(&det).unwrap();
+
+    let ck = out.path().join("anomaly-dae-real.json");
+    let e = evaluate_folder(&ck, None, data.path(), false, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("denoising-ae checkpoint needs a detector file"), "{e}");
+    let got = evaluate_folder(&ck, Some(&det), data.path(), false, &Device::Cpu).unwrap();
+    assert_eq!(got.scored, 16);
+    assert_eq!(got.test, r.test, "the same slices, model and detector give the same metrics");
+}
+
+/// An operating point that calls nothing tumour has threshold +inf: JSON writes it as null and
+/// it reads back as +inf (a detector file with it could not be read before).
+#[test]
+fn an_infinite_threshold_round_trips_through_json() {
+    use mri_synth::metrics::{choose_threshold, OperatingPoint, ThresholdCriterion};
+    // All scores equal and both classes: predicting nothing ties with predicting everything,
+    // and the higher threshold (+inf) wins.
+    let op = choose_threshold(&[0.3, 0.3], &[true, false], ThresholdCriterion::BalancedAccuracy).unwrap();
+    assert_eq!(op.threshold, f64::INFINITY);
+    let text = serde_json::to_string(&op).unwrap();
+    assert!(text.contains("\"threshold\":null"), "{text}");
+    let back: OperatingPoint = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, op);
+}

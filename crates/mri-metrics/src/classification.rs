@@ -342,7 +342,10 @@ impl std::str::FromStr for ThresholdCriterion {
 /// One operating point: a threshold and what it gave on the data it was chosen on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OperatingPoint {
-    /// Predict tumour when `score >= threshold`.
+    /// Predict tumour when `score >= threshold`. `+inf` (nothing is tumour, the choice when no
+    /// threshold beats it) is written as JSON `null`, which JSON has for it, and read back as
+    /// `+inf`.
+    #[serde(with = "infinite_as_null")]
     pub threshold: f64,
     /// The criterion that chose it.
     pub criterion: ThresholdCriterion,
@@ -350,6 +353,24 @@ pub struct OperatingPoint {
     pub value: f64,
     /// Confusion counts on the choosing data.
     pub confusion: Confusion,
+}
+
+/// Serde for a threshold that may be `+inf`: JSON has no infinity, so `+inf` goes out as `null`
+/// and `null` comes back as `+inf` (the only non-finite threshold [`choose_threshold`] makes).
+mod infinite_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
 }
 
 /// Chooses the threshold that maximises `criterion` on (validation) scores.
