@@ -66,6 +66,9 @@ struct Args {
     /// DAE: side of the noise grid (default: the preset's).
     #[arg(long)]
     dae_noise_res: Option<usize>,
+    /// DAE: bright noise blobs only (the noise's magnitude).
+    #[arg(long)]
+    dae_bright_noise: bool,
 }
 
 /// Localisation against the folder's tumour outlines (or the phantoms' lesion masks), for the
@@ -116,6 +119,7 @@ fn main() -> Result<()> {
             cfg.channels = a.dae_channels.clone().unwrap_or(cfg.channels);
             cfg.noise_std = a.dae_noise_std.unwrap_or(cfg.noise_std);
             cfg.noise_res = a.dae_noise_res.unwrap_or(cfg.noise_res);
+            cfg.bright_noise_only |= a.dae_bright_noise;
             let (prepared, fingerprint) = a.run.prepare(cfg.image_size, &a.out)?;
             let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
             let opts = a.run.run_options("anomaly-dae-real", &a.out, &fingerprint, 5);

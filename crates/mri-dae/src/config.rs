@@ -16,8 +16,13 @@ pub struct DaeConfig {
     pub noise_res: usize,
     /// Standard deviation of the noise (images are in [0, 1]; Kascenas et al.: 0.2).
     pub noise_std: f32,
-    /// Intensity above which a pixel belongs to the head: noise and loss stay inside it.
+    /// Intensity above which a pixel belongs to the head: the noise stays inside it.
     pub head_threshold: f32,
+    /// Use only the noise's magnitude (bright blobs): the network then learns to remove bright
+    /// deviations only and leaves dark structures (ventricles, CSF) alone. Off (signed noise,
+    /// Kascenas et al.'s) by default.
+    #[serde(default)]
+    pub bright_noise_only: bool,
     /// Training epochs.
     pub epochs: usize,
     /// Batch size.
@@ -35,6 +40,7 @@ impl DaeConfig {
             noise_res: 16,
             noise_std: 0.2,
             head_threshold: 0.05,
+            bright_noise_only: false,
             epochs: 100,
             batch_size: 16,
             adam: AdamConfig { lr: 1e-4, weight_decay: 1e-5, ..AdamConfig::default() },
@@ -49,6 +55,7 @@ impl DaeConfig {
             noise_res: (image_size / 8).max(2),
             noise_std: 0.2,
             head_threshold: 0.05,
+            bright_noise_only: false,
             epochs: 20,
             batch_size: 16,
             adam: AdamConfig { lr: 1e-3, weight_decay: 1e-5, ..AdamConfig::default() },

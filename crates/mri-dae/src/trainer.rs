@@ -17,11 +17,15 @@ use crate::{DaeError, Result};
 /// Coarse noise for a batch `x` (N, 1, S, S): N(0, `noise_std`²) drawn on a
 /// `noise_res`² grid (stream `name`), upsampled bilinearly to S, rolled by a seeded offset (so
 /// the grid's corners fall anywhere) and kept inside the head (pixels above
-/// `head_threshold`). Add it to `x` to get the training input.
+/// `head_threshold`); only its magnitude with `bright_noise_only`. Add it to `x` to get the
+/// training input.
 pub fn coarse_noise(cfg: &DaeConfig, x: &Tensor, seed: u64, name: &str) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let r = cfg.noise_res;
-    let grid = (seeded_normal(seed, name, (n, c, r, r), x.device())? * f64::from(cfg.noise_std))?;
+    let mut grid = (seeded_normal(seed, name, (n, c, r, r), x.device())? * f64::from(cfg.noise_std))?;
+    if cfg.bright_noise_only {
+        grid = grid.abs()?;
+    }
     let mut up = grid.upsample_bilinear2d(h, w, false)?;
     let shift = stream_seed(seed, &format!("{name}/roll")) as usize;
     let (dy, dx) = (shift % h, (shift / h) % w);

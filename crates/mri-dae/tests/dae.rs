@@ -57,6 +57,9 @@ fn coarse_noise_is_seeded_smooth_and_inside_the_head() {
     }
     let mean_diff = diffs.iter().sum::<f32>() / diffs.len() as f32;
     assert!(mean_diff < 0.3 * sd, "neighbour difference {mean_diff} against spread {sd}");
+    // Bright-only noise (the grid's magnitude, then upsampled) never darkens a pixel.
+    let bright = v(&coarse_noise(&DaeConfig { bright_noise_only: true, ..cfg.clone() }, &x, 3, "noise/0").unwrap());
+    assert!(bright.iter().all(|&n| n >= 0.0) && bright.iter().any(|&n| n > 0.0));
 }
 
 #[test]
