@@ -27,6 +27,7 @@ use mri_synth::metrics::ThresholdCriterion;
 use mri_synth::preprocess::SplitPart;
 use mri_synth::quality::{intensity_baseline as quality_baseline, localization_row, localization_row_dae, LocalizationRow, MaskedSet};
 use mri_synth::report::TrainData;
+use mri_synth::train::ImageSet;
 use mri_synth::vae::{train_vae, AnomalyVaeConfig};
 use mri_synth::SynthError;
 
@@ -75,12 +76,13 @@ struct Args {
 /// model (`row`) and for the intensity baseline; `None` when val or test has no annotated slice.
 fn localize(
     prepared: &PreparedData,
+    va: &ImageSet,
+    te: &ImageSet,
     out: &std::path::Path,
     row: impl Fn(&MaskedSet, &MaskedSet, &std::path::Path) -> Result<LocalizationRow, SynthError>,
 ) -> Result<Option<(LocalizationRow, LocalizationRow)>> {
     let Some(masks) = prepared.tumour_masks(None)? else { return Ok(None) };
-    let (va, te) = (prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
-    let (mv, mt) = (MaskedSet::select(&va, &prepared.part_of(&masks, SplitPart::Val)), MaskedSet::select(&te, &prepared.part_of(&masks, SplitPart::Test)));
+    let (mv, mt) = (MaskedSet::select(va, &prepared.part_of(&masks, SplitPart::Val)), MaskedSet::select(te, &prepared.part_of(&masks, SplitPart::Test)));
     if mv.images.is_empty() || mt.images.is_empty() {
         println!("no annotated tumour slices in both val and test: localisation is skipped");
         return Ok(None);
@@ -94,25 +96,27 @@ fn main() -> Result<()> {
     let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;
     let t0 = std::time::Instant::now();
-    let (results, recon, maps, map_opts, te, prepared, t_train, localization) = match a.model {
+    // Both configs take their side from the same resolution (`Presets::preset`).
+    let side = a.run.image_size.unwrap_or(a.run.preset.image_size());
+    let (prepared, fingerprint) = a.run.prepare(side, &a.out)?;
+    let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
+    let (results, recon, maps, map_opts, t_train, localization) = match a.model {
         AnomalyModel::Vae => {
-            let mut cfg = AnomalyVaeConfig::preset(a.run.preset, a.run.image_size);
+            let mut cfg = AnomalyVaeConfig::preset(a.run.preset, Some(side));
             if let Some(e) = a.run.epochs {
                 cfg.epochs = e;
             }
-            let (prepared, fingerprint) = a.run.prepare(cfg.image_size, &a.out)?;
-            let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
             let opts = a.run.run_options("anomaly-vae-real", &a.out, &fingerprint, 5);
             println!("anomaly VAE ({} parameters, {:?} decoder) on {} healthy training slices", cfg.param_count(), cfg.decoder, tr.of_class(0).len());
             let trained = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &device, &opts)?;
             let t_train = t0.elapsed().as_secs_f64();
             let map_opts = ErrorMapOptions { brain_only: !a.whole_image, ..Default::default() };
             let (results, recon, maps) = evaluate_techniques(&trained.model, &va, &te, &map_opts, criterion, &device)?;
-            let loc = localize(&prepared, &a.out, |mv, mt, fig| localization_row(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
-            (results, recon, maps, map_opts, te, prepared, t_train, loc)
+            let loc = localize(&prepared, &va, &te, &a.out, |mv, mt, fig| localization_row(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
+            (results, recon, maps, map_opts, t_train, loc)
         }
         AnomalyModel::Dae => {
-            let mut cfg = DaeConfig::preset(a.run.preset, a.run.image_size);
+            let mut cfg = DaeConfig::preset(a.run.preset, Some(side));
             if let Some(e) = a.run.epochs {
                 cfg.epochs = e;
             }
@@ -120,8 +124,6 @@ fn main() -> Result<()> {
             cfg.noise_std = a.dae_noise_std.unwrap_or(cfg.noise_std);
             cfg.noise_res = a.dae_noise_res.unwrap_or(cfg.noise_res);
             cfg.bright_noise_only |= a.dae_bright_noise;
-            let (prepared, fingerprint) = a.run.prepare(cfg.image_size, &a.out)?;
-            let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
             let opts = a.run.run_options("anomaly-dae-real", &a.out, &fingerprint, 5);
             println!(
                 "denoising autoencoder (channels {:?}, noise {}² × σ {}) on {} healthy training slices",
@@ -134,11 +136,10 @@ fn main() -> Result<()> {
             let t_train = t0.elapsed().as_secs_f64();
             let map_opts = ErrorMapOptions { brain_only: !a.whole_image, ..DAE_MAPS };
             let (results, recon, maps) = evaluate_dae(&trained.model, &va, &te, &map_opts, criterion, &device)?;
-            let loc = localize(&prepared, &a.out, |mv, mt, fig| localization_row_dae(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
-            (results, recon, maps, map_opts, te, prepared, t_train, loc)
+            let loc = localize(&prepared, &va, &te, &a.out, |mv, mt, fig| localization_row_dae(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
+            (results, recon, maps, map_opts, t_train, loc)
         }
     };
-    let va = prepared.image_set(SplitPart::Val);
     // The row every learned detector is read against: no model, the slice's own brightness.
     let (baseline, _) = intensity_baseline(&va, &te, criterion)?;
     DetectorFile { error_maps: INTENSITY_MAPS, detector: baseline.detector.clone() }.write(&a.out.join("detectors").join("intensity-baseline.json"))?;

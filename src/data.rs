@@ -94,8 +94,9 @@ pub struct PreparedData {
     pub phantom: Option<PhantomConfig>,
     /// The split's fractions.
     pub fractions: SplitFractions,
-    /// The folder's shipped grouping (`near_duplicate_groups.csv`), when it has one.
-    pub reference: Option<PathBuf>,
+    /// Each slice's group in the folder's shipped grouping (`near_duplicate_groups.csv`), when
+    /// it has one (`None` inside: a slice the file does not list).
+    pub reference_groups: Option<Vec<Option<String>>>,
 }
 
 /// What the leak check of a split found (see [`PreparedData::leak_check`]).
@@ -146,10 +147,13 @@ impl PreparedData {
             }
         };
         let mut groups = dataset.near_duplicate_groups(&GroupingParams::default())?;
-        let reference = spec.data.as_deref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists());
-        if let Some(reference) = &reference {
+        let reference_groups = match spec.data.as_deref().map(|d| d.join("near_duplicate_groups.csv")).filter(|p| p.exists()) {
+            Some(csv) => Some(dataset.reference_groups(&csv)?),
+            None => None,
+        };
+        if let Some(reference) = &reference_groups {
             // Honour the shipped grouping too, so nothing it links can leak across parts.
-            groups = union_groupings(&groups, &dataset.reference_groups(reference)?)?;
+            groups = union_groupings(&groups, reference)?;
         }
         let split = dataset.split(&groups, &spec.split.params(spec.seed))?;
         if spec.verbose {
@@ -164,7 +168,7 @@ impl PreparedData {
                 px = spec.image_size
             );
         }
-        Ok(PreparedData { dataset, groups, split, phantom, fractions: spec.split, reference })
+        Ok(PreparedData { dataset, groups, split, phantom, fractions: spec.split, reference_groups })
     }
 
     /// Checks the test part against the train part for near-duplicates (see
@@ -178,7 +182,7 @@ impl PreparedData {
     /// phantoms look too much alike at thumbnail scale for the detector's verdict to mean anything.
     ///
     /// # Errors
-    /// Grouping or reference-file errors.
+    /// Grouping errors.
     pub fn leak_check(&self) -> Result<Option<(LeakSummary, mri_preprocess::LeakCheck)>, mri_preprocess::PreprocessError> {
         if self.dataset.source.is_phantom() {
             return Ok(None);
@@ -186,10 +190,7 @@ impl PreparedData {
         let params = GroupingParams::default();
         let (test, train) = (self.dataset.indices_in(&self.split, SplitPart::Test), self.dataset.indices_in(&self.split, SplitPart::Train));
         let check = leak_check(&self.dataset, &test, &self.dataset, &train, &params)?;
-        let reference_test_with_train_group = match &self.reference {
-            Some(path) => Some(reference_leaks(&self.dataset.reference_groups(path)?, &test, &train).len()),
-            None => None,
-        };
+        let reference_test_with_train_group = self.reference_groups.as_ref().map(|g| reference_leaks(g, &test, &train).len());
         let summary =
             LeakSummary { threshold: params.threshold, test_slices: test.len(), test_with_train_duplicate: check.pairs.len(), reference_test_with_train_group };
         Ok(Some((summary, check)))

@@ -226,6 +226,14 @@ pub struct LocalizationRow {
     pub dice_val_threshold: f64,
 }
 
+/// Localisation needs annotated tumour slices on both sides (threshold from val, score on test).
+fn check_masked(val: &MaskedSet, test: &MaskedSet) -> Result<(), SynthError> {
+    if test.images.is_empty() || val.images.is_empty() {
+        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
+    }
+    Ok(())
+}
+
 fn vae_model() -> Option<crate::anomaly::AnomalyModel> {
     Some(crate::anomaly::AnomalyModel::Vae)
 }
@@ -284,9 +292,7 @@ pub fn localization_row<M: VaeModel>(
     figure: &Path,
     device: &Device,
 ) -> Result<LocalizationRow, SynthError> {
-    if test.images.is_empty() || val.images.is_empty() {
-        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
-    }
+    check_masked(val, test)?;
     let opts = ErrorMapOptions::default();
     let (_, val_maps) = error_maps(model, &val.images, &opts, device)?;
     let (_, test_maps) = error_maps(model, &test.images, &opts, device)?;
@@ -308,9 +314,7 @@ pub fn localization_row_dae(
     figure: &Path,
     device: &Device,
 ) -> Result<LocalizationRow, SynthError> {
-    if test.images.is_empty() || val.images.is_empty() {
-        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
-    }
+    check_masked(val, test)?;
     let maps = |set: &ImageSet| -> Result<ErrorMaps, SynthError> {
         let recon = mri_dae::denoise_set(model, set, 64, device)?;
         let opts = ErrorMapOptions { erode_px: 0, ..crate::anomaly::DAE_MAPS };
@@ -326,9 +330,7 @@ pub fn localization_row_dae(
 /// # Errors
 /// As [`localization_row`].
 pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> Result<LocalizationRow, SynthError> {
-    if test.images.is_empty() || val.images.is_empty() {
-        return Err(SynthError::Invalid("localisation needs annotated tumour slices in both validation and test".into()));
-    }
+    check_masked(val, test)?;
     let maps = |set: &ImageSet| {
         ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())
             .map_err(|e| SynthError::Invalid(e.to_string()))

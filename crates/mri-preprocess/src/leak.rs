@@ -138,13 +138,12 @@ pub fn leak_check(checked_set: &Dataset, checked: &[usize], other: &Dataset, aga
             return Err(PreprocessError::param(name, format!("index {i} out of range ({} slices)", set.items.len())));
         }
     }
-    let thumbs =
-        |set: &Dataset, idx: &[usize]| -> (Vec<Vec<f32>>, Vec<Label>) { idx.iter().map(|&i| (set.items[i].thumb.clone(), set.items[i].label)).unzip() };
+    fn thumbs<'a>(set: &'a Dataset, idx: &[usize]) -> (Vec<&'a [f32]>, Vec<Label>) {
+        idx.iter().map(|&i| (set.items[i].thumb.as_slice(), set.items[i].label)).unzip()
+    }
     let (q, ql) = thumbs(checked_set, checked);
     let (p, pl) = thumbs(other, against);
-    let q_ref: Vec<&[f32]> = q.iter().map(Vec::as_slice).collect();
-    let p_ref: Vec<&[f32]> = p.iter().map(Vec::as_slice).collect();
-    let matches = nearest_matches(&q_ref, &ql, &p_ref, &pl, &checked_params)?;
+    let matches = nearest_matches(&q, &ql, &p, &pl, &checked_params)?;
     let mut pairs = Vec::new();
     let mut closest_below: Option<f32> = None;
     for (k, m) in matches.iter().enumerate() {
