@@ -24,6 +24,10 @@ use mri_synth::vae::VaeConfig;
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
+    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
+    /// --epochs, exactly the epochs these steps need).
+    #[arg(long)]
+    steps: Option<usize>,
     /// vae or gan.
     #[arg(long, default_value = "vae")]
     generator: GeneratorKind,
@@ -50,6 +54,7 @@ fn main() -> Result<()> {
         preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
+        steps: a.steps,
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: 0,

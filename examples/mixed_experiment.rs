@@ -41,6 +41,9 @@ struct Args {
     /// anomaly VAEs: the best anomaly detector on Br35H, about 10 minutes per training there.
     #[arg(long)]
     dae: bool,
+    /// Optimiser steps of each class's generator (overrides the preset's minimum).
+    #[arg(long)]
+    generator_steps: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -52,6 +55,7 @@ fn main() -> Result<()> {
         preset: a.run.preset,
         image_size: a.run.image_size,
         epochs: a.run.epochs,
+        generator_steps: a.generator_steps,
         seed: a.run.seed,
         split: a.run.split,
         generators: a.generators,

@@ -23,6 +23,10 @@ use mri_synth::preprocess::SplitPart;
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
+    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
+    /// --epochs, exactly the epochs these steps need).
+    #[arg(long)]
+    steps: Option<usize>,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_gan")]
     out: PathBuf,
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
+        steps: a.steps,
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: a.figure_every,

@@ -33,6 +33,10 @@ enum VaeKind {
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
+    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
+    /// --epochs, exactly the epochs these steps need).
+    #[arg(long)]
+    steps: Option<usize>,
     /// Which VAE.
     #[arg(long, value_enum, default_value_t = VaeKind::Generative)]
     kind: VaeKind,
@@ -60,6 +64,7 @@ fn main() -> Result<()> {
             preset: a.run.preset,
             image_size,
             epochs: a.run.epochs,
+            steps: a.steps,
             seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,

@@ -49,6 +49,8 @@ pub struct ExperimentSpec {
     pub image_size: Option<usize>,
     /// Epochs of every model (overrides the presets').
     pub epochs: Option<usize>,
+    /// Optimiser steps of each generator (overrides the presets' minimum).
+    pub generator_steps: Option<usize>,
     /// Seed of everything.
     pub seed: u64,
     /// Train / val / test fractions.
@@ -79,6 +81,7 @@ impl ExperimentSpec {
             preset,
             image_size: None,
             epochs: None,
+            generator_steps: None,
             seed: 0,
             split: SplitFractions::default(),
             generators: vec![GeneratorKind::Vae, GeneratorKind::Gan],
@@ -293,6 +296,7 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
             preset: spec.preset,
             image_size: side,
             epochs: spec.epochs,
+            steps: spec.generator_steps,
             seed: spec.seed,
             out: spec.out.clone(),
             figure_every: 5,

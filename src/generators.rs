@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use mri_gan::GanConfig;
 use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
-use mri_vae::{VaeConfig, VaeModel};
+use mri_vae::{LatentGaussian, LatentSampler, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
 use crate::SynthError;
@@ -68,8 +68,11 @@ pub struct GeneratorSpec {
     pub preset: Preset,
     /// Image side.
     pub image_size: usize,
-    /// Epochs (overrides the preset's).
+    /// Epochs (overrides the preset's, and its minimum number of steps).
     pub epochs: Option<usize>,
+    /// Optimiser steps per class (overrides the preset's minimum; with `epochs` unset, the
+    /// training is exactly as many epochs as these steps need).
+    pub steps: Option<usize>,
     /// Seed.
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
@@ -99,8 +102,9 @@ pub struct ClassGeneratorReport {
 
 /// A trained generator of one class, ready to sample.
 pub enum ClassGenerator {
-    /// A generative VAE.
-    Vae(mri_vae::GenerativeVae),
+    /// A generative VAE, with the Gaussian fitted to its training codes when its config
+    /// samples from one ([`mri_vae::LatentSampler::FittedGaussian`]).
+    Vae(mri_vae::GenerativeVae, Option<LatentGaussian>),
     /// A GAN's generator.
     Gan(mri_gan::Generator),
 }
@@ -109,7 +113,7 @@ impl ClassGenerator {
     /// `n` images (n, 1, S, S) in [0, 1] from seeded noise.
     pub fn sample(&self, n: usize, seed: u64, device: &Device) -> Result<Tensor, SynthError> {
         Ok(match self {
-            ClassGenerator::Vae(m) => mri_vae::sample(m, n, seed, 64, device)?,
+            ClassGenerator::Vae(m, codes) => mri_vae::sample_from(m, codes.as_ref(), n, seed, 64, device)?,
             ClassGenerator::Gan(g) => mri_gan::sample(g, n, seed, 64, device)?,
         })
     }
@@ -117,7 +121,7 @@ impl ClassGenerator {
     /// Latent dimension.
     pub fn latent(&self) -> usize {
         match self {
-            ClassGenerator::Vae(m) => m.latent(),
+            ClassGenerator::Vae(m, _) => m.latent(),
             ClassGenerator::Gan(g) => g.latent(),
         }
     }
@@ -159,19 +163,26 @@ pub fn train_generators(
         let (gen, params, history) = match spec.kind {
             GeneratorKind::Vae => {
                 let mut cfg = VaeConfig::preset(spec.preset, Some(spec.image_size));
-                if let Some(e) = spec.epochs {
-                    cfg.epochs = e;
-                }
+                (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
                 // The VAE selects on validation loss; fall back to train when a class has no val images.
                 let va = if va.is_empty() { tr.clone() } else { va };
                 let r = mri_vae::train_vae(&cfg, &tr, &va, device, &opts)?;
-                (ClassGenerator::Vae(r.model), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
+                let codes = match cfg.sampler {
+                    LatentSampler::Prior => None,
+                    LatentSampler::FittedGaussian => {
+                        // Deterministic from the kept weights and the training images: refitted on
+                        // every call, saved beside the checkpoint for `load_generator`.
+                        let g = LatentGaussian::fit(&r.model, &tr, cfg.batch_size, device)?;
+                        let path = latent_file(&ckpt_dir, &opts.name);
+                        mri_preprocess::fsutil::write_atomic(&path, serde_json::to_string(&g).expect("serialises").as_bytes())?;
+                        Some(g)
+                    }
+                };
+                (ClassGenerator::Vae(r.model, codes), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
             }
             GeneratorKind::Gan => {
                 let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
-                if let Some(e) = spec.epochs {
-                    cfg.epochs = e;
-                }
+                (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
                 let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
                 (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))
@@ -183,12 +194,46 @@ pub fn train_generators(
     Ok(out)
 }
 
+/// (epochs, min_steps) of a generator whose preset says (`epochs`, `min_steps`), after the
+/// spec's overrides: `--epochs` alone means exactly that many epochs; `--steps` alone means
+/// exactly as many epochs as those steps need; both: the epochs, or more to reach the steps.
+fn training_length(spec: &GeneratorSpec, epochs: usize, min_steps: usize) -> (usize, usize) {
+    match (spec.epochs, spec.steps) {
+        (None, None) => (epochs, min_steps),
+        (Some(e), None) => (e, 0),
+        (None, Some(s)) => (1, s),
+        (Some(e), Some(s)) => (e, s),
+    }
+}
+
+/// The file beside checkpoint `name` that holds a VAE's fitted latent Gaussian.
+pub fn latent_file(ckpt_dir: &Path, name: &str) -> PathBuf {
+    ckpt_dir.join(format!("{name}.latent.json"))
+}
+
 /// Loads a class generator from its checkpoint (any `X.safetensors` / `X.json` written by
 /// [`train_generators`]), whichever kind it is.
 pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
     let ck = Checkpoint::from_file(path);
     match ck.model_kind()? {
-        ModelKind::GenerativeVae => Ok(ClassGenerator::Vae(mri_vae::load_vae::<VaeConfig>(&ck, device)?.1)),
+        ModelKind::GenerativeVae => {
+            let (cfg, model, _) = mri_vae::load_vae::<VaeConfig>(&ck, device)?;
+            let codes = match cfg.sampler {
+                LatentSampler::Prior => None,
+                LatentSampler::FittedGaussian => {
+                    let name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                    let path = latent_file(ck.sidecar.parent().unwrap_or(Path::new(".")), &name);
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        SynthError::Invalid(format!(
+                            "{}: cannot read the latent Gaussian this VAE samples from ({e}); train_generators writes it",
+                            path.display()
+                        ))
+                    })?;
+                    Some(serde_json::from_str(&text).map_err(|e| SynthError::Invalid(format!("{}: not a latent Gaussian: {e}", path.display())))?)
+                }
+            };
+            Ok(ClassGenerator::Vae(model, codes))
+        }
         ModelKind::Gan => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1)),
         other => Err(SynthError::Invalid(format!("{}: holds a {other} model, not a generator", ck.sidecar.display()))),
     }

@@ -40,6 +40,7 @@ use mri_metrics::generative::{frechet_distance, mmd_unbiased};
 use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
+use mri_metrics::texture::{texture_feature_rows, TEXTURE_DIM};
 use mri_preprocess::phantom::area_downsample;
 use mri_train::ImageSet;
 use mri_vae::VaeModel;
@@ -71,6 +72,15 @@ pub fn cnn_features(cnn: &Cnn, set: &ImageSet, batch_size: usize, device: &Devic
     Ok((out, dim))
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
+/// Texture features of every image of a set (rows of [`TEXTURE_DIM`]).
+fn texture(set: &ImageSet) -> Vec<f32> {
+    texture_feature_rows(&set.pixels, set.side)
+}
+
 /// Side of the thumbnails behind `fd_pixels`.
 const THUMB: usize = 8;
 
@@ -98,6 +108,15 @@ pub struct GenerationRow {
     pub fd_pixels: f64,
     /// `fd_pixels`' floor: real test vs real validation thumbnails.
     pub fd_pixels_floor: f64,
+    /// Fréchet distance on texture features ([`mri_metrics::texture`]: Laplacian band energies,
+    /// gradient and intensity histograms), real test vs the first `n_ref` synthetic images: the
+    /// realism-sensitive space (noise, stripes and blur move it; layout does not). Missing in
+    /// reports written before it existed: NaN.
+    #[serde(default = "nan")]
+    pub fd_texture: f64,
+    /// `fd_texture`'s floor: real test vs real validation.
+    #[serde(default = "nan")]
+    pub fd_texture_floor: f64,
     /// Images on the second side of `fd_cnn`, `fd_floor`, `mmd` and `mmd_floor`.
     pub n_ref: usize,
     /// Unbiased MMD², real test vs the first `n_ref` synthetic images; Gaussian kernel, median-heuristic bandwidth.
@@ -188,6 +207,8 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         fd_cnn_all: frechet_distance(&f_test, &f_syn, dim)?,
         fd_pixels: frechet_distance(&thumbs(real.test), &thumbs(synthetic)[..n_ref * THUMB * THUMB], THUMB * THUMB)?,
         fd_pixels_floor: frechet_distance(&thumbs(real.test), &thumbs(real.val), THUMB * THUMB)?,
+        fd_texture: frechet_distance(&texture(real.test), &texture(synthetic)[..n_ref * TEXTURE_DIM], TEXTURE_DIM)?,
+        fd_texture_floor: frechet_distance(&texture(real.test), &texture(real.val), TEXTURE_DIM)?,
         n_ref,
         mmd: mmd_unbiased(&f_test, f_syn_ref, dim)?.mmd2,
         mmd_floor: mmd_unbiased(&f_test, &f_val, dim)?.mmd2,

@@ -194,9 +194,9 @@ pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Syn
             let cfg = mri_gan::GanConfig::preset(spec.preset, s);
             let (g, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, device)?;
             let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
-            let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true)?;
+            let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(mri_gan::SN_U))?;
             let train = time_steps(spec.warmup, spec.steps, |_| {
-                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, cfg.latent, 0)?;
+                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, &cfg, 0)?;
                 Ok(())
             })?;
             let z = seeded_normal(2, "throughput/z", (b, cfg.latent), device)?;

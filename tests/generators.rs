@@ -20,6 +20,7 @@ fn train_write_and_reload_both_generators() {
             preset: mri_synth::train::Preset::Quick,
             image_size: 16,
             epochs: Some(1),
+            steps: None,
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
@@ -39,10 +40,18 @@ fn train_write_and_reload_both_generators() {
         assert!(dir.path().join("synthetic/yes-grid.png").exists());
         assert!(std::fs::read_dir(dir.path().join("figures")).unwrap().count() >= 2, "{kind:?}: no progress grids");
         let name = format!("checkpoints/{}-yes.json", kind.name());
-        let reloaded = load_generator(&dir.path().join(name), &dev).unwrap();
+        let reloaded = load_generator(&dir.path().join(&name), &dev).unwrap();
         let a: Vec<f32> = gen.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = reloaded.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b, "{kind:?}");
+        if kind == GeneratorKind::Vae {
+            // The quick VAE samples from its fitted code Gaussian, saved beside the checkpoint;
+            // without that file the generator cannot be loaded, and the error names it.
+            let latent = dir.path().join("checkpoints/vae-yes.latent.json");
+            std::fs::remove_file(&latent).unwrap();
+            let e = load_generator(&dir.path().join(&name), &dev).err().unwrap().to_string();
+            assert!(e.contains("vae-yes.latent.json") && e.contains("latent Gaussian"), "{e}");
+        }
         // A second call finds complete checkpoints and trains nothing.
         let again = train_generators(&gspec, &tr, &va, &dev).unwrap();
         let c: Vec<f32> = again[0].1.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();

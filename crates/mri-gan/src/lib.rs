@@ -36,10 +36,14 @@
 //! sidecars), `thiserror` (errors).
 #![warn(missing_docs)]
 
+mod diffaug;
 mod model;
+mod spectral;
 mod trainer;
 
-pub use model::{Discriminator, GanConfig, Generator};
+pub use diffaug::DiffAugment;
+pub use model::{Discriminator, GanConfig, GanLoss, Generator};
+pub use spectral::{SnWeight, SN_U};
 pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput};
 
 /// Everything that can go wrong in this crate.

@@ -2,15 +2,16 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarMap;
 use mri_train::{
-    bce_with_logits, run_epochs, save_recon_grid, seeded_normal, seeded_var_builder, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind,
-    RunOptions, TrainError,
+    bce_with_logits, run_epochs, save_recon_grid, seeded_normal, seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet,
+    ModelKind, RunOptions, TrainError,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Discriminator, GanConfig, Generator};
+use crate::model::{Discriminator, GanConfig, GanLoss, Generator};
+use crate::spectral::SN_U;
 use crate::{GanError, Result};
 
 /// What one epoch did (means over its batches).
@@ -18,9 +19,9 @@ use crate::{GanError, Result};
 pub struct GanEpoch {
     /// Epoch number, counting from 1.
     pub epoch: usize,
-    /// Discriminator loss: BCE(D(x), 1) + BCE(D(G(z)), 0).
+    /// Discriminator loss: BCE(D(x), 1) + BCE(D(G(z)), 0), or the hinge loss.
     pub d_loss: f64,
-    /// Generator loss: BCE(D(G(z)), 1) (the non-saturating form).
+    /// Generator loss: BCE(D(G(z)), 1) (the non-saturating form), or −mean D(G(z)) (hinge).
     pub g_loss: f64,
     /// Mean D(x) (probability that a real image is real).
     pub d_real: f64,
@@ -32,12 +33,16 @@ pub struct GanEpoch {
 
 /// A trained GAN.
 pub struct GanTrainOutput {
-    /// The generator (final epoch: a GAN has no validation loss to select on).
+    /// The generator that samples (final epoch: a GAN has no validation loss to select on):
+    /// the moving average of the trained weights when `ema_decay` > 0, else the trained one.
     pub generator: Generator,
     /// The discriminator.
     pub discriminator: Discriminator,
     /// Generator variables (keys `generator.*`).
     pub g_varmap: VarMap,
+    /// The moving average of the generator's variables (keys `generator_ema.*`) when
+    /// `ema_decay` > 0.
+    pub g_ema_varmap: Option<VarMap>,
     /// Discriminator variables (keys `discriminator.*`).
     pub d_varmap: VarMap,
     /// One record per epoch.
@@ -54,6 +59,31 @@ pub fn build_gan(cfg: &GanConfig, seed: u64, device: &Device) -> Result<(Generat
     Ok((g, g_vm, d, d_vm))
 }
 
+/// The moving-average generator (keys `generator_ema.*`), a copy of `g_vm`'s current values.
+fn build_ema(cfg: &GanConfig, g_vm: &VarMap, device: &Device) -> Result<(Generator, VarMap)> {
+    let vm = VarMap::new();
+    let g = Generator::new(cfg, seeded_var_builder(&vm, 0, DType::F32, device).pp("generator_ema"))?;
+    let src = g_vm.data().lock().expect("varmap lock");
+    for (name, var) in vm.data().lock().expect("varmap lock").iter() {
+        let key = name.replacen("generator_ema.", "generator.", 1);
+        var.set(src.get(&key).ok_or_else(|| GanError::Config(format!("no generator variable {key}")))?.as_tensor())?;
+    }
+    Ok((g, vm))
+}
+
+/// ema ← d·ema + (1 − d)·g for every variable (running BatchNorm statistics included), with
+/// d = min(decay, (1 + t) / (10 + t)) at step `t`.
+fn update_ema(ema_vm: &VarMap, g_vm: &VarMap, decay: f64, t: u64) -> Result<()> {
+    let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
+    let src = g_vm.data().lock().expect("varmap lock");
+    for (name, var) in ema_vm.data().lock().expect("varmap lock").iter() {
+        let key = name.replacen("generator_ema.", "generator.", 1);
+        let g = src.get(&key).ok_or_else(|| GanError::Config(format!("no generator variable {key}")))?;
+        var.set(&((var.as_tensor() * d)? + (g.as_tensor() * (1.0 - d))?)?)?;
+    }
+    Ok(())
+}
+
 fn corrupt(path: &std::path::Path, e: impl std::fmt::Display) -> GanError {
     TrainError::CorruptCheckpoint { path: path.to_path_buf(), reason: e.to_string() }.into()
 }
@@ -68,6 +98,7 @@ struct GanTask<'a> {
     d_vm: VarMap,
     adam_g: Adam,
     adam_d: Adam,
+    ema: Option<(Generator, VarMap)>,
     train: &'a ImageSet,
     fixed_noise: Tensor,
     seed: u64,
@@ -86,13 +117,17 @@ impl EpochTask for GanTask<'_> {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
     fn epochs(&self) -> usize {
-        self.cfg.epochs
+        self.cfg.epochs_for(self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
         self.train.len().div_ceil(self.cfg.batch_size)
     }
     fn varmaps(&self) -> Vec<&VarMap> {
-        vec![&self.g_vm, &self.d_vm]
+        let mut v = vec![&self.g_vm, &self.d_vm];
+        if let Some((_, vm)) = &self.ema {
+            v.push(vm);
+        }
+        v
     }
     fn optimizers(&self) -> Vec<(&'static str, &Adam)> {
         vec![("g", &self.adam_g), ("d", &self.adam_d)]
@@ -108,7 +143,10 @@ impl EpochTask for GanTask<'_> {
         let mut sums = [0f64; 4];
         for idx in &batches {
             let (x, _) = self.train.batch(idx, None, self.device)?;
-            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, self.cfg.latent, self.seed)?;
+            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, self.cfg, self.seed)?;
+            if let Some((_, vm)) = &self.ema {
+                update_ema(vm, &self.g_vm, self.cfg.ema_decay, self.adam_g.steps())?;
+            }
             for (s, v) in sums.iter_mut().zip(r) {
                 *s += v;
             }
@@ -131,30 +169,43 @@ impl EpochTask for GanTask<'_> {
         format!("D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2}", r.d_loss, r.g_loss, r.d_real, r.d_fake)
     }
     fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
-        let img = ((self.g.forward_t(&self.fixed_noise, false)? + 1.0)? * 0.5)?;
+        let g = self.ema.as_ref().map(|(g, _)| g).unwrap_or(&self.g);
+        let img = ((g.forward_t(&self.fixed_noise, false)? + 1.0)? * 0.5)?;
         save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &img, None)?;
         Ok(())
     }
 }
 
 /// One GAN step on real images `real` in [0, 1]: a discriminator step on real and detached fake
-/// images, then a generator step. Noise comes from streams `gan/d/<step>` and `gan/g/<step>`.
-/// Returns (d_loss, g_loss, D(x), D(G(z))).
-pub fn gan_step(g: &Generator, d: &Discriminator, adam_g: &mut Adam, adam_d: &mut Adam, real: &Tensor, latent: usize, seed: u64) -> Result<[f64; 4]> {
+/// images, then a generator step, with `cfg`'s loss, DiffAugment (streams `gan/aug/…/<step>`)
+/// and spectral normalisation (one power iteration, in the D step's first forward). Noise
+/// comes from streams `gan/d/<step>` and `gan/g/<step>`. Returns (d_loss, g_loss, D(x), D(G(z)))
+/// with D(·) the mean sigmoid of the logits.
+pub fn gan_step(g: &Generator, d: &Discriminator, adam_g: &mut Adam, adam_d: &mut Adam, real: &Tensor, cfg: &GanConfig, seed: u64) -> Result<[f64; 4]> {
     let n = real.dim(0)?;
     let dev = real.device();
     let step = adam_d.steps();
-    let real = real.affine(2.0, -1.0)?;
-    let ones = Tensor::ones((n, 1), DType::F32, dev)?;
-    let zeros = Tensor::zeros((n, 1), DType::F32, dev)?;
-    let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, latent), dev)?;
-    let fake = g.forward_t(&z_d, true)?.detach();
-    let logit_real = d.forward(&real)?;
-    let logit_fake = d.forward(&fake)?;
-    let d_loss = (bce_with_logits(&logit_real, &ones)? + bce_with_logits(&logit_fake, &zeros)?)?;
+    let aug = |x: &Tensor, which: &str| cfg.diff_augment.apply(x, stream_seed(seed, &format!("gan/aug/{which}/{step}")));
+    let real = aug(&real.affine(2.0, -1.0)?, "real")?;
+    let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, cfg.latent), dev)?;
+    let fake = aug(&g.forward_t(&z_d, true)?.detach(), "fake-d")?;
+    let logit_real = d.forward_sn(&real, cfg.spectral_norm)?;
+    let logit_fake = d.forward_sn(&fake, false)?;
+    let d_loss = match cfg.loss {
+        GanLoss::Bce => {
+            let ones = Tensor::ones((n, 1), DType::F32, dev)?;
+            let zeros = Tensor::zeros((n, 1), DType::F32, dev)?;
+            (bce_with_logits(&logit_real, &ones)? + bce_with_logits(&logit_fake, &zeros)?)?
+        }
+        GanLoss::Hinge => ((1.0 - &logit_real)?.relu()?.mean_all()? + (&logit_fake + 1.0)?.relu()?.mean_all()?)?,
+    };
     adam_d.backward_step(&d_loss)?;
-    let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, latent), dev)?;
-    let g_loss = bce_with_logits(&d.forward(&g.forward_t(&z_g, true)?)?, &ones)?;
+    let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
+    let logit_g = d.forward_sn(&aug(&g.forward_t(&z_g, true)?, "fake-g")?, false)?;
+    let g_loss = match cfg.loss {
+        GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones((n, 1), DType::F32, dev)?)?,
+        GanLoss::Hinge => logit_g.mean_all()?.neg()?,
+    };
     adam_g.backward_step(&g_loss)?;
     let mean_p = |l: &Tensor| -> candle_core::Result<f64> { Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()? as f64) };
     Ok([d_loss.to_scalar::<f32>()? as f64, g_loss.to_scalar::<f32>()? as f64, mean_p(&logit_real)?, mean_p(&logit_fake)?])
@@ -177,21 +228,28 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
     }
     let (g, g_vm, d, d_vm) = build_gan(cfg, opts.seed, device)?;
     let adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
-    let adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true)?;
+    let adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(SN_U))?;
+    let ema = if cfg.ema_decay > 0.0 { Some(build_ema(cfg, &g_vm, device)?) } else { None };
     let fixed_noise = seeded_normal(opts.seed, "fixed-noise", (16, cfg.latent), device)?;
-    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, train, fixed_noise, seed: opts.seed, device };
+    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, seed: opts.seed, device };
     let out = run_epochs(&mut task, opts)?;
+    let (generator, g_ema_varmap) = match task.ema {
+        Some((g, vm)) => (g, Some(vm)),
+        None => (task.g, None),
+    };
     Ok(GanTrainOutput {
-        generator: task.g,
+        generator,
         discriminator: task.d,
         g_varmap: task.g_vm,
+        g_ema_varmap,
         d_varmap: task.d_vm,
         history: out.history,
         stopped_early: out.stopped_early,
     })
 }
 
-/// Loads a GAN from a checkpoint written by [`train_gan`] (config read from the sidecar).
+/// Loads a GAN from a checkpoint written by [`train_gan`] (config read from the sidecar). The
+/// generator returned is the one that samples: the moving average when the config has one.
 pub fn load_gan(ckpt: &Checkpoint, device: &Device) -> Result<(GanConfig, Generator, Discriminator)> {
     let side = ckpt.read_sidecar()?;
     if side.model != ModelKind::Gan {
@@ -201,6 +259,11 @@ pub fn load_gan(ckpt: &Checkpoint, device: &Device) -> Result<(GanConfig, Genera
     let (g, g_vm, d, d_vm) = build_gan(&cfg, side.seed, device)?;
     ckpt.load_weights_with(&side, &g_vm)?;
     ckpt.load_weights_with(&side, &d_vm)?;
+    if cfg.ema_decay > 0.0 {
+        let (g_ema, ema_vm) = build_ema(&cfg, &g_vm, device)?;
+        ckpt.load_weights_with(&side, &ema_vm)?;
+        return Ok((cfg, g_ema, d));
+    }
     Ok((cfg, g, d))
 }
 

@@ -10,6 +10,8 @@
 //!   MS-SSIM of a set (diversity).
 //! - [`privacy`]: distance to the closest training record and the memorisation rate.
 //! - [`segmentation`]: Dice at a threshold and the best Dice (pixel-level localisation).
+//! - [`texture`]: hand-crafted realism features (Laplacian band energies, gradient and
+//!   intensity histograms) for a Fréchet distance that sees noise, stripes and blur.
 //!
 //! Definitions follow scikit-learn's so results can be cross-checked; undefined ratios (0/0)
 //! are 0.0 and an undefined AUROC is 0.5 — never NaN, never a panic (see [`classification`]).
@@ -43,6 +45,7 @@ pub mod generative;
 pub mod privacy;
 pub mod segmentation;
 pub mod ssim;
+pub mod texture;
 
 pub use bootstrap::{subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
 pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};

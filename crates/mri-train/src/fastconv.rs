@@ -494,9 +494,22 @@ impl Conv2d {
         let c = candle_nn::conv2d(c_in, c_out, k, cfg, vb)?;
         Ok(Conv2d { weight: c.weight().clone(), bias: c.bias().expect("conv2d has a bias").clone(), stride, pad })
     }
+    /// The same layer with the kernel drawn from `init` instead of candle-nn's default
+    /// (e.g. DCGAN's N(0, 0.02)); the bias starts at 0.
+    pub fn with_init(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, init: candle_nn::Init, vb: VarBuilder) -> candle_core::Result<Self> {
+        let weight = vb.get_with_hints((c_out, c_in, k, k), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", candle_nn::Init::Const(0.0))?;
+        Ok(Conv2d { weight, bias, stride, pad })
+    }
+
     /// The kernel.
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
     }
 }
 

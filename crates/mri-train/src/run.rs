@@ -62,7 +62,7 @@ impl RunOptions {
 
 /// Config fields that only say how long to train: a run that asks for more epochs continues a
 /// finished one instead of being refused (the architecture and every other setting must match).
-pub const CONTINUABLE_FIELDS: &[&str] = &["epochs"];
+pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps"];
 
 /// One model's training, as the shared loop ([`run_epochs`]) sees it.
 pub trait EpochTask {

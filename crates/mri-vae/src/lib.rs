@@ -45,12 +45,16 @@
 #![warn(missing_docs)]
 
 mod config;
+mod latent;
 mod model;
 mod trainer;
 
 pub use config::{AnomalyDecoder, AnomalyVaeConfig, VaeConfig, VaeLoss};
+pub use latent::{LatentGaussian, LatentSampler};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
-pub use trainer::{evaluate_vae_loss, load_vae, reconstruct_set, sample, train_vae, vae_loss, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput};
+pub use trainer::{
+    evaluate_vae_loss, load_vae, reconstruct_set, sample, sample_from, train_vae, vae_loss, vae_loss_weighted, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput,
+};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

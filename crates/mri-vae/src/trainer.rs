@@ -11,6 +11,7 @@ use mri_train::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AnomalyVaeConfig, VaeConfig, VaeLoss};
+use crate::latent::{LatentGaussian, LatentSampler};
 use crate::model::{AnomalyVae, GenerativeVae, VaeModel};
 use crate::{Result, VaeError};
 
@@ -34,10 +35,16 @@ pub trait VaeSpec: Serialize {
     fn adam(&self) -> AdamConfig;
     /// Loss.
     fn loss(&self) -> VaeLoss;
+    /// Minimum optimiser steps.
+    fn min_steps(&self) -> usize;
+    /// Steps of the KL warm-up.
+    fn kl_warmup_steps(&self) -> usize;
+    /// Where samples draw their codes (the prior for the anomaly VAE, which is not sampled).
+    fn sampler(&self) -> LatentSampler;
 }
 
 macro_rules! spec {
-    ($cfg:ty, $model:ty, $kind:expr) => {
+    ($cfg:ty, $model:ty, $kind:expr, $sampler:expr) => {
         impl VaeSpec for $cfg {
             type Model = $model;
             const KIND: ModelKind = $kind;
@@ -62,11 +69,21 @@ macro_rules! spec {
             fn loss(&self) -> VaeLoss {
                 self.loss
             }
+            fn min_steps(&self) -> usize {
+                self.min_steps
+            }
+            fn kl_warmup_steps(&self) -> usize {
+                self.kl_warmup_steps
+            }
+            fn sampler(&self) -> LatentSampler {
+                #[allow(clippy::redundant_closure_call)]
+                ($sampler)(self)
+            }
         }
     };
 }
-spec!(VaeConfig, GenerativeVae, ModelKind::GenerativeVae);
-spec!(AnomalyVaeConfig, AnomalyVae, ModelKind::AnomalyVae);
+spec!(VaeConfig, GenerativeVae, ModelKind::GenerativeVae, |c: &VaeConfig| c.sampler);
+spec!(AnomalyVaeConfig, AnomalyVae, ModelKind::AnomalyVae, |_: &AnomalyVaeConfig| LatentSampler::Prior);
 
 /// The loss of one batch, split into its parts (per image, averaged over the batch).
 pub struct LossParts {
@@ -80,6 +97,11 @@ pub struct LossParts {
 
 /// The VAE loss for decoder `logits` of targets `x` with posterior (`mu`, `logvar`).
 pub fn vae_loss(loss: VaeLoss, logits: &Tensor, x: &Tensor, mu: &Tensor, logvar: &Tensor) -> candle_core::Result<LossParts> {
+    vae_loss_weighted(loss, logits, x, mu, logvar, 1.0)
+}
+
+/// [`vae_loss`] with the KL term's weight scaled by `kl_scale` (the KL warm-up's ramp).
+pub fn vae_loss_weighted(loss: VaeLoss, logits: &Tensor, x: &Tensor, mu: &Tensor, logvar: &Tensor, kl_scale: f64) -> candle_core::Result<LossParts> {
     let n = x.dim(0)? as f64;
     let recon = match loss {
         // Stable BCE on logits, summed: max(l, 0) − l·y + log(1 + e^−|l|) (candle issue 2561).
@@ -95,7 +117,7 @@ pub fn vae_loss(loss: VaeLoss, logits: &Tensor, x: &Tensor, mu: &Tensor, logvar:
         VaeLoss::BceKl => 1.0,
         VaeLoss::MseKl { beta } => beta,
     };
-    let total = ((&recon + (&kl * beta)?)? / n)?;
+    let total = ((&recon + (&kl * (beta * kl_scale))?)? / n)?;
     Ok(LossParts { recon: recon.to_scalar::<f32>()? as f64 / n, kl: kl.to_scalar::<f32>()? as f64 / n, total })
 }
 
@@ -183,7 +205,7 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
     fn epochs(&self) -> usize {
-        self.cfg.epochs()
+        crate::config::epochs_for(self.cfg.epochs(), self.cfg.min_steps(), self.cfg.batch_size(), self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
         self.train.len().div_ceil(self.cfg.batch_size())
@@ -207,7 +229,9 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
             let (mu, logvar) = self.model.encode(&x, true)?;
             let eps = seeded_normal(self.seed, &format!("reparam/{}", self.adam.steps()), mu.shape(), self.device)?;
             let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
-            let parts = vae_loss(self.cfg.loss(), &self.model.decode_logits(&z, true)?, &x, &mu, &logvar)?;
+            let warm = self.cfg.kl_warmup_steps();
+            let kl_scale = if warm == 0 { 1.0 } else { ((self.adam.steps() + 1) as f64 / warm as f64).min(1.0) };
+            let parts = vae_loss_weighted(self.cfg.loss(), &self.model.decode_logits(&z, true)?, &x, &mu, &logvar, kl_scale)?;
             self.adam.backward_step(&parts.total)?;
             let l = parts.total.to_scalar::<f32>()? as f64;
             let k = idx.len() as f64;
@@ -231,7 +255,14 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
         let (x, _) = self.val.batch(&show, None, self.device)?;
         save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&self.model.reconstruct(&x)?))?;
         if S::KIND == ModelKind::GenerativeVae {
-            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &self.model.decode(&self.fixed_noise, false)?, None)?;
+            // Samples as the finished model will draw them: from the fitted code Gaussian when
+            // the config says so (refitted to the current weights), else from fixed prior noise.
+            let z = if self.cfg.sampler() == LatentSampler::FittedGaussian {
+                LatentGaussian::fit(&self.model, self.train, self.cfg.batch_size(), self.device)?.sample(16, self.seed, self.device)?
+            } else {
+                self.fixed_noise.clone()
+            };
+            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &self.model.decode(&z, false)?, None)?;
         }
         Ok(())
     }
@@ -285,7 +316,19 @@ pub fn load_vae<S: VaeSpec + serde::de::DeserializeOwned>(ckpt: &Checkpoint, dev
 
 /// `n` images decoded from seeded standard-normal latents (stream `samples`), (n, 1, S, S) in [0, 1].
 pub fn sample<M: VaeModel>(model: &M, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
-    let z = seeded_normal(seed, "samples", (n, model.latent()), device)?;
+    sample_from(model, None, n, seed, batch_size, device)
+}
+
+/// `n` images decoded from latents drawn from `codes` (a Gaussian fitted to the training codes)
+/// or, with `None`, from the prior N(0, I); seeded (stream `samples`), (n, 1, S, S) in [0, 1].
+pub fn sample_from<M: VaeModel>(model: &M, codes: Option<&LatentGaussian>, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
+    let z = match codes {
+        Some(g) if g.dim != model.latent() => {
+            return Err(VaeError::Data(format!("the latent Gaussian has dimension {}, the model {}", g.dim, model.latent())));
+        }
+        Some(g) => g.sample(n, seed, device)?,
+        None => seeded_normal(seed, "samples", (n, model.latent()), device)?,
+    };
     let mut parts = Vec::new();
     for start in (0..n).step_by(batch_size.max(1)) {
         let len = batch_size.max(1).min(n - start);

@@ -167,3 +167,28 @@ fn save_load_gives_identical_outputs_and_bad_checkpoints_are_refused() {
     assert!(matches!(err, VaeError::Train(TrainError::CorruptCheckpoint { .. })), "{err}");
     assert!(err.to_string().contains(&weights.display().to_string()), "{err}");
 }
+
+/// The fitted code Gaussian recovers a known mean and covariance, samples reproducibly, and
+/// the generative trainer's step budget sets the epochs.
+#[test]
+fn latent_gaussian_fits_codes_and_min_steps_set_the_epochs() {
+    use mri_vae::{LatentGaussian, VaeConfig};
+    // Codes from N((1, −2), [[4, 1.2], [1.2, 1]]) via a fixed Cholesky factor.
+    let eps: Vec<f32> = mri_train::seeded_normal(3, "codes", (4000, 2), &candle_core::Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let codes: Vec<f64> = eps.chunks(2).flat_map(|e| [1.0 + 2.0 * e[0] as f64, -2.0 + 0.6 * e[0] as f64 + 0.8 * e[1] as f64]).collect();
+    let g = LatentGaussian::from_codes(&codes, 2).unwrap();
+    assert!((g.mean[0] - 1.0).abs() < 0.1 && (g.mean[1] + 2.0).abs() < 0.05, "{:?}", g.mean);
+    // L·Lᵀ ≈ the covariance (shrinkage at n = 4000, d = 2 is negligible).
+    let (l00, l10, l11) = (g.chol[0], g.chol[2], g.chol[3]);
+    assert!((l00 * l00 - 4.0).abs() < 0.3 && (l10 * l00 - 1.2).abs() < 0.15 && (l10 * l10 + l11 * l11 - 1.0).abs() < 0.1, "{:?}", g.chol);
+    let dev = candle_core::Device::Cpu;
+    let a: Vec<f32> = g.sample(5, 9, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, g.sample(5, 9, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(a.len(), 10);
+    // Fewer codes than dimensions still give a positive-definite factor.
+    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0, 1.0, 0.5, 0.0], 3).is_ok());
+    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0], 3).is_err());
+    let cfg = VaeConfig { min_steps: 10, epochs: 2, batch_size: 8, ..VaeConfig::quick(16) };
+    assert_eq!(cfg.epochs_for(20), 4, "3 batches an epoch, 10 steps");
+    assert_eq!(cfg.epochs_for(200), 2);
+}
