@@ -319,6 +319,22 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
         synthetic.insert(kind, set);
     }
 
+    // Real | each generator, per class: eight slices a row, real test slices first.
+    for (label, class) in CLASSES {
+        let real = test.of_class(label);
+        let mut tiles: Vec<&[f32]> = (0..real.len().min(8)).map(|i| real.image(i)).collect();
+        let per_row = tiles.len();
+        let syn_sets: Vec<ImageSet> = synthetic.values().map(|s| s.of_class(label)).collect();
+        for set in &syn_sets {
+            tiles.extend((0..set.len().min(per_row)).map(|i| set.image(i)));
+        }
+        if per_row > 0 {
+            let dir = spec.out.join("figures");
+            std::fs::create_dir_all(&dir).map_err(|e| SynthError::Io { path: dir.clone(), source: e })?;
+            mri_preprocess::save_grid(&spec.out.join("figures").join(format!("compare-{class}.png")), &tiles, side, per_row)?;
+        }
+    }
+
     let mut rows: Vec<ResultRow> = Vec::new();
     let mut cnn_histories: Vec<(String, serde_json::Value)> = Vec::new();
     let mut push_cnn = |rows: &mut Vec<ResultRow>, st: CnnStage, train_data: TrainData, generator: Option<GeneratorKind>, name: &str| {

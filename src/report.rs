@@ -434,7 +434,7 @@ pub fn write_report(
                 100.0 * g.memorized_fraction_features
             ));
         }
-        md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`.\n\n");
+        md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`. Real test slices (first row) beside each generator's first samples (one row each, generators in the order vae, gan): `figures/compare-yes.png`, `figures/compare-no.png`.\n\n");
     }
     if !report.localization.is_empty() {
         md.push_str("## Anomaly localisation\n\nError maps of each anomaly model (VAE; DAE: residual of the denoising autoencoder) against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Model | Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|---|\n");
