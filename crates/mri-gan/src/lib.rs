@@ -8,6 +8,15 @@
 //! flatten → Linear → one **logit**. Loss: the numerically stable BCE on logits; Adam lr 2e-4,
 //! betas (0.5, 0.999) for each network, with separate `VarMap`s and optimisers.
 //!
+//! The default preset adds data-efficient training, each ingredient a config field that the
+//! `paper` preset leaves off: [`DiffAugment`] (differentiable brightness, contrast, translation
+//! and cutout on real and fake images in both steps), the hinge loss ([`GanLoss::Hinge`]),
+//! spectral normalisation of every discriminator weight ([`SnWeight`]; its power-iteration
+//! vectors are saved with the checkpoint), an exponential moving average of the generator's
+//! weights that does the sampling, DCGAN's N(0, 0.02) initialisation, and a minimum number of
+//! optimiser steps. No R1 or gradient penalty: candle has no second-order gradients (candle
+//! issue 2462).
+//!
 //! [`train_gan`] logs D and G losses, D(x) and D(G(z)) per epoch, writes sample grids from fixed
 //! noise every N epochs, checkpoints every epoch and resumes a killed run exactly.
 //!
@@ -32,8 +41,9 @@
 //! ```
 //!
 //! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init and
-//! noise, Adam, stable BCE, checkpoints, progress, grids), `serde`/`serde_json` (config,
-//! sidecars), `thiserror` (errors).
+//! noise, Adam, stable BCE, checkpoints, progress, grids), `rand`/`rand_chacha` (DiffAugment's
+//! seeded draws, reproducible on resume), `serde`/`serde_json` (config, sidecars),
+//! `thiserror` (errors).
 #![warn(missing_docs)]
 
 mod diffaug;

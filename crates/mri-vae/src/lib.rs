@@ -15,8 +15,11 @@
 //! One trainer ([`train_vae`]) serves both: loss selectable ([`VaeLoss`]: summed BCE + KL, or
 //! MSE + β·KL), Adam/AdamW from `mri-train`, the epoch with the best validation loss kept,
 //! seeded reparameterisation noise, checkpoints every epoch so a killed run resumes where it
-//! stopped, reconstruction / sample grids every N epochs. [`sample`] decodes seeded noise;
-//! [`reconstruct_set`] gives the reconstructions anomaly scoring needs.
+//! stopped, reconstruction / sample grids every N epochs; a KL warm-up and a minimum number of
+//! optimiser steps (small sets get more epochs). [`sample`] decodes seeded prior noise;
+//! [`sample_from`] decodes codes drawn from a [`LatentGaussian`] fitted to the training codes
+//! (what the default preset's generative VAE does: with β = 0.01 its codes lie far from
+//! N(0, I)); [`reconstruct_set`] gives the reconstructions anomaly scoring needs.
 //!
 //! Weight names (safetensors keys, readable with Python's `safetensors.numpy.load_file`):
 //! generative — `enc{i}.conv.{weight,bias}`, `enc{i}.bn.{weight,bias,running_mean,running_var}`,
