@@ -114,3 +114,19 @@ fn full_recipe_resumes_bit_for_bit_and_samples_from_the_ema_generator() {
     let (_, g, _) = load_gan(&Checkpoint::at(dir.path(), "gan-yes"), &dev).unwrap();
     assert_eq!(values(&sample(&g, 3, 5, 3, &dev).unwrap()), values(&sample(&whole.generator, 3, 5, 3, &dev).unwrap()));
 }
+
+#[test]
+fn average_pooling_discriminator_has_the_right_shapes_and_trains() {
+    let dev = Device::Cpu;
+    let cfg = GanConfig { d_avg_pool: true, spectral_norm: true, loss: GanLoss::Hinge, epochs: 2, ..GanConfig::quick(16) };
+    let (_, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+    use candle_core::Module;
+    assert_eq!(d.forward(&Tensor::zeros((3, 1, 16, 16), candle_core::DType::F32, &dev).unwrap()).unwrap().dims(), &[3, 1]);
+    let count = |vm: &VarMap| {
+        vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with("sn_u")).map(|(_, v)| v.elem_count()).sum::<usize>()
+    };
+    assert_eq!((count(&g_vm), count(&d_vm)), cfg.param_counts());
+    assert!(d_vm.data().lock().unwrap()["discriminator.conv0.weight"].dims() == [4, 1, 3, 3]);
+    let out = train_gan(&cfg, &phantom_set(16, 6, 4).of_class(1), &dev, &RunOptions::quiet(2)).unwrap();
+    assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+}
