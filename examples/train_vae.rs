@@ -65,6 +65,7 @@ fn main() -> Result<()> {
             image_size,
             epochs: a.run.epochs,
             steps: a.steps,
+            gan_d_avg_pool: false,
             seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,

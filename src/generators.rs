@@ -73,6 +73,8 @@ pub struct GeneratorSpec {
     /// Optimiser steps per class (overrides the preset's minimum; with `epochs` unset, the
     /// training is exactly as many epochs as these steps need).
     pub steps: Option<usize>,
+    /// GAN only: downsample in the discriminator by average pooling ([`GanConfig::d_avg_pool`]).
+    pub gan_d_avg_pool: bool,
     /// Seed.
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
@@ -183,6 +185,7 @@ pub fn train_generators(
             GeneratorKind::Gan => {
                 let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
+                cfg.d_avg_pool |= spec.gan_d_avg_pool;
                 let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
                 (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))

@@ -21,6 +21,7 @@ fn train_write_and_reload_both_generators() {
             image_size: 16,
             epochs: Some(1),
             steps: None,
+            gan_d_avg_pool: false,
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
