@@ -172,8 +172,7 @@ impl GanConfig {
 
     /// Epochs actually trained on `n_images` images: `epochs`, or more to reach `min_steps`.
     pub fn epochs_for(&self, n_images: usize) -> usize {
-        let per_epoch = n_images.div_ceil(self.batch_size.max(1)).max(1);
-        self.epochs.max(self.min_steps.div_ceil(per_epoch))
+        mri_train::epochs_for(self.epochs, self.min_steps, self.batch_size, n_images)
     }
 
     /// Parameters of the generator and of the discriminator.
@@ -303,11 +302,11 @@ impl Discriminator {
     pub fn forward_sn(&self, xs: &Tensor, update_sn: bool) -> candle_core::Result<Tensor> {
         let mut x = xs.clone();
         for (w, b) in &self.convs {
-            x = if self.avg_pool {
-                candle_nn::ops::leaky_relu(&mri_train::fastconv::conv2d(&x, &w.weight(update_sn)?, Some(b), 1, 1)?, 0.2)?.avg_pool2d(2)?
-            } else {
-                candle_nn::ops::leaky_relu(&mri_train::fastconv::conv2d(&x, &w.weight(update_sn)?, Some(b), 2, 1)?, 0.2)?
-            };
+            let stride = if self.avg_pool { 1 } else { 2 };
+            x = candle_nn::ops::leaky_relu(&mri_train::fastconv::conv2d(&x, &w.weight(update_sn)?, Some(b), stride, 1)?, 0.2)?;
+            if self.avg_pool {
+                x = x.avg_pool2d(2)?;
+            }
         }
         let (w, b) = &self.out;
         x.flatten_from(1)?.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)

@@ -82,7 +82,7 @@ pub use kinds::{ModelKind, Preset, Presets};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
 pub use progress::EpochProgress;
-pub use run::{check_resumable, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
+pub use run::{check_resumable, epochs_for, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
 pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
 

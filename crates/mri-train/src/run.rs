@@ -64,6 +64,13 @@ impl RunOptions {
 /// finished one instead of being refused (the architecture and every other setting must match).
 pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps"];
 
+/// Epochs to train on `n_images` images in batches of `batch_size`: `epochs`, or more so that
+/// they give at least `min_steps` optimiser steps (a config's step budget on small sets).
+pub fn epochs_for(epochs: usize, min_steps: usize, batch_size: usize, n_images: usize) -> usize {
+    let per_epoch = n_images.div_ceil(batch_size.max(1)).max(1);
+    epochs.max(min_steps.div_ceil(per_epoch))
+}
+
 /// One model's training, as the shared loop ([`run_epochs`]) sees it.
 pub trait EpochTask {
     /// What one epoch reports (serialised into the sidecar's history).

@@ -115,7 +115,7 @@ impl VaeConfig {
 
     /// Epochs actually trained on `n_images` images: `epochs`, or more to reach `min_steps`.
     pub fn epochs_for(&self, n_images: usize) -> usize {
-        epochs_for(self.epochs, self.min_steps, self.batch_size, n_images)
+        mri_train::epochs_for(self.epochs, self.min_steps, self.batch_size, n_images)
     }
 
     /// Side of the innermost feature map.
@@ -261,12 +261,6 @@ impl AnomalyVaeConfig {
         }
         n
     }
-}
-
-/// `epochs`, or more so that `n_images` in batches of `batch_size` give `min_steps` steps.
-pub(crate) fn epochs_for(epochs: usize, min_steps: usize, batch_size: usize, n_images: usize) -> usize {
-    let per_epoch = n_images.div_ceil(batch_size.max(1)).max(1);
-    epochs.max(min_steps.div_ceil(per_epoch))
 }
 
 fn check_common(image_size: usize, channels: &[usize], latent: usize, batch_size: usize, loss: &VaeLoss) -> Result<()> {

@@ -205,7 +205,7 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
     fn epochs(&self) -> usize {
-        crate::config::epochs_for(self.cfg.epochs(), self.cfg.min_steps(), self.cfg.batch_size(), self.train.len())
+        mri_train::epochs_for(self.cfg.epochs(), self.cfg.min_steps(), self.cfg.batch_size(), self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
         self.train.len().div_ceil(self.cfg.batch_size())
