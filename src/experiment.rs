@@ -98,6 +98,9 @@ impl ExperimentSpec {
 struct Runner<'a> {
     spec: &'a ExperimentSpec,
     fingerprint: Fingerprint,
+    /// Every model config and run option that shapes a stage's result (stored in each stage
+    /// file; a stage written with others is refused, never reused).
+    settings: serde_json::Value,
     timings: BTreeMap<String, f64>,
 }
 
@@ -106,7 +109,7 @@ impl Runner<'_> {
     /// records the time.
     fn stage<T: Serialize + DeserializeOwned>(&mut self, name: &str, f: impl FnOnce() -> Result<T, SynthError>) -> Result<T, SynthError> {
         let path = self.spec.out.join("stages").join(format!("{name}.json"));
-        if let Some(st) = read_stage::<T>(&path, &self.fingerprint)? {
+        if let Some(st) = read_stage::<T>(&path, &self.fingerprint, &self.settings)? {
             println!("stage {name}: complete from an earlier run ({:.1} s then)", st.seconds);
             self.timings.insert(name.into(), st.seconds);
             return Ok(st.value);
@@ -114,7 +117,8 @@ impl Runner<'_> {
         let t0 = Instant::now();
         let value = f()?;
         let seconds = t0.elapsed().as_secs_f64();
-        let text = serde_json::to_string(&StageFile { fingerprint: self.fingerprint.clone(), seconds, value: &value }).expect("serialises");
+        let text = serde_json::to_string(&StageFile { fingerprint: self.fingerprint.clone(), settings: self.settings.clone(), seconds, value: &value })
+            .expect("serialises");
         mri_preprocess::fsutil::write_atomic(&path, text.as_bytes())?;
         self.timings.insert(name.into(), seconds);
         Ok(value)
@@ -220,7 +224,14 @@ fn dae_stage(
 }
 
 /// Runs the whole study and writes `report.json`, `report.md` and the figures into `spec.out`.
+///
+/// It runs on a worker of rayon's pool ([`mri_train::in_pool`]): the CPU kernels' parallel
+/// loops are then work-stealing joins rather than a sleep and wake per tensor op.
 pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthError> {
+    mri_train::in_pool(|| run_study(spec, device))
+}
+
+fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthError> {
     let t_all = Instant::now();
     let mut cnn_cfg = CnnConfig::preset(spec.preset, spec.image_size);
     let side = cnn_cfg.image_size;
@@ -248,7 +259,17 @@ pub fn run_experiment(spec: &ExperimentSpec, device: &Device) -> Result<Report, 
     let fingerprint = prepared.fingerprint(Some(spec.preset));
     prepare_out(&spec.out, &fingerprint, spec.fresh)?;
     prepared.split.write(&spec.out.join("split.json"))?;
-    let mut runner = Runner { spec, fingerprint, timings: BTreeMap::new() };
+    // Generator configs are checked by their checkpoints, which every run loads before a stage.
+    let settings = serde_json::json!({
+        "cnn": cnn_cfg,
+        "anomaly_vae": anomaly_cfg,
+        "dae": dae_cfg,
+        "epochs": spec.epochs,
+        "generator_steps": spec.generator_steps,
+        "synthetic_per_class": spec.synthetic_per_class,
+    });
+    crate::rundir::check_stages(&spec.out.join("stages"), &fingerprint, &settings)?;
+    let mut runner = Runner { spec, fingerprint, settings, timings: BTreeMap::new() };
     let (train, val, test) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     // Test slices with a near-duplicate in train, by our detector and by the folder's shipped
     // grouping: 0 unless the split leaks.

@@ -99,20 +99,67 @@ pub fn check_same(path: &Path, there: &Fingerprint, here: &Fingerprint) -> Resul
 pub struct StageFile<T> {
     /// What the stage was computed from.
     pub fingerprint: Fingerprint,
+    /// The run's model settings (every model config and the run options that shape results);
+    /// `null` in files written before they were recorded.
+    #[serde(default)]
+    pub settings: serde_json::Value,
     /// Seconds it took.
     pub seconds: f64,
     /// Its result.
     pub value: T,
 }
 
-/// The stored result of a stage at `path` when it was computed from `fingerprint`; `None` when
-/// there is none (or it is unreadable: it is then recomputed).
+/// The stored result of a stage at `path` when it was computed from `fingerprint` with
+/// `settings`; `None` when there is none (or it is unreadable: it is then recomputed).
 ///
 /// # Errors
-/// [`SynthError::RunMismatch`] when it was computed from another run's inputs.
-pub fn read_stage<T: DeserializeOwned>(path: &Path, fingerprint: &Fingerprint) -> Result<Option<StageFile<T>>, SynthError> {
+/// [`SynthError::RunMismatch`] when it was computed from another run's inputs, or with other
+/// model settings (another `--epochs`, or a newer version's presets): a result is never reused
+/// for a run it does not describe.
+pub fn read_stage<T: DeserializeOwned>(path: &Path, fingerprint: &Fingerprint, settings: &serde_json::Value) -> Result<Option<StageFile<T>>, SynthError> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let Ok(stage) = serde_json::from_str::<StageFile<T>>(&text) else { return Ok(None) };
     check_same(path, &stage.fingerprint, fingerprint)?;
+    if stage.settings.is_null() {
+        return Err(SynthError::RunMismatch { path: path.to_path_buf(), reason: "it records no model settings (an older version wrote it)".into() });
+    }
+    if let Some(reason) = first_difference("settings", &stage.settings, settings) {
+        return Err(SynthError::RunMismatch { path: path.to_path_buf(), reason });
+    }
     Ok(Some(stage))
+}
+
+/// Checks every stage file in `dir` (`stages/` of an output folder) with [`read_stage`], so
+/// that a run with other settings stops before it trains or overwrites anything.
+///
+/// # Errors
+/// As [`read_stage`], for the first stage file (by name) that does not describe this run.
+pub fn check_stages(dir: &Path, fingerprint: &Fingerprint, settings: &serde_json::Value) -> Result<(), SynthError> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    paths.sort();
+    for p in paths {
+        read_stage::<serde_json::Value>(&p, fingerprint, settings)?;
+    }
+    Ok(())
+}
+
+/// The first place where JSON `there` differs from `here`, as `"settings.cnn.epochs is 15
+/// there but 20 here"` (objects walked key by key, in sorted order); `None` when equal.
+pub fn first_difference(at: &str, there: &serde_json::Value, here: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match (there, here) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| match (a.get(k), b.get(k)) {
+                (Some(x), Some(y)) => first_difference(&format!("{at}.{k}"), x, y),
+                (x, y) => {
+                    let show = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into());
+                    Some(format!("{at}.{k} is {} there but {} here", show(x), show(y)))
+                }
+            })
+        }
+        _ if there == here => None,
+        _ => Some(format!("{at} is {there} there but {here} here")),
+    }
 }

@@ -133,8 +133,13 @@ fn vae_steps<M: VaeModel>(
     Ok((train, infer, fwd))
 }
 
-/// Times one model: training steps then inference steps on seeded random data.
+/// Times one model: training steps then inference steps on seeded random data, on a worker of
+/// rayon's pool as training runs ([`mri_train::in_pool`]).
 pub fn measure(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, SynthError> {
+    mri_train::in_pool(|| measure_here(spec, device))
+}
+
+fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, SynthError> {
     if spec.batch == 0 || spec.steps == 0 {
         return Err(SynthError::Invalid("batch and steps must be positive".into()));
     }

@@ -118,6 +118,13 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
         assert!(msg.contains(what) && msg.contains("--fresh") && msg.contains("run.json"), "{msg}");
         assert_eq!(std::fs::read(dir.path().join("report.json")).unwrap(), report_before, "the earlier report was overwritten");
     }
+    // Other model settings on the same data (here more epochs) are refused, not answered with
+    // the stored stages of the shorter run.
+    let e = run_experiment(&ExperimentSpec { epochs: Some(2), ..spec.clone() }, &Device::Cpu).unwrap_err();
+    assert!(matches!(e, SynthError::RunMismatch { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("stages") && msg.contains("settings.") && msg.contains("epochs is 1 there but 2 here") && msg.contains("--fresh"), "{msg}");
+    assert_eq!(std::fs::read(dir.path().join("report.json")).unwrap(), report_before, "the earlier report was overwritten");
     // A stage file carried into a folder of another run is refused too, even without run.json.
     let stage = dir.path().join("stages").join("cnn-real.json");
     let other_dir = tempfile::tempdir().unwrap();

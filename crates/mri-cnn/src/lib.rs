@@ -4,12 +4,12 @@
 //! - **plain**, the study's: `len(channels)` × [conv 3×3 s1 p1 → BatchNorm → ReLU → max-pool 2],
 //!   flatten, then for each hidden width [Dropout → Linear → ReLU], then Linear → 2 logits
 //!   (index 1 = tumour). [`CnnConfig::paper`] is the study's layout (32/64/128 channels,
-//!   1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::plain`] (= the `default` preset)
-//!   scales it down for a 2-core CPU; [`CnnConfig::quick`] is for tests.
+//!   1024/512/128 hidden, dropout 0.5, 128 px); [`CnnConfig::plain`] scales it down for a
+//!   2-core CPU (`train_cnn --arch plain`); [`CnnConfig::quick`] is for tests.
 //! - **residual**: a stem conv stride 2, one residual block per width (stride 2 from the
 //!   second), global average pooling, dropout, Linear → 2; trained with seeded augmentation,
-//!   label smoothing, weight decay and a cosine schedule ([`CnnConfig::residual`]; opt-in,
-//!   e.g. `train_cnn --arch residual`).
+//!   label smoothing, weight decay and a cosine schedule, predicting with test-time flips
+//!   ([`CnnConfig::residual`], 30 epochs; the `default` preset is it at 20 epochs).
 //!
 //! Weight names (safetensors keys): `conv{i}.conv.weight`, `conv{i}.conv.bias`,
 //! `conv{i}.bn.{weight,bias,running_mean,running_var}`, `fc{i}.{weight,bias}`,

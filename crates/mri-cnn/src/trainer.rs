@@ -64,14 +64,14 @@ pub fn evaluate_loss(model: &Cnn, set: &ImageSet, batch_size: usize, device: &De
     Ok((loss / set.len() as f64, correct as f64 / set.len() as f64))
 }
 
-/// Tumour probabilities (softmax of the logits, index 1) for every image of a set.
+/// Tumour probabilities (softmax of the logits, index 1) for every image of a set, averaged
+/// with those of the mirror images when the model's config has `test_time_flip`.
 pub fn predict_proba(model: &Cnn, set: &ImageSet, batch_size: usize, device: &Device) -> Result<Vec<f32>> {
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut out = Vec::with_capacity(set.len());
     for chunk in idx.chunks(batch_size.max(1)) {
         let (x, _) = set.batch(chunk, None, device)?;
-        let p = candle_nn::ops::softmax(&model.forward_t(&x, false)?, D::Minus1)?;
-        out.extend(p.narrow(1, 1, 1)?.flatten_all()?.to_vec1::<f32>()?);
+        out.extend(model.proba(&x)?.to_vec1::<f32>()?);
     }
     Ok(out)
 }

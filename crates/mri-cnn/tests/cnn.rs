@@ -308,3 +308,32 @@ fn label_smoothing_by_hand() {
     let uniform = -((0.25f64).ln() + (0.75f64).ln()) / 2.0;
     assert!((got - (0.9 * ce + 0.1 * uniform)).abs() < 1e-5, "{got}");
 }
+
+/// Test-time flips: the prediction is the mean over the slice and its mirror image, so it is the
+/// same for a set and for the mirrored set, and it differs from the plain prediction.
+#[test]
+fn test_time_flip_averages_a_slice_and_its_mirror() {
+    let set = phantom_set(16, 4, 7);
+    let mirrored = {
+        let mut m = ImageSet::new(16);
+        for i in 0..set.len() {
+            let row_flipped: Vec<f32> = set.image(i).chunks(16).flat_map(|r| r.iter().rev().copied()).collect();
+            m.push(&row_flipped, set.labels[i]).unwrap();
+        }
+        m
+    };
+    let plain = CnnConfig { dropout: 0.0, ..CnnConfig::quick(16) };
+    let tta = CnnConfig { test_time_flip: true, ..plain.clone() };
+    let vm = VarMap::new();
+    let model = Cnn::new(&plain, seeded_var_builder(&vm, 4, DType::F32, &Device::Cpu), 4).unwrap();
+    let model_tta = Cnn::new(&tta, candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu), 4).unwrap();
+    let p = predict_proba(&model, &set, 3, &Device::Cpu).unwrap();
+    let p_mirror = predict_proba(&model, &mirrored, 3, &Device::Cpu).unwrap();
+    let t = predict_proba(&model_tta, &set, 3, &Device::Cpu).unwrap();
+    let t_mirror = predict_proba(&model_tta, &mirrored, 3, &Device::Cpu).unwrap();
+    for i in 0..set.len() {
+        assert!((t[i] - 0.5 * (p[i] + p_mirror[i])).abs() < 1e-6, "slice {i}: {} vs mean of {} and {}", t[i], p[i], p_mirror[i]);
+        assert!((t[i] - t_mirror[i]).abs() < 1e-6);
+    }
+    assert!(p.iter().zip(&p_mirror).any(|(a, b)| (a - b).abs() > 1e-4), "an untrained net should not be mirror-symmetric already");
+}

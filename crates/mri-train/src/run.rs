@@ -60,9 +60,10 @@ impl RunOptions {
     }
 }
 
-/// Config fields that only say how long to train: a run that asks for more epochs continues a
-/// finished one instead of being refused (the architecture and every other setting must match).
-pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps"];
+/// Config fields that do not change the weights trained so far: how long to train (a run that
+/// asks for more epochs continues a finished one instead of being refused) and how the finished
+/// model predicts (`test_time_flip`). The architecture and every other setting must match.
+pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps", "test_time_flip"];
 
 /// Epochs to train on `n_images` images in batches of `batch_size`: `epochs`, or more so that
 /// they give at least `min_steps` optimiser steps (a config's step budget on small sets).
@@ -72,13 +73,13 @@ pub fn epochs_for(epochs: usize, min_steps: usize, batch_size: usize, n_images: 
 }
 
 /// One model's training, as the shared loop ([`run_epochs`]) sees it.
-pub trait EpochTask {
+pub trait EpochTask: Send {
     /// What one epoch reports (serialised into the sidecar's history).
-    type Record: Serialize + DeserializeOwned + Clone;
+    type Record: Serialize + DeserializeOwned + Clone + Send;
     /// The task's own state that a resume needs (a schedule, …); `()` when none.
     type State: Serialize + DeserializeOwned;
     /// The model crate's error type.
-    type Error: From<TrainError> + From<candle_core::Error>;
+    type Error: From<TrainError> + From<candle_core::Error> + Send;
 
     /// The model kind written to checkpoints.
     fn kind(&self) -> ModelKind;
@@ -247,7 +248,7 @@ pub fn run_epochs<T: EpochTask>(task: &mut T, opts: &RunOptions) -> Result<LoopO
             break;
         }
         let bar = EpochProgress::new(&opts.name, epoch, epochs, task.batches(epoch), opts.quiet);
-        let rec = task.run_epoch(epoch, &bar)?;
+        let rec = crate::in_pool(|| task.run_epoch(epoch, &bar))?;
         bar.finish(&task.summary(&rec));
         let improved = match task.selection_loss(&rec) {
             None => true,

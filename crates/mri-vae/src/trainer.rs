@@ -16,9 +16,9 @@ use crate::model::{AnomalyVae, GenerativeVae, VaeModel};
 use crate::{Result, VaeError};
 
 /// A VAE config that can build its model: lets one trainer serve both VAEs.
-pub trait VaeSpec: Serialize {
+pub trait VaeSpec: Serialize + Sync {
     /// The network it builds.
-    type Model: VaeModel;
+    type Model: VaeModel + Send;
     /// Model kind written to checkpoints.
     const KIND: ModelKind;
     /// Builds the network.
