@@ -18,6 +18,7 @@ use clap::Parser;
 use mri_synth::cnn::{predict_proba, train, CnnConfig, TrainOptions};
 use mri_synth::eval::TestMetrics;
 use mri_synth::preprocess::SplitPart;
+use mri_synth::shortcut::geometry_baseline_of;
 
 /// `--arch` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -81,6 +82,19 @@ fn main() -> Result<()> {
         te.len(),
         prepared.dataset.source.describe()
     );
+    // The shortcut check on the same split: what the original files' geometry alone predicts.
+    if let Some(g) = geometry_baseline_of(&prepared)? {
+        println!("geometry-only baseline (k-NN on file size, aspect ratio, letterbox; k = {} on validation): test {}", g.k, g.test);
+        // Does the CNN know more than the geometry? Its accuracy where geometry fails.
+        let (mut n, mut right) = (0, 0);
+        for ((&p, &s), &y) in probs.iter().zip(&g.test_scores).zip(&te.labels) {
+            if (s >= 0.5) != (y == 1) {
+                n += 1;
+                right += usize::from((p >= 0.5) == (y == 1));
+            }
+        }
+        println!("on the {n} test slices the geometry baseline gets wrong, the CNN is right on {right}");
+    }
     let write = |name: &str, json: String| std::fs::write(args.out.join(name), json).with_context(|| format!("writing {}", args.out.join(name).display()));
     write("history.json", serde_json::to_string_pretty(&out.history)?)?;
     write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;

@@ -34,6 +34,7 @@ use crate::quality::{generation_row, intensity_baseline, localization_row, Maske
 use crate::report::{add_intervals, write_report};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
 use crate::rundir::{prepare_out, read_stage, StageFile};
+use crate::shortcut::{geometry_baseline_of, has_file_geometry, GEOMETRY_FEATURES, K_CANDIDATES};
 use crate::SynthError;
 
 /// What to run.
@@ -138,6 +139,41 @@ impl Runner<'_> {
             figure_every,
         }
     }
+}
+
+/// The shortcut check's row: k nearest neighbours on the original files' geometry, trained on
+/// the training split, k chosen on validation. Phantoms have no file geometry: no row.
+fn geometry_row(runner: &mut Runner, prepared: &PreparedData, rows: &mut Vec<ResultRow>) -> Result<(), SynthError> {
+    if !has_file_geometry(prepared) {
+        println!("stage geometry-baseline: skipped (no original files: phantoms)");
+        return Ok(());
+    }
+    println!("stage geometry-baseline:");
+    let st = runner.stage("geometry-baseline", || {
+        let r = geometry_baseline_of(prepared)?.expect("checked above");
+        println!("  geometry baseline (k = {}): test {}", r.k, r.test);
+        Ok(r)
+    })?;
+    rows.push(ResultRow {
+        model: Classifier::GeometryBaseline,
+        train_data: TrainData::Real,
+        generator: None,
+        test: st.test,
+        threshold: 0.5,
+        ci95: None,
+        vs_real: None,
+        operating_point: serde_json::json!({
+            "threshold": 0.5,
+            "rule": "tumour when at least half of the k nearest training files by geometry are tumour",
+            "k": st.k,
+            "k_tried": K_CANDIDATES,
+            "val_auroc": st.val_auroc,
+            "selected_on": "real val AUROC",
+            "features": GEOMETRY_FEATURES,
+        }),
+        test_scores: st.test_scores,
+    });
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -377,6 +413,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     let opts = runner.run_options("cnn-real", 0);
     let st = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
     push_cnn(&mut rows, st, TrainData::Real, None, "cnn-real");
+    geometry_row(&mut runner, &prepared, &mut rows)?;
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
             let name = format!("cnn-{what}-{g}");

@@ -7,7 +7,8 @@
 //! [`quality`] (fidelity, diversity, privacy and localisation of what the models produce),
 //! [`experiment`] (real / synthetic / mixed, tested on real data, with `report.json` /
 //! `report.md`, written by [`report`]), [`rundir`] (an output folder bound to one run by its
-//! fingerprint), [`eval`], [`plots`] and [`throughput`].
+//! fingerprint), [`shortcut`] (what the original files' geometry alone predicts), [`eval`],
+//! [`plots`] and [`throughput`].
 //!
 //! | module | crate | what it does |
 //! |---|---|---|
@@ -30,6 +31,7 @@ pub mod plots;
 pub mod quality;
 pub mod report;
 pub mod rundir;
+pub mod shortcut;
 pub mod throughput;
 
 /// Errors of the facade's own modules (the protocol, throughput); the crates' errors convert into it.

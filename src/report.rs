@@ -70,11 +70,14 @@ pub enum Classifier {
     /// No model: a high quantile of the slice's own in-head intensity (Meissen et al. 2021),
     /// the baseline every learned detector is read against.
     IntensityBaseline,
+    /// No image: k nearest neighbours on the original files' geometry (size, aspect ratio,
+    /// letterbox), the shortcut check every classifier is read against ([`crate::shortcut`]).
+    GeometryBaseline,
 }
 
 impl Classifier {
     /// The one spelling: `cnn`, `vae-giaem`, `vae-dbscan`, `vae-kmeans`, `vae-global-kmeans`,
-    /// `vae-percentile`, `intensity-baseline`, `dae-giaem`, `dae-dbscan`, `dae-kmeans`,
+    /// `vae-percentile`, `intensity-baseline`, `geometry-baseline`, `dae-giaem`, `dae-dbscan`, `dae-kmeans`,
     /// `dae-global-kmeans`, `dae-percentile`.
     pub fn name(self) -> &'static str {
         match self {
@@ -85,6 +88,7 @@ impl Classifier {
             Classifier::VaeGlobalKmeans => Technique::GlobalKmeans.model_name(),
             Classifier::VaePercentile => Technique::Percentile.model_name(),
             Classifier::IntensityBaseline => "intensity-baseline",
+            Classifier::GeometryBaseline => "geometry-baseline",
             Classifier::DaeGiaem => "dae-giaem",
             Classifier::DaeDbscan => "dae-dbscan",
             Classifier::DaeKmeans => "dae-kmeans",

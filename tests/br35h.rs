@@ -110,3 +110,17 @@ fn br35h_tumour_outlines_rasterise_onto_their_slices() {
     assert!(mean > 0.01 && mean < 0.15, "mean area {mean}");
     assert!(empty.len() <= 8, "{} masks vanish at 64 px", empty.len());
 }
+
+/// The shortcut the geometry baseline measures is there on Br35H (docs/models.md: AUROC 0.953
+/// on this split): file size, aspect ratio and letterbox alone separate the classes far above
+/// chance, which is why every CNN figure is read against this row.
+#[test]
+fn br35h_file_geometry_alone_predicts_the_class() {
+    let Some(root) = data_dir() else { return };
+    let spec = mri_synth::data::DataSpec { data: Some(root), ..mri_synth::data::DataSpec::phantoms(64, 0) };
+    let prepared = mri_synth::data::PreparedData::load(&spec).unwrap();
+    let g = mri_synth::shortcut::geometry_baseline_of(&prepared).unwrap().expect("Br35H slices come from files");
+    println!("geometry baseline: k = {}, test {}", g.k, g.test);
+    assert_eq!(g.test_scores.len(), prepared.dataset.indices_in(&prepared.split, SplitPart::Test).len());
+    assert!(g.test.auroc.unwrap() > 0.85, "{}", g.test);
+}
