@@ -30,7 +30,7 @@ use crate::anomaly::{evaluate_techniques, save_anomaly_figure};
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{synthetic_seed, train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
-use crate::quality::{generation_row, intensity_baseline, localization_row, MaskedSet, RealClass, SyntheticClass};
+use crate::quality::{generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
 use crate::rundir::{prepare_out, read_stage, StageFile};
@@ -485,6 +485,18 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         })?),
         None => None,
     };
+    // Does the real-data CNN look at the tumour? Its occlusion map against the same masks.
+    let cnn_saliency = match &masked {
+        Some((mv, mt)) => Some(runner.stage("saliency-cnn-real", || {
+            let row = saliency_row(&cnn_real, mv, mt, &spec.out.join("figures").join("saliency-cnn-real.png"), device)?;
+            println!(
+                "  cnn-real occlusion saliency: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)",
+                row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images
+            );
+            Ok(row)
+        })?),
+        None => None,
+    };
     let mut localization = Vec::new();
     let mut localize = |runner: &mut Runner, name: &str, train_data: TrainData, generator: Option<GeneratorKind>| -> Result<(), SynthError> {
         let Some((mv, mt)) = &masked else { return Ok(()) };
@@ -594,6 +606,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         generation,
         localization,
         localization_baseline,
+        cnn_saliency,
         timings_s: runner.timings,
     };
     write_report(spec, &report, &test.labels, &gen_histories, &cnn_histories)?;

@@ -359,6 +359,75 @@ pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> R
     score_maps(&maps(&val.images)?, &maps(&test.images)?, None, None, val, test, figure)
 }
 
+/// Occlusion sensitivity (Zeiler & Fergus 2014): for each `patch`×`patch` window (stride
+/// `patch / 2`, the last window flush with the edge) the slice is scored again with the window
+/// set to 0 (the background); a pixel's value is the mean drop of the score over the windows
+/// that cover it. `score` maps a set of slices to one score each (e.g. the CNN's tumour
+/// probability); slice `i`'s map is `[i·S², (i+1)·S²)` of the result.
+///
+/// # Errors
+/// `patch` of 0 or above the side; the scorer's errors.
+pub fn occlusion_maps(set: &ImageSet, patch: usize, score: impl Fn(&ImageSet) -> Result<Vec<f32>, SynthError>) -> Result<Vec<f32>, SynthError> {
+    let s = set.side;
+    if patch == 0 || patch > s {
+        return Err(SynthError::Invalid(format!("occlusion patch must be in 1..={s}, got {patch}")));
+    }
+    let stride = (patch / 2).max(1);
+    let mut starts: Vec<usize> = (0..=s - patch).step_by(stride).collect();
+    if starts.last() != Some(&(s - patch)) {
+        starts.push(s - patch);
+    }
+    let windows: Vec<(usize, usize)> = starts.iter().flat_map(|&y| starts.iter().map(move |&x| (y, x))).collect();
+    let mut out = Vec::with_capacity(set.len() * s * s);
+    for i in 0..set.len() {
+        let img = set.image(i);
+        let mut batch = ImageSet::new(s);
+        batch.push(img, 0)?;
+        for &(y0, x0) in &windows {
+            let mut occluded = img.to_vec();
+            for row in occluded[y0 * s..(y0 + patch) * s].chunks_mut(s) {
+                row[x0..x0 + patch].fill(0.0);
+            }
+            batch.push(&occluded, 0)?;
+        }
+        let scores = score(&batch)?;
+        let (mut sum, mut count) = (vec![0f32; s * s], vec![0u32; s * s]);
+        for (&(y0, x0), &sc) in windows.iter().zip(&scores[1..]) {
+            for y in y0..y0 + patch {
+                for x in x0..x0 + patch {
+                    sum[y * s + x] += scores[0] - sc;
+                    count[y * s + x] += 1;
+                }
+            }
+        }
+        out.extend(sum.iter().zip(&count).map(|(&v, &c)| v / c as f32));
+    }
+    Ok(out)
+}
+
+/// Does the CNN look at the tumour? Occlusion maps of `cnn`'s tumour probability (8-px windows
+/// at 64 px, scaled with the side; without test-time flips) scored like an anomaly model's error
+/// maps against the annotated tumour masks (same head region and per-slice normalisation as
+/// [`intensity_baseline`], the row to read it against). The row's `model` is `None` and its
+/// `train_data` is real.
+///
+/// # Errors
+/// As [`localization_row`].
+pub fn saliency_row(cnn: &Cnn, val: &MaskedSet, test: &MaskedSet, figure: &Path, device: &Device) -> Result<LocalizationRow, SynthError> {
+    check_masked(val, test)?;
+    let model = cnn.with_test_time_flip(false);
+    let maps = |set: &ImageSet| -> Result<ErrorMaps, SynthError> {
+        let patch = (set.side / 8).max(1);
+        let occ = occlusion_maps(set, patch, |b| Ok(mri_cnn::predict_proba(&model, b, 128, device)?))?;
+        let head = ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())?;
+        let mut m = ErrorMaps::from_raw(set.side, occ, Some(head.region))?;
+        m.normalise();
+        Ok(m)
+    };
+    let row = score_maps(&maps(&val.images)?, &maps(&test.images)?, None, None, val, test, figure)?;
+    Ok(LocalizationRow { train_data: Some(TrainData::Real), ..row })
+}
+
 fn score_maps(
     val_maps: &ErrorMaps,
     test_maps: &ErrorMaps,
@@ -417,4 +486,35 @@ fn save_overlays(path: &Path, set: &ImageSet, maps: &ErrorMaps, masks: &[bool], 
         std::fs::create_dir_all(dir).map_err(|e| SynthError::Io { path: dir.to_path_buf(), source: e })?;
     }
     img.save(path).map_err(|e| SynthError::Invalid(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scorer that reads one 4×4 "lesion" (rows 4..8, columns 8..12 of a 16-px slice): its
+    /// occlusion map is positive exactly on the windows that cover the lesion, highest on it,
+    /// and 0 wherever no covering window touches it.
+    #[test]
+    fn occlusion_maps_light_up_what_the_score_reads() {
+        let s = 16;
+        let mut set = ImageSet::new(s);
+        set.push(&vec![1.0; s * s], 0).unwrap();
+        let inside = |p: usize| (4..8).contains(&(p / s)) && (8..12).contains(&(p % s));
+        let score = |b: &ImageSet| -> Result<Vec<f32>, SynthError> {
+            Ok((0..b.len()).map(|i| b.image(i).iter().enumerate().filter(|(p, _)| inside(*p)).map(|(_, v)| v).sum::<f32>() / 16.0).collect())
+        };
+        let m = occlusion_maps(&set, 4, score).unwrap();
+        assert_eq!(m.len(), s * s);
+        let max = m.iter().copied().fold(f32::MIN, f32::max);
+        for p in 0..s * s {
+            if inside(p) {
+                assert!(m[p] > 0.0 && m[p] >= 0.5 * max, "pixel {p}: {}", m[p]);
+            }
+        }
+        assert_eq!(m[15 * s], 0.0, "a corner far from the lesion");
+        let argmax = (0..s * s).max_by(|&a, &b| m[a].total_cmp(&m[b])).unwrap();
+        assert!(inside(argmax), "the strongest pixel {argmax} is on the lesion");
+        assert!(occlusion_maps(&set, 0, score).is_err() && occlusion_maps(&set, 17, score).is_err());
+    }
 }

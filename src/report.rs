@@ -270,6 +270,9 @@ pub struct Report {
     /// The same scores with the slice's intensity as the map (no model): the reference.
     #[serde(default)]
     pub localization_baseline: Option<LocalizationRow>,
+    /// The real-data CNN's occlusion saliency scored the same way: does it look at the tumour?
+    #[serde(default)]
+    pub cnn_saliency: Option<LocalizationRow>,
     /// Seconds per stage (as measured when the stage ran).
     pub timings_s: BTreeMap<String, f64>,
 }
@@ -454,7 +457,13 @@ pub fn write_report(
                 l.dice_val_threshold
             ));
         }
-        md.push_str("\nOverlays (original | error map | mask green, errors above the val threshold red, both yellow): `figures/localization-<model>.png`.\n\n");
+        if let Some(l) = &report.cnn_saliency {
+            md.push_str(&format!(
+                "| cnn occlusion saliency | real | — | {} | {:.3} | {:.3} | {:.3} |\n",
+                l.n_images, l.pixel_auroc, l.dice, l.dice_val_threshold
+            ));
+        }
+        md.push_str("\nOverlays (original | error map | mask green, errors above the val threshold red, both yellow): `figures/localization-<model>.png`; the CNN row is the drop of the real-data CNN's tumour probability when an 8-px window is blacked out (occlusion sensitivity, `figures/saliency-cnn-real.png`): does the classifier look at the tumour?\n\n");
     }
     md.push_str("## Figures\n\n");
     for g in &spec.generators {

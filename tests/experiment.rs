@@ -50,6 +50,9 @@ fn quick_experiment_writes_the_report_and_resumes() {
     assert_eq!(report.localization.len(), 10);
     assert_eq!(report.localization.iter().filter(|l| l.model == Some(mri_synth::anomaly::AnomalyModel::Dae)).count(), 5);
     assert!(report.localization_baseline.as_ref().is_some_and(|b| b.train_data.is_none() && (0.0..=1.0).contains(&b.pixel_auroc)));
+    let sal = report.cnn_saliency.as_ref().expect("phantoms have lesion masks: the CNN's saliency is scored");
+    assert!(sal.model.is_none() && sal.n_images > 0 && (0.0..=1.0).contains(&sal.pixel_auroc) && sal.dice_val_threshold <= sal.dice + 1e-12, "{sal:?}");
+    assert!(dir.path().join("figures").join("saliency-cnn-real.png").exists());
     for l in &report.localization {
         assert!(l.n_images > 0 && (0.0..=1.0).contains(&l.pixel_auroc) && (0.0..=1.0).contains(&l.dice), "{l:?}");
         assert!(l.dice_val_threshold <= l.dice + 1e-12, "the best Dice bounds any threshold's: {l:?}");
