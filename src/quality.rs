@@ -507,10 +507,8 @@ mod tests {
         let m = occlusion_maps(&set, 4, score).unwrap();
         assert_eq!(m.len(), s * s);
         let max = m.iter().copied().fold(f32::MIN, f32::max);
-        for p in 0..s * s {
-            if inside(p) {
-                assert!(m[p] > 0.0 && m[p] >= 0.5 * max, "pixel {p}: {}", m[p]);
-            }
+        for (p, &v) in m.iter().enumerate().filter(|(p, _)| inside(*p)) {
+            assert!(v > 0.0 && v >= 0.5 * max, "pixel {p}: {v}");
         }
         assert_eq!(m[15 * s], 0.0, "a corner far from the lesion");
         let argmax = (0..s * s).max_by(|&a, &b| m[a].total_cmp(&m[b])).unwrap();
