@@ -250,7 +250,7 @@ impl ResidualBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let h = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let h = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
         let skip = match &self.shortcut {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
@@ -348,13 +348,13 @@ impl Cnn {
             Body::Plain(blocks) => {
                 let mut x = xs.clone();
                 for (conv, bn) in blocks {
-                    x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+                    x = bn.forward_relu_t(&conv.forward(&x)?, train)?;
                     x = max_pool2(&x)?;
                 }
                 x.flatten_from(1)?
             }
             Body::Residual { stem, blocks, dropout } => {
-                let mut x = stem.1.forward_t(&stem.0.forward(xs)?, train)?.relu()?;
+                let mut x = stem.1.forward_relu_t(&stem.0.forward(xs)?, train)?;
                 for b in blocks {
                     x = b.forward_t(&x, train)?;
                 }

@@ -22,7 +22,7 @@ impl ConvBnRelu {
 
 impl ModuleT for ConvBnRelu {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()
+        self.bn.forward_relu_t(&self.conv.forward(x)?, train)
     }
 }
 

@@ -264,7 +264,7 @@ impl ModuleT for Generator {
         let n = z.dim(0)?;
         let mut x = self.fc.forward(z)?.relu()?.reshape((n, self.base, self.start, self.start))?;
         for (conv, bn) in &self.blocks {
-            x = bn.forward_t(&conv.forward(&up(&x)?)?, train)?.relu()?;
+            x = bn.forward_relu_t(&conv.forward(&up(&x)?)?, train)?;
         }
         self.out.forward(&up(&x)?)?.tanh()
     }

@@ -130,6 +130,48 @@ fn batch_norm_matches_candle_nn_in_training_and_eval() {
     }
 }
 
+/// Batch norm with the ReLU fused into its kernel equals candle-nn's batch norm followed by
+/// candle's ReLU: outputs, running statistics, and the gradients of x, weight and bias.
+#[test]
+fn fused_batch_norm_relu_matches_candle_nn_then_relu() {
+    use candle_core::ModuleT;
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (4, 2, 8, 8), (3, 5, 1, 1), (2, 4, 17, 9)] {
+        let vm_a = candle_nn::VarMap::new();
+        let vm_b = candle_nn::VarMap::new();
+        let ours = mri_train::BatchNorm2d::new(c, mri_train::seeded_var_builder(&vm_a, 0, candle_core::DType::F32, &dev)).unwrap();
+        let cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        let theirs = candle_nn::batch_norm(c, cfg, mri_train::seeded_var_builder(&vm_b, 0, candle_core::DType::F32, &dev)).unwrap();
+        for vm in [&vm_a, &vm_b] {
+            let data = vm.data().lock().unwrap();
+            // Mixed signs so that the ReLU cuts some channels more than others.
+            data["weight"].set(&Tensor::arange(1f32, 1.0 + c as f32, &dev).unwrap().affine(0.7, -1.5).unwrap()).unwrap();
+            data["bias"].set(&Tensor::arange(0f32, c as f32, &dev).unwrap().affine(0.5, -0.3).unwrap()).unwrap();
+        }
+        let x = Var::from_tensor(&Tensor::randn(0f32, 2f32, (n, c, h, w), &dev).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
+        let ya = ours.forward_relu_t(x.as_tensor(), true).unwrap();
+        let yb = theirs.forward_t(x.as_tensor(), true).unwrap().relu().unwrap();
+        let zeros = ya.eq(0f32).unwrap().to_dtype(candle_core::DType::F32).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(zeros > 0.1 && zeros < 0.9, "the ReLU should cut part of the batch: {zeros}");
+        let (wa, ba) = {
+            let data = vm_a.data().lock().unwrap();
+            (data["weight"].clone(), data["bias"].clone())
+        };
+        assert_same_op(ya, yb, &[&x], &format!("bn+relu {:?}", (n, c, h, w)));
+        assert!(rel_err(ours.running_mean(), theirs.running_mean()) < 1e-5);
+        assert!(rel_err(ours.running_var(), theirs.running_var()) < 1e-5);
+        let (ea, eb) = (ours.forward_relu_t(x.as_tensor(), false).unwrap(), theirs.forward_t(x.as_tensor(), false).unwrap().relu().unwrap());
+        assert!(rel_err(&ea, &eb) < 1e-4, "eval {:?}", (n, c, h, w));
+        // Weight and bias gradients: ours against the unfused composition of the same module.
+        let probe = Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap();
+        let g1 = (ours.forward_relu_t(x.as_tensor(), true).unwrap() * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (ours.forward_t(x.as_tensor(), true).unwrap().relu().unwrap() * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&wa, &ba, &x] {
+            assert!(rel_err(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4);
+        }
+    }
+}
+
 #[test]
 fn max_pool_matches_candle() {
     let dev = Device::Cpu;

@@ -86,7 +86,7 @@ impl VaeModel for GenerativeVae {
         for (conv, bn) in &self.dec {
             x = conv.forward(&upsample2(&x)?)?;
             if let Some(bn) = bn {
-                x = bn.forward_t(&x, train)?.relu()?;
+                x = bn.forward_relu_t(&x, train)?;
             }
         }
         Ok(x)
