@@ -44,6 +44,10 @@ struct Args {
     /// Optimiser steps of each class's generator (overrides the preset's minimum).
     #[arg(long)]
     generator_steps: Option<usize>,
+    /// The GAN's discriminator downsamples with conv stride 1 + 2×2 average pooling instead of
+    /// strided convs (their period-2 input gradient draws stripes; docs/models.md).
+    #[arg(long)]
+    gan_d_avg_pool: bool,
 }
 
 fn main() -> Result<()> {
@@ -65,6 +69,7 @@ fn main() -> Result<()> {
         fresh: a.run.fresh,
         quiet: a.run.quiet,
         dae: a.dae,
+        gan_d_avg_pool: a.gan_d_avg_pool,
     };
     let report = run_experiment(&spec, &device)?;
     println!("\n{}", classification_table(&report));

@@ -71,6 +71,9 @@ pub struct ExperimentSpec {
     /// Also train denoising autoencoders (`mri-dae`) on real, synthetic and mixed healthy
     /// slices, scored like the anomaly VAEs (rows `dae-*`, localisation rows `dae`).
     pub dae: bool,
+    /// The GAN's discriminator downsamples by average pooling (`GanConfig::d_avg_pool`) instead
+    /// of strided convs.
+    pub gan_d_avg_pool: bool,
 }
 
 impl ExperimentSpec {
@@ -92,6 +95,7 @@ impl ExperimentSpec {
             fresh: false,
             quiet: true,
             dae: false,
+            gan_d_avg_pool: false,
         }
     }
 }
@@ -354,7 +358,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             image_size: side,
             epochs: spec.epochs,
             steps: spec.generator_steps,
-            gan_d_avg_pool: false,
+            gan_d_avg_pool: spec.gan_d_avg_pool,
             seed: spec.seed,
             out: spec.out.clone(),
             figure_every: 5,
