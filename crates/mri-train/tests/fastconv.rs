@@ -95,22 +95,30 @@ fn layers_keep_candle_nn_weight_names() {
     assert_eq!(names, ["a.bias", "a.weight", "b.bias", "b.weight"]);
 }
 
+/// Our batch norm and candle-nn's over `c` channels, each with its variables, both given the
+/// weight `a·(1..=c) + b` and the bias `0.5·(0..c) − 0.3`.
+fn batch_norm_pair(c: usize, (a, b): (f64, f64)) -> (mri_train::BatchNorm2d, candle_nn::VarMap, candle_nn::BatchNorm, candle_nn::VarMap) {
+    let dev = Device::Cpu;
+    let vm_a = candle_nn::VarMap::new();
+    let vm_b = candle_nn::VarMap::new();
+    let ours = mri_train::BatchNorm2d::new(c, mri_train::seeded_var_builder(&vm_a, 0, candle_core::DType::F32, &dev)).unwrap();
+    let cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+    let theirs = candle_nn::batch_norm(c, cfg, mri_train::seeded_var_builder(&vm_b, 0, candle_core::DType::F32, &dev)).unwrap();
+    for vm in [&vm_a, &vm_b] {
+        let data = vm.data().lock().unwrap();
+        data["weight"].set(&Tensor::arange(1f32, 1.0 + c as f32, &dev).unwrap().affine(a, b).unwrap()).unwrap();
+        data["bias"].set(&Tensor::arange(0f32, c as f32, &dev).unwrap().affine(0.5, -0.3).unwrap()).unwrap();
+    }
+    (ours, vm_a, theirs, vm_b)
+}
+
 #[test]
 fn batch_norm_matches_candle_nn_in_training_and_eval() {
     use candle_core::ModuleT;
     let dev = Device::Cpu;
     for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (4, 2, 8, 8), (3, 5, 1, 1)] {
-        let vm_a = candle_nn::VarMap::new();
-        let vm_b = candle_nn::VarMap::new();
-        let ours = mri_train::BatchNorm2d::new(c, mri_train::seeded_var_builder(&vm_a, 0, candle_core::DType::F32, &dev)).unwrap();
-        let cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
-        let theirs = candle_nn::batch_norm(c, cfg, mri_train::seeded_var_builder(&vm_b, 0, candle_core::DType::F32, &dev)).unwrap();
         // Non-trivial affine parameters in both.
-        for vm in [&vm_a, &vm_b] {
-            let data = vm.data().lock().unwrap();
-            data["weight"].set(&Tensor::arange(1f32, 1.0 + c as f32, &dev).unwrap()).unwrap();
-            data["bias"].set(&Tensor::arange(0f32, c as f32, &dev).unwrap().affine(0.5, -0.3).unwrap()).unwrap();
-        }
+        let (ours, vm_a, theirs, vm_b) = batch_norm_pair(c, (1.0, 0.0));
         let x = Var::from_tensor(&(Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap() * 3.0).unwrap().affine(1.0, 2.0).unwrap()).unwrap();
         let ya = ours.forward_t(x.as_tensor(), true).unwrap();
         let yb = theirs.forward_t(x.as_tensor(), true).unwrap();
@@ -137,17 +145,8 @@ fn fused_batch_norm_relu_matches_candle_nn_then_relu() {
     use candle_core::ModuleT;
     let dev = Device::Cpu;
     for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (4, 2, 8, 8), (3, 5, 1, 1), (2, 4, 17, 9)] {
-        let vm_a = candle_nn::VarMap::new();
-        let vm_b = candle_nn::VarMap::new();
-        let ours = mri_train::BatchNorm2d::new(c, mri_train::seeded_var_builder(&vm_a, 0, candle_core::DType::F32, &dev)).unwrap();
-        let cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
-        let theirs = candle_nn::batch_norm(c, cfg, mri_train::seeded_var_builder(&vm_b, 0, candle_core::DType::F32, &dev)).unwrap();
-        for vm in [&vm_a, &vm_b] {
-            let data = vm.data().lock().unwrap();
-            // Mixed signs so that the ReLU cuts some channels more than others.
-            data["weight"].set(&Tensor::arange(1f32, 1.0 + c as f32, &dev).unwrap().affine(0.7, -1.5).unwrap()).unwrap();
-            data["bias"].set(&Tensor::arange(0f32, c as f32, &dev).unwrap().affine(0.5, -0.3).unwrap()).unwrap();
-        }
+        // Weights of mixed signs, so that the ReLU cuts some channels more than others.
+        let (ours, vm_a, theirs, _) = batch_norm_pair(c, (0.7, -1.5));
         let x = Var::from_tensor(&Tensor::randn(0f32, 2f32, (n, c, h, w), &dev).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
         let ya = ours.forward_relu_t(x.as_tensor(), true).unwrap();
         let yb = theirs.forward_t(x.as_tensor(), true).unwrap().relu().unwrap();
