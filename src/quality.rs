@@ -352,11 +352,14 @@ pub fn localization_row_dae(
 /// As [`localization_row`].
 pub fn intensity_baseline(val: &MaskedSet, test: &MaskedSet, figure: &Path) -> Result<LocalizationRow, SynthError> {
     check_masked(val, test)?;
-    let maps = |set: &ImageSet| {
-        ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())
-            .map_err(|e| SynthError::Invalid(e.to_string()))
-    };
-    score_maps(&maps(&val.images)?, &maps(&test.images)?, None, None, val, test, figure)
+    score_maps(&head_intensity_maps(&val.images)?, &head_intensity_maps(&test.images)?, None, None, val, test, figure)
+}
+
+/// The slice's own intensity as a map over the head region, normalised per slice (default
+/// [`ErrorMapOptions`]): the localisation baseline's maps, and the region every other map
+/// scored against it ([`saliency_row`]) is read in.
+fn head_intensity_maps(set: &ImageSet) -> Result<ErrorMaps, SynthError> {
+    Ok(ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())?)
 }
 
 /// Occlusion sensitivity (Zeiler & Fergus 2014): for each `patch`×`patch` window (stride
@@ -419,8 +422,7 @@ pub fn saliency_row(cnn: &Cnn, val: &MaskedSet, test: &MaskedSet, figure: &Path,
     let maps = |set: &ImageSet| -> Result<ErrorMaps, SynthError> {
         let patch = (set.side / 8).max(1);
         let occ = occlusion_maps(set, patch, |b| Ok(mri_cnn::predict_proba(&model, b, 128, device)?))?;
-        let head = ErrorMaps::from_reconstructions(&set.pixels, &vec![0.0; set.pixels.len()], set.side, &ErrorMapOptions::default())?;
-        let mut m = ErrorMaps::from_raw(set.side, occ, Some(head.region))?;
+        let mut m = ErrorMaps::from_raw(set.side, occ, Some(head_intensity_maps(set)?.region))?;
         m.normalise();
         Ok(m)
     };
