@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use mri_synth::experiment::{run_experiment, ExperimentSpec};
+use mri_synth::experiment::{run_experiment, DaeStages, ExperimentSpec};
 use mri_synth::generators::GeneratorKind;
 use mri_synth::report::classification_table;
 
@@ -37,10 +37,11 @@ struct Args {
     /// Phantom slices per class when --data is not given.
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
-    /// Also train denoising autoencoders (real, synthetic and mixed healthy slices) beside the
-    /// anomaly VAEs: the best anomaly detector on Br35H, about 10 minutes per training there.
-    #[arg(long)]
-    dae: bool,
+    /// Denoising autoencoders beside the anomaly VAEs (the best anomaly detector on Br35H):
+    /// `real` (one, on the real healthy slices), `all` (also one per generator on its
+    /// synthetic and on the mixed healthy slices: about 3 minutes each on Br35H) or `off`.
+    #[arg(long, default_value = "real")]
+    dae: DaeStages,
     /// Optimiser steps of each class's generator (overrides the preset's minimum).
     #[arg(long)]
     generator_steps: Option<usize>,

@@ -21,7 +21,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use mri_synth::anomaly::{evaluate_dae, evaluate_techniques, intensity_baseline, save_anomaly_figure, DAE_MAPS, INTENSITY_MAPS};
 use mri_synth::cluster::{DetectorFile, ErrorMapOptions};
-use mri_synth::dae::{train_dae, DaeConfig};
+use mri_synth::dae::{train_dae, DaeConfig, NoiseUpsampling};
 use mri_synth::data::PreparedData;
 use mri_synth::metrics::ThresholdCriterion;
 use mri_synth::preprocess::SplitPart;
@@ -70,6 +70,18 @@ struct Args {
     /// DAE: bright noise blobs only (the noise's magnitude).
     #[arg(long)]
     dae_bright_noise: bool,
+    /// DAE: how the noise grid is upsampled: bilinear (smooth blobs), nearest (sharp-edged
+    /// square patches) or mixed (each image draws one); default: the preset's.
+    #[arg(long, value_enum)]
+    dae_noise_upsampling: Option<NoiseShape>,
+}
+
+/// `--dae-noise-upsampling` values (mri-dae's `NoiseUpsampling`, which has no clap dependency).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum NoiseShape {
+    Bilinear,
+    Nearest,
+    Mixed,
 }
 
 /// Localisation against the folder's tumour outlines (or the phantoms' lesion masks), for the
@@ -100,7 +112,7 @@ fn main() -> Result<()> {
     let side = a.run.image_size.unwrap_or(a.run.preset.image_size());
     let (prepared, fingerprint) = a.run.prepare(side, &a.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
-    let (results, recon, maps, map_opts, t_train, localization) = match a.model {
+    let (ev, map_opts, t_train, localization) = match a.model {
         AnomalyModel::Vae => {
             let mut cfg = AnomalyVaeConfig::preset(a.run.preset, Some(side));
             if let Some(e) = a.run.epochs {
@@ -111,9 +123,9 @@ fn main() -> Result<()> {
             let trained = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &device, &opts)?;
             let t_train = t0.elapsed().as_secs_f64();
             let map_opts = ErrorMapOptions { brain_only: !a.whole_image, ..Default::default() };
-            let (results, recon, maps) = evaluate_techniques(&trained.model, &va, &te, &map_opts, criterion, &device)?;
+            let ev = evaluate_techniques(&trained.model, &va, &te, &map_opts, criterion, &device)?;
             let loc = localize(&prepared, &va, &te, &a.out, |mv, mt, fig| localization_row(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
-            (results, recon, maps, map_opts, t_train, loc)
+            (ev, map_opts, t_train, loc)
         }
         AnomalyModel::Dae => {
             let mut cfg = DaeConfig::preset(a.run.preset, Some(side));
@@ -124,20 +136,28 @@ fn main() -> Result<()> {
             cfg.noise_std = a.dae_noise_std.unwrap_or(cfg.noise_std);
             cfg.noise_res = a.dae_noise_res.unwrap_or(cfg.noise_res);
             cfg.bright_noise_only |= a.dae_bright_noise;
+            if let Some(u) = a.dae_noise_upsampling {
+                cfg.noise_upsampling = match u {
+                    NoiseShape::Bilinear => NoiseUpsampling::Bilinear,
+                    NoiseShape::Nearest => NoiseUpsampling::Nearest,
+                    NoiseShape::Mixed => NoiseUpsampling::Mixed,
+                };
+            }
             let opts = a.run.run_options("anomaly-dae-real", &a.out, &fingerprint, 5);
             println!(
-                "denoising autoencoder (channels {:?}, noise {}² × σ {}) on {} healthy training slices",
+                "denoising autoencoder (channels {:?}, noise {}² × σ {}, {:?} upsampling) on {} healthy training slices",
                 cfg.channels,
                 cfg.noise_res,
                 cfg.noise_std,
+                cfg.noise_upsampling,
                 tr.of_class(0).len()
             );
             let trained = train_dae(&cfg, &tr.of_class(0), &va.of_class(0), &device, &opts)?;
             let t_train = t0.elapsed().as_secs_f64();
             let map_opts = ErrorMapOptions { brain_only: !a.whole_image, ..DAE_MAPS };
-            let (results, recon, maps) = evaluate_dae(&trained.model, &va, &te, &map_opts, criterion, &device)?;
+            let ev = evaluate_dae(&trained.model, &va, &te, &map_opts, criterion, &device)?;
             let loc = localize(&prepared, &va, &te, &a.out, |mv, mt, fig| localization_row_dae(&trained.model, TrainData::Real, None, mv, mt, fig, &device))?;
-            (results, recon, maps, map_opts, t_train, loc)
+            (ev, map_opts, t_train, loc)
         }
     };
     // The row every learned detector is read against: no model, the slice's own brightness.
@@ -149,15 +169,30 @@ fn main() -> Result<()> {
         prepared.dataset.source.describe(),
         va.len()
     );
-    println!("| Technique | Accuracy | Precision | Recall | F1 | AUROC |\n|---|---|---|---|---|---|");
+    // The criterion's value on validation is what a user may compare settings by (never test).
+    println!("| Technique | Val {criterion:?} | Accuracy | Precision | Recall | F1 | AUROC |\n|---|---|---|---|---|---|---|");
+    let val_value = |d: &mri_synth::cluster::Detector| d.operating_point().map_or("—".to_string(), |op| format!("{:.4}", op.value));
     let m = &baseline.test;
-    println!("| {} (no model) | {:.4} | {:.4} | {:.4} | {:.4} | {} |", baseline.model, m.accuracy, m.precision, m.recall, m.f1, m.auroc_text(4));
-    for r in &results {
+    println!(
+        "| {} (no model) | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} |",
+        baseline.model,
+        val_value(&baseline.detector),
+        m.accuracy,
+        m.precision,
+        m.recall,
+        m.f1,
+        m.auroc_text(4)
+    );
+    let (results, recon, maps) = (&ev.results, &ev.test_recon, &ev.test_maps);
+    for r in results {
         let m = &r.test;
-        println!("| {} | {:.4} | {:.4} | {:.4} | {:.4} | {} |", r.model, m.accuracy, m.precision, m.recall, m.f1, m.auroc_text(4));
+        println!("| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} |", r.model, val_value(&r.detector), m.accuracy, m.precision, m.recall, m.f1, m.auroc_text(4));
         // The detector file records the error-map options, so `evaluate` makes its maps the same way.
         DetectorFile { error_maps: map_opts, detector: r.detector.clone() }.write(&a.out.join("detectors").join(format!("{}.json", r.model)))?;
-        save_anomaly_figure(&a.out.join("figures").join(format!("anomaly-{}.png", r.model)), &te, &recon, &maps, &r.detector, 4)?;
+        save_anomaly_figure(&a.out.join("figures").join(format!("anomaly-{}.png", r.model)), &te, recon, maps, &r.detector, 4)?;
+    }
+    if let Some(p) = ev.val_healthy_psnr_db {
+        println!("\nReconstructions of the healthy validation slices: mean PSNR {p:.2} dB");
     }
     if let Some((model_row, baseline_row)) = &localization {
         println!("\nLocalisation on {} annotated test tumour slices (pixels inside the head):", model_row.n_images);
@@ -170,7 +205,7 @@ fn main() -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({"model": model_row, "intensity_baseline": baseline_row}))?,
         )?;
     }
-    let all: Vec<_> = std::iter::once(&baseline).chain(&results).collect();
+    let all: Vec<_> = std::iter::once(&baseline).chain(results).collect();
     std::fs::write(a.out.join("anomaly_results.json"), serde_json::to_string_pretty(&all)?)?;
     println!("\ntraining {t_train:.1} s, total {:.1} s; wrote {}", t0.elapsed().as_secs_f64(), a.out.display());
     Ok(())

@@ -78,6 +78,38 @@ fn truth(set: &ImageSet) -> Vec<bool> {
     set.labels.iter().map(|&l| l == 1).collect()
 }
 
+/// What [`evaluate_techniques`] and [`evaluate_dae`] give.
+pub struct AnomalyEvaluation {
+    /// One result per technique.
+    pub results: Vec<TechniqueResult>,
+    /// The test slices' reconstructions.
+    pub test_recon: ImageSet,
+    /// The test slices' error maps.
+    pub test_maps: ErrorMaps,
+    /// Mean PSNR (dB, peak 1) of the reconstructions of the healthy validation slices: does the
+    /// model reproduce healthy anatomy at all? A blur everywhere (the study's VAE) scores low,
+    /// and then a tumour cannot stand out of its error map.
+    pub val_healthy_psnr_db: Option<f64>,
+}
+
+/// Mean PSNR in dB (peak 1: slices are scaled to [0, 1]) of `recon` against `set` over the
+/// slices of class `label`; `None` when there is none. A perfect copy counts as 100 dB.
+pub fn mean_psnr_db(set: &ImageSet, recon: &ImageSet, label: u32) -> Option<f64> {
+    let psnr: Vec<f64> = (0..set.len())
+        .filter(|&i| set.labels[i] == label)
+        .map(|i| {
+            let (a, b) = (set.image(i), recon.image(i));
+            let mse = a.iter().zip(b).map(|(&x, &y)| f64::from(x - y).powi(2)).sum::<f64>() / a.len() as f64;
+            if mse > 0.0 {
+                (-10.0 * mse.log10()).min(100.0)
+            } else {
+                100.0
+            }
+        })
+        .collect();
+    (!psnr.is_empty()).then(|| psnr.iter().sum::<f64>() / psnr.len() as f64)
+}
+
 /// Fits every technique on `val` (both classes) and scores `test`, for an anomaly VAE.
 pub fn evaluate_techniques<M: VaeModel>(
     model: &M,
@@ -86,7 +118,7 @@ pub fn evaluate_techniques<M: VaeModel>(
     opts: &ErrorMapOptions,
     criterion: ThresholdCriterion,
     device: &Device,
-) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
+) -> Result<AnomalyEvaluation, SynthError> {
     let (val_recon, test_recon) = (reconstruct_set(model, val, 64, device)?, reconstruct_set(model, test, 64, device)?);
     evaluate_reconstructions(val, &val_recon, test, test_recon, opts, criterion, Classifier::of_technique)
 }
@@ -105,14 +137,13 @@ pub fn evaluate_dae(
     opts: &ErrorMapOptions,
     criterion: ThresholdCriterion,
     device: &Device,
-) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
+) -> Result<AnomalyEvaluation, SynthError> {
     let (val_recon, test_recon) = (mri_dae::denoise_set(model, val, 64, device)?, mri_dae::denoise_set(model, test, 64, device)?);
     evaluate_reconstructions(val, &val_recon, test, test_recon, opts, criterion, Classifier::of_dae_technique)
 }
 
 /// Every technique fitted on the error maps of `val` against `val_recon` and scored on those of
-/// `test`; `row` names each technique's report row. Returns the results, the test
-/// reconstructions and the test maps.
+/// `test`; `row` names each technique's report row.
 pub fn evaluate_reconstructions(
     val: &ImageSet,
     val_recon: &ImageSet,
@@ -121,7 +152,7 @@ pub fn evaluate_reconstructions(
     opts: &ErrorMapOptions,
     criterion: ThresholdCriterion,
     row: fn(Technique) -> Classifier,
-) -> Result<(Vec<TechniqueResult>, ImageSet, ErrorMaps), SynthError> {
+) -> Result<AnomalyEvaluation, SynthError> {
     let val_maps = ErrorMaps::from_reconstructions(&val.pixels, &val_recon.pixels, val.side, opts)?;
     let test_maps = ErrorMaps::from_reconstructions(&test.pixels, &test_recon.pixels, test.side, opts)?;
     let mut out = Vec::new();
@@ -131,7 +162,7 @@ pub fn evaluate_reconstructions(
         let test_metrics = TestMetrics::from_scores_f64(&detector.score(&test_maps), &test.labels, threshold)?;
         out.push(TechniqueResult { model: row(t), test: test_metrics, detector });
     }
-    Ok((out, test_recon, test_maps))
+    Ok(AnomalyEvaluation { results: out, test_recon, test_maps, val_healthy_psnr_db: mean_psnr_db(val, val_recon, 0) })
 }
 
 /// A figure of `n_each` tumour and `n_each` healthy test slices, one per row:

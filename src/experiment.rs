@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use mri_cluster::{DetectorFile, ErrorMapOptions, ErrorMaps};
+use mri_cluster::{DetectorFile, ErrorMapOptions};
 use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
 use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
@@ -26,16 +26,43 @@ use mri_vae::AnomalyVaeConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::anomaly::{evaluate_techniques, save_anomaly_figure};
+use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation, AnomalyModel};
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{synthetic_seed, train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
 use crate::quality::{generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
-use crate::report::{add_intervals, write_report};
+use crate::report::{add_intervals, write_report, ReconstructionRow};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
 use crate::rundir::{prepare_out, read_stage, StageFile};
 use crate::shortcut::{geometry_baseline_of, has_file_geometry, GEOMETRY_FEATURES, K_CANDIDATES};
 use crate::SynthError;
+
+/// Which denoising autoencoders the main job trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaeStages {
+    /// None.
+    Off,
+    /// One, on the real healthy training slices (the default: the best anomaly detector on
+    /// Br35H, inside the main job's anomaly budget).
+    #[default]
+    Real,
+    /// One per training set, like the anomaly VAEs: real, and synthetic and mixed for each
+    /// generator (five trainings with both generators: over the anomaly budget on Br35H).
+    All,
+}
+
+impl std::str::FromStr for DaeStages {
+    type Err = SynthError;
+    fn from_str(s: &str) -> Result<Self, SynthError> {
+        match s {
+            "off" => Ok(DaeStages::Off),
+            "real" => Ok(DaeStages::Real),
+            "all" => Ok(DaeStages::All),
+            _ => Err(SynthError::Invalid(format!("unknown DAE stages {s:?}; expected off, real or all"))),
+        }
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -68,9 +95,9 @@ pub struct ExperimentSpec {
     pub fresh: bool,
     /// No progress bars.
     pub quiet: bool,
-    /// Also train denoising autoencoders (`mri-dae`) on real, synthetic and mixed healthy
-    /// slices, scored like the anomaly VAEs (rows `dae-*`, localisation rows `dae`).
-    pub dae: bool,
+    /// Which denoising autoencoders (`mri-dae`) to train beside the anomaly VAEs, scored like
+    /// them (rows `dae-*`, localisation rows `dae`).
+    pub dae: DaeStages,
     /// The GAN's discriminator downsamples by average pooling (`GanConfig::d_avg_pool`) instead
     /// of strided convs.
     pub gan_d_avg_pool: bool,
@@ -94,7 +121,7 @@ impl ExperimentSpec {
             phantoms_per_class: if preset == Preset::Quick { 40 } else { 200 },
             fresh: false,
             quiet: true,
-            dae: false,
+            dae: DaeStages::Real,
             gan_d_avg_pool: false,
         }
     }
@@ -208,27 +235,28 @@ struct AnomalyRow {
 #[derive(Serialize, Deserialize)]
 struct AnomalyStage {
     rows: Vec<AnomalyRow>,
+    /// Mean PSNR of the model's reconstructions of healthy validation slices (`None` for the
+    /// intensity baseline, which reconstructs nothing, and in stage files from before it).
+    #[serde(default)]
+    val_healthy_psnr_db: Option<f64>,
 }
 
 /// Saves each technique's figure and detector file and keeps its test scores.
-fn anomaly_rows(
-    name: &str,
-    results: Vec<crate::anomaly::TechniqueResult>,
-    (recon, maps): (ImageSet, ErrorMaps),
-    map_opts: ErrorMapOptions,
-    test: &ImageSet,
-    out: &Path,
-) -> Result<AnomalyStage, SynthError> {
+fn anomaly_rows(name: &str, ev: AnomalyEvaluation, map_opts: ErrorMapOptions, test: &ImageSet, out: &Path) -> Result<AnomalyStage, SynthError> {
+    let (recon, maps) = (&ev.test_recon, &ev.test_maps);
+    if let Some(p) = ev.val_healthy_psnr_db {
+        println!("  {name}: healthy validation slices reconstructed at {p:.2} dB PSNR");
+    }
     let mut rows = Vec::new();
-    for r in results {
-        save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, &recon, &maps, &r.detector, 3)?;
+    for r in ev.results {
+        save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, recon, maps, &r.detector, 3)?;
         let file = DetectorFile { error_maps: map_opts, detector: r.detector };
         file.write(&out.join("detectors").join(format!("{name}-{}.json", r.model)))?;
         println!("  {name} {}: test {}", r.model, r.test);
-        let scores = file.detector.score(&maps);
+        let scores = file.detector.score(maps);
         rows.push(AnomalyRow { model: r.model, test: r.test, detector: file, scores });
     }
-    Ok(AnomalyStage { rows })
+    Ok(AnomalyStage { rows, val_healthy_psnr_db: ev.val_healthy_psnr_db })
 }
 
 fn anomaly_stage(
@@ -243,8 +271,8 @@ fn anomaly_stage(
     // Model selection on healthy *real* validation slices.
     let model = mri_vae::train_vae(cfg, healthy, &val.of_class(0), device, opts)?.model;
     let map_opts = ErrorMapOptions::default();
-    let (results, recon, maps) = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
-    anomaly_rows(&opts.name, results, (recon, maps), map_opts, test, out)
+    let ev = evaluate_techniques(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
+    anomaly_rows(&opts.name, ev, map_opts, test, out)
 }
 
 fn dae_stage(
@@ -259,8 +287,15 @@ fn dae_stage(
     // Model selection on healthy *real* validation slices, as for the anomaly VAE.
     let model = mri_dae::train_dae(cfg, healthy, &val.of_class(0), device, opts)?.model;
     let map_opts = crate::anomaly::DAE_MAPS;
-    let (results, recon, maps) = crate::anomaly::evaluate_dae(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
-    anomaly_rows(&opts.name, results, (recon, maps), map_opts, test, out)
+    let ev = crate::anomaly::evaluate_dae(&model, val, test, &map_opts, ThresholdCriterion::BalancedAccuracy, device)?;
+    anomaly_rows(&opts.name, ev, map_opts, test, out)
+}
+
+/// Epochs on `n_set` images that show a model about as many images as `epochs` epochs on
+/// `n_real` (rounded, at least 1): how the main job keeps every anomaly model's training at the
+/// real-data model's cost.
+pub fn equal_budget_epochs(epochs: usize, n_real: usize, n_set: usize) -> usize {
+    ((epochs * n_real) as f64 / n_set.max(1) as f64).round().max(1.0) as usize
 }
 
 /// Runs the whole study and writes `report.json`, `report.md` and the figures into `spec.out`.
@@ -518,7 +553,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         Ok(())
     };
 
-    let push_anomaly = |rows: &mut Vec<ResultRow>, st: AnomalyStage, train_data: TrainData, generator: Option<GeneratorKind>| {
+    let mut reconstruction = Vec::new();
+    let mut push_anomaly = |rows: &mut Vec<ResultRow>, st: AnomalyStage, model: AnomalyModel, train_data: TrainData, generator: Option<GeneratorKind>| {
+        if let Some(p) = st.val_healthy_psnr_db {
+            reconstruction.push(ReconstructionRow { model, train_data, generator, val_healthy_psnr_db: p });
+        }
         for r in st.rows {
             rows.push(ResultRow {
                 model: r.model,
@@ -542,28 +581,33 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         file.write(&spec.out.join("detectors").join("intensity-baseline.json"))?;
         println!("  intensity baseline: test {}", r.test);
         let scores = file.detector.score(&maps);
-        Ok(AnomalyStage { rows: vec![AnomalyRow { model: r.model, test: r.test, detector: file, scores }] })
+        Ok(AnomalyStage { rows: vec![AnomalyRow { model: r.model, test: r.test, detector: file, scores }], val_healthy_psnr_db: None })
     })?;
-    push_anomaly(&mut rows, st, TrainData::Real, None);
+    push_anomaly(&mut rows, st, AnomalyModel::Vae, TrainData::Real, None);
     println!("stage anomaly-vae-real:");
     let opts = runner.run_options("anomaly-vae-real", 0);
     let st = runner.stage("anomaly-vae-real", || anomaly_stage(&anomaly_cfg, &opts, &train.of_class(0), &val, &test, &spec.out, device))?;
-    push_anomaly(&mut rows, st, TrainData::Real, None);
+    push_anomaly(&mut rows, st, AnomalyModel::Vae, TrainData::Real, None);
     localize(&mut runner, "anomaly-vae-real", TrainData::Real, None)?;
+    // Every anomaly model sees as many training images as the real-data one (a mixed set's model
+    // trains for fewer epochs): the anomaly budget of the main job holds whatever the data, and
+    // the comparison is at equal compute.
+    let n_real_healthy = train.of_class(0).len();
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.of_class(0)), (TrainData::Mixed, train.of_class(0).concat(&syn.of_class(0))?)] {
             let name = format!("anomaly-vae-{what}-{g}");
             println!("stage {name}:");
             let opts = runner.run_options(&name, 0);
-            let st = runner.stage(&name, || anomaly_stage(&anomaly_cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, what, Some(g));
+            let cfg = AnomalyVaeConfig { epochs: equal_budget_epochs(anomaly_cfg.epochs, n_real_healthy, set.len()), ..anomaly_cfg.clone() };
+            let st = runner.stage(&name, || anomaly_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
+            push_anomaly(&mut rows, st, AnomalyModel::Vae, what, Some(g));
             localize(&mut runner, &name, what, Some(g))?;
         }
     }
 
-    if spec.dae {
+    if spec.dae != DaeStages::Off {
         let mut sets = vec![(TrainData::Real, None, train.of_class(0))];
-        for (&g, syn) in &synthetic {
+        for (&g, syn) in synthetic.iter().filter(|_| spec.dae == DaeStages::All) {
             sets.push((TrainData::Synthetic, Some(g), syn.of_class(0)));
             sets.push((TrainData::Mixed, Some(g), train.of_class(0).concat(&syn.of_class(0))?));
         }
@@ -574,8 +618,9 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             };
             println!("stage {name}:");
             let opts = runner.run_options(&name, 0);
-            let st = runner.stage(&name, || dae_stage(&dae_cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, what, g);
+            let cfg = DaeConfig { epochs: equal_budget_epochs(dae_cfg.epochs, n_real_healthy, set.len()), ..dae_cfg.clone() };
+            let st = runner.stage(&name, || dae_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
+            push_anomaly(&mut rows, st, AnomalyModel::Dae, what, g);
             if let Some((mv, mt)) = &masked {
                 let stage = format!("localization-{name}");
                 let row = runner.stage(&stage, || {
@@ -611,6 +656,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         localization,
         localization_baseline,
         cnn_saliency,
+        reconstruction,
         timings_s: runner.timings,
     };
     write_report(spec, &report, &test.labels, &gen_histories, &cnn_histories)?;

@@ -273,8 +273,24 @@ pub struct Report {
     /// The real-data CNN's occlusion saliency scored the same way: does it look at the tumour?
     #[serde(default)]
     pub cnn_saliency: Option<LocalizationRow>,
+    /// How well each anomaly model reconstructs the healthy validation slices.
+    #[serde(default)]
+    pub reconstruction: Vec<ReconstructionRow>,
     /// Seconds per stage (as measured when the stage ran).
     pub timings_s: BTreeMap<String, f64>,
+}
+
+/// One anomaly model's row of `report.json`'s `"reconstruction"` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReconstructionRow {
+    /// The reconstruction model.
+    pub model: crate::anomaly::AnomalyModel,
+    /// What it was trained on.
+    pub train_data: TrainData,
+    /// The generator of its synthetic slices; `None` for real rows.
+    pub generator: Option<GeneratorKind>,
+    /// Mean PSNR (dB, peak 1) of its reconstructions of the healthy real validation slices.
+    pub val_healthy_psnr_db: f64,
 }
 
 /// The study's accuracies (percent) for a model × train data, where it reported one.
@@ -442,6 +458,14 @@ pub fn write_report(
             ));
         }
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`. Real test slices (first row) beside each generator's first samples (one row each, generators in the order vae, gan): `figures/compare-yes.png`, `figures/compare-no.png`.\n\n");
+    }
+    if !report.reconstruction.is_empty() {
+        md.push_str("## Anomaly models' reconstructions\n\nMean PSNR (dB, peak 1) of each anomaly model's output for the healthy real validation slices: a model that cannot reproduce healthy anatomy (a blur) has an error map that is high everywhere, and a tumour cannot stand out of it. The DAE's output is its denoised input, so it is expected near a copy.\n\n| Model | Train data | Generator | Healthy val PSNR (dB) |\n|---|---|---|---|\n");
+        for r in &report.reconstruction {
+            let g = r.generator.map_or("—".to_string(), |g| g.to_string());
+            md.push_str(&format!("| {} | {} | {g} | {:.2} |\n", r.model.name(), r.train_data, r.val_healthy_psnr_db));
+        }
+        md.push('\n');
     }
     if !report.localization.is_empty() {
         md.push_str("## Anomaly localisation\n\nError maps of each anomaly model (VAE; DAE: residual of the denoising autoencoder) against the tumour masks of the annotated test slices, head pixels pooled. Best Dice chooses its threshold on test (an upper bound); the last column uses the threshold best on the annotated validation slices. The `none` row scores the slice's own intensity (no model): the reference an error map has to beat.\n\n| Model | Train data | Generator | Slices | Pixel AUROC | Best Dice | Dice (val threshold) |\n|---|---|---|---|---|---|---|\n");

@@ -20,7 +20,10 @@ fn every_technique_is_fitted_on_val_and_scored_on_test() {
     let cfg = AnomalyVaeConfig { epochs: 2, ..AnomalyVaeConfig::quick(16) };
     let dev = Device::Cpu;
     let model = train_vae(&cfg, &tr.of_class(0), &va.of_class(0), &dev, &RunOptions::quiet(0)).unwrap().model;
-    let (results, recon, maps) = evaluate_techniques(&model, &va, &te, &ErrorMapOptions::default(), ThresholdCriterion::F1, &dev).unwrap();
+    let ev = evaluate_techniques(&model, &va, &te, &ErrorMapOptions::default(), ThresholdCriterion::F1, &dev).unwrap();
+    // A PSNR in dB of the healthy validation reconstructions (peak 1; a tiny VAE: low but finite).
+    assert!(ev.val_healthy_psnr_db.is_some_and(|p| p.is_finite() && p > 0.0), "{:?}", ev.val_healthy_psnr_db);
+    let (results, recon, maps) = (ev.results, ev.test_recon, ev.test_maps);
     let names: Vec<&str> = results.iter().map(|r| r.model.name()).collect();
     assert_eq!(names, ["vae-giaem", "vae-dbscan", "vae-kmeans", "vae-global-kmeans", "vae-percentile"]);
     for r in &results {
@@ -47,7 +50,9 @@ fn dae_rows_and_the_intensity_baseline() {
     let dev = Device::Cpu;
     let cfg = mri_synth::dae::DaeConfig { epochs: 2, ..mri_synth::dae::DaeConfig::quick(16) };
     let model = mri_synth::dae::train_dae(&cfg, &tr.of_class(0), &va.of_class(0), &dev, &RunOptions::quiet(0)).unwrap().model;
-    let (results, recon, maps) = evaluate_dae(&model, &va, &te, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &dev).unwrap();
+    let ev = evaluate_dae(&model, &va, &te, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &dev).unwrap();
+    assert!(ev.val_healthy_psnr_db.is_some());
+    let (results, recon, maps) = (ev.results, ev.test_recon, ev.test_maps);
     let names: Vec<&str> = results.iter().map(|r| r.model.name()).collect();
     assert_eq!(names, ["dae-giaem", "dae-dbscan", "dae-kmeans", "dae-global-kmeans", "dae-percentile"]);
     assert_eq!((recon.len(), maps.len()), (te.len(), te.len()));
@@ -60,4 +65,19 @@ fn dae_rows_and_the_intensity_baseline() {
     let scores = base.detector.score(&base_maps);
     assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
     assert_eq!((base.test.tp + base.test.fp + base.test.tn + base.test.fn_) as usize, te.len());
+}
+
+#[test]
+fn psnr_of_reconstructions_per_class() {
+    use mri_synth::anomaly::mean_psnr_db;
+    use mri_synth::train::ImageSet;
+    let set = ImageSet { pixels: vec![0.5; 4 * 3], labels: vec![0, 1, 0], side: 2 };
+    // Healthy slice 0 copied exactly (capped at 100 dB), healthy slice 2 off by 0.1 everywhere
+    // (MSE 0.01: 20 dB), the tumour slice ignored.
+    let mut recon = set.clone();
+    recon.pixels[8..12].iter_mut().for_each(|p| *p += 0.1);
+    recon.pixels[4..8].iter_mut().for_each(|p| *p = 0.0);
+    let p = mean_psnr_db(&set, &recon, 0).unwrap();
+    assert!((p - 60.0).abs() < 1e-3, "{p}");
+    assert_eq!(mean_psnr_db(&ImageSet { labels: vec![1, 1, 1], ..set.clone() }, &recon, 0), None);
 }

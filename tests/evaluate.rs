@@ -94,7 +94,7 @@ fn evaluate_takes_a_denoising_autoencoder_and_its_detector() {
     let opts = RunOptions { checkpoint_dir: Some(out.path().to_path_buf()), name: "anomaly-dae-real".into(), ..RunOptions::quiet(0) };
     let cfg = DaeConfig { epochs: 1, ..DaeConfig::quick(16) };
     let model = train_dae(&cfg, &set.of_class(0), &set.of_class(0), &Device::Cpu, &opts).unwrap().model;
-    let (results, _, _) = evaluate_dae(&model, &set, &set, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &Device::Cpu).unwrap();
+    let results = evaluate_dae(&model, &set, &set, &DAE_MAPS, ThresholdCriterion::BalancedAccuracy, &Device::Cpu).unwrap().results;
     let r = results.iter().find(|r| r.model.name() == "dae-percentile").unwrap();
     let det = out.path().join("dae-percentile.json");
     DetectorFile { error_maps: DAE_MAPS, detector: r.detector.clone() }.write(&det).unwrap();

@@ -12,13 +12,16 @@ fn quick_spec(out: &std::path::Path) -> ExperimentSpec {
 #[test]
 fn quick_experiment_writes_the_report_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ExperimentSpec { dae: true, ..quick_spec(dir.path()) };
+    let spec = ExperimentSpec { dae: mri_synth::experiment::DaeStages::All, ..quick_spec(dir.path()) };
     let report = run_experiment(&spec, &Device::Cpu).unwrap();
     // One row per model × train data × generator: cnn 1 + 2×2, the intensity baseline,
     // anomaly VAE and DAE 5 techniques × (1 + 2×2) each.
     assert_eq!(report.classification.len(), 5 + 1 + 25 + 25);
     assert_eq!(report.classification.iter().filter(|r| r.model.name().starts_with("dae-")).count(), 25);
     assert_eq!(report.classification.iter().filter(|r| r.model == mri_synth::report::Classifier::IntensityBaseline).count(), 1);
+    // A reconstruction PSNR per anomaly model (5 VAEs, 5 DAEs), none for the baseline.
+    assert_eq!(report.reconstruction.len(), 10);
+    assert!(report.reconstruction.iter().all(|r| r.val_healthy_psnr_db.is_finite() && r.val_healthy_psnr_db > 0.0));
     // No leak check on phantoms: independent draws (tests/br35h.rs checks it on real data).
     assert!(report.dataset.leak_check.is_none());
     assert!(!dir.path().join("leaks_test.csv").exists());
@@ -142,4 +145,14 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
     assert_ne!(fresh.fingerprint.split_hash, first.fingerprint.split_hash);
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["fingerprint"]["seed"], 1);
+}
+
+#[test]
+fn anomaly_models_train_at_the_real_sets_cost() {
+    use mri_synth::experiment::equal_budget_epochs;
+    // A mixed set twice the real one: half the epochs; a set as large: the same; never 0.
+    assert_eq!(equal_budget_epochs(8, 1045, 2090), 4);
+    assert_eq!(equal_budget_epochs(8, 1045, 1045), 8);
+    assert_eq!(equal_budget_epochs(3, 10, 1000), 1);
+    assert_eq!(equal_budget_epochs(15, 140, 280), 8);
 }

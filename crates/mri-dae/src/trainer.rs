@@ -10,12 +10,12 @@ use mri_train::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::DaeConfig;
+use crate::config::{DaeConfig, NoiseUpsampling};
 use crate::model::DenoisingAe;
 use crate::{DaeError, Result};
 
 /// Coarse noise for a batch `x` (N, 1, S, S): N(0, `noise_std`²) drawn on a
-/// `noise_res`² grid (stream `name`), upsampled bilinearly to S, rolled by a seeded offset (so
+/// `noise_res`² grid (stream `name`), upsampled to S (bilinear or nearest, `noise_upsampling`), rolled by a seeded offset (so
 /// the grid's corners fall anywhere) and kept inside the head (pixels above
 /// `head_threshold`); only its magnitude with `bright_noise_only`. Add it to `x` to get the
 /// training input.
@@ -26,7 +26,16 @@ pub fn coarse_noise(cfg: &DaeConfig, x: &Tensor, seed: u64, name: &str) -> Resul
     if cfg.bright_noise_only {
         grid = grid.abs()?;
     }
-    let mut up = grid.upsample_bilinear2d(h, w, false)?;
+    let mut up = match cfg.noise_upsampling {
+        NoiseUpsampling::Bilinear => grid.upsample_bilinear2d(h, w, false)?,
+        NoiseUpsampling::Nearest => grid.upsample_nearest2d(h, w)?,
+        NoiseUpsampling::Mixed => {
+            // One seeded coin per image: its sign picks the sharp patches.
+            let coin = seeded_normal(seed, &format!("{name}/shape"), (n, 1, 1, 1), x.device())?.ge(0f64)?.to_dtype(x.dtype())?;
+            let (smooth, sharp) = (grid.upsample_bilinear2d(h, w, false)?, grid.upsample_nearest2d(h, w)?);
+            (smooth.broadcast_mul(&(1.0 - &coin)?)? + sharp.broadcast_mul(&coin)?)?
+        }
+    };
     let shift = stream_seed(seed, &format!("{name}/roll")) as usize;
     let (dy, dx) = (shift % h, (shift / h) % w);
     if dy > 0 {
@@ -128,7 +137,7 @@ impl EpochTask for DaeTask<'_> {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
     fn epochs(&self) -> usize {
-        self.cfg.epochs
+        self.cfg.epochs_for(self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
         self.train.len().div_ceil(self.cfg.batch_size)
@@ -146,7 +155,7 @@ impl EpochTask for DaeTask<'_> {
     fn set_state(&mut self, _state: ()) {}
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<DaeEpoch> {
         let t0 = Instant::now();
-        let lr = self.cfg.lr_at(epoch);
+        let lr = self.cfg.lr_at(epoch, self.cfg.epochs_for(self.train.len()));
         self.adam.set_lr(lr);
         let mut sum = 0f64;
         for idx in &self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size) {

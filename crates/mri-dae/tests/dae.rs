@@ -96,3 +96,36 @@ fn training_denoises_and_the_checkpoint_loads_back() {
     // Another kind's checkpoint is refused by name.
     assert!(load_dae(&Checkpoint::at(dir.path(), "missing"), &dev).is_err());
 }
+
+/// Share of horizontally neighbouring pixel pairs with exactly the same noise value, per image.
+fn flat_share(noise: &Tensor) -> Vec<f32> {
+    let (n, _, h, w) = noise.dims4().unwrap();
+    let v = noise.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    (0..n)
+        .map(|i| {
+            let img = &v[i * h * w..(i + 1) * h * w];
+            let same = (0..h).flat_map(|y| (0..w - 1).map(move |x| (y, x))).filter(|&(y, x)| img[y * w + x] == img[y * w + x + 1]).count();
+            same as f32 / (h * (w - 1)) as f32
+        })
+        .collect()
+}
+
+#[test]
+fn nearest_noise_is_square_patches_and_mixed_draws_either_per_image() {
+    use mri_dae::NoiseUpsampling;
+    // A batch of plain bright squares: every pixel is "head", so the noise is never masked.
+    let x = Tensor::full(0.5f32, (16, 1, 32, 32), &Device::Cpu).unwrap();
+    let cfg = DaeConfig { noise_res: 4, ..DaeConfig::quick(32) };
+    let with = |u| coarse_noise(&DaeConfig { noise_upsampling: u, ..cfg.clone() }, &x, 5, "noise/0").unwrap();
+    // Nearest: 8-px cells, so 7 of 8 neighbour pairs are equal; bilinear: only where the
+    // border is held (half a cell at each edge of the grid).
+    let (near, smooth) = (flat_share(&with(NoiseUpsampling::Nearest)), flat_share(&with(NoiseUpsampling::Bilinear)));
+    assert!(near.iter().all(|&s| (s - 7.0 / 8.0 * 32.0 / 31.0).abs() < 0.05), "{near:?}");
+    assert!(smooth.iter().all(|&s| s < 0.25), "{smooth:?}");
+    // Mixed: each image is one of the two (both kinds occur in 16 images), seeded.
+    let mixed = flat_share(&with(NoiseUpsampling::Mixed));
+    assert!(mixed.iter().all(|&s| s < 0.25 || (s - 7.0 / 8.0 * 32.0 / 31.0).abs() < 0.05), "{mixed:?}");
+    let sharp = mixed.iter().filter(|&&s| s > 0.5).count();
+    assert!((1..16).contains(&sharp), "{sharp} of 16 images drew sharp patches");
+    assert_eq!(flat_share(&with(NoiseUpsampling::Mixed)), mixed);
+}
