@@ -73,15 +73,7 @@ struct Args {
     /// DAE: how the noise grid is upsampled: bilinear (smooth blobs), nearest (sharp-edged
     /// square patches) or mixed (each image draws one); default: the preset's.
     #[arg(long, value_enum)]
-    dae_noise_upsampling: Option<NoiseShape>,
-}
-
-/// `--dae-noise-upsampling` values (mri-dae's `NoiseUpsampling`, which has no clap dependency).
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum NoiseShape {
-    Bilinear,
-    Nearest,
-    Mixed,
+    dae_noise_upsampling: Option<NoiseUpsampling>,
 }
 
 /// Localisation against the folder's tumour outlines (or the phantoms' lesion masks), for the
@@ -136,13 +128,7 @@ fn main() -> Result<()> {
             cfg.noise_std = a.dae_noise_std.unwrap_or(cfg.noise_std);
             cfg.noise_res = a.dae_noise_res.unwrap_or(cfg.noise_res);
             cfg.bright_noise_only |= a.dae_bright_noise;
-            if let Some(u) = a.dae_noise_upsampling {
-                cfg.noise_upsampling = match u {
-                    NoiseShape::Bilinear => NoiseUpsampling::Bilinear,
-                    NoiseShape::Nearest => NoiseUpsampling::Nearest,
-                    NoiseShape::Mixed => NoiseUpsampling::Mixed,
-                };
-            }
+            cfg.noise_upsampling = a.dae_noise_upsampling.unwrap_or(cfg.noise_upsampling);
             let opts = a.run.run_options("anomaly-dae-real", &a.out, &fingerprint, 5);
             println!(
                 "denoising autoencoder (channels {:?}, noise {}² × σ {}, {:?} upsampling) on {} healthy training slices",

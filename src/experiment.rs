@@ -554,24 +554,26 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     };
 
     let mut reconstruction = Vec::new();
-    let mut push_anomaly = |rows: &mut Vec<ResultRow>, st: AnomalyStage, model: AnomalyModel, train_data: TrainData, generator: Option<GeneratorKind>| {
-        if let Some(p) = st.val_healthy_psnr_db {
-            reconstruction.push(ReconstructionRow { model, train_data, generator, val_healthy_psnr_db: p });
-        }
-        for r in st.rows {
-            rows.push(ResultRow {
-                model: r.model,
-                train_data,
-                generator,
-                test: r.test,
-                threshold: r.detector.detector.operating_point().map(|op| op.threshold).unwrap_or(0.5),
-                ci95: None,
-                vs_real: None,
-                operating_point: serde_json::to_value(&r.detector).expect("serialises"),
-                test_scores: r.scores,
-            });
-        }
-    };
+    // `model`: the reconstruction model, `None` for the intensity baseline (no reconstruction).
+    let mut push_anomaly =
+        |rows: &mut Vec<ResultRow>, st: AnomalyStage, model: Option<AnomalyModel>, train_data: TrainData, generator: Option<GeneratorKind>| {
+            if let (Some(model), Some(p)) = (model, st.val_healthy_psnr_db) {
+                reconstruction.push(ReconstructionRow { model, train_data, generator, val_healthy_psnr_db: p });
+            }
+            for r in st.rows {
+                rows.push(ResultRow {
+                    model: r.model,
+                    train_data,
+                    generator,
+                    test: r.test,
+                    threshold: r.detector.detector.operating_point().map(|op| op.threshold).unwrap_or(0.5),
+                    ci95: None,
+                    vs_real: None,
+                    operating_point: serde_json::to_value(&r.detector).expect("serialises"),
+                    test_scores: r.scores,
+                });
+            }
+        };
     println!("stage anomaly-intensity-baseline:");
     let st = runner.stage("anomaly-intensity-baseline", || {
         let (r, maps) = crate::anomaly::intensity_baseline(&val, &test, ThresholdCriterion::BalancedAccuracy)?;
@@ -583,11 +585,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         let scores = file.detector.score(&maps);
         Ok(AnomalyStage { rows: vec![AnomalyRow { model: r.model, test: r.test, detector: file, scores }], val_healthy_psnr_db: None })
     })?;
-    push_anomaly(&mut rows, st, AnomalyModel::Vae, TrainData::Real, None);
+    push_anomaly(&mut rows, st, None, TrainData::Real, None);
     println!("stage anomaly-vae-real:");
     let opts = runner.run_options("anomaly-vae-real", 0);
     let st = runner.stage("anomaly-vae-real", || anomaly_stage(&anomaly_cfg, &opts, &train.of_class(0), &val, &test, &spec.out, device))?;
-    push_anomaly(&mut rows, st, AnomalyModel::Vae, TrainData::Real, None);
+    push_anomaly(&mut rows, st, Some(AnomalyModel::Vae), TrainData::Real, None);
     localize(&mut runner, "anomaly-vae-real", TrainData::Real, None)?;
     // Every anomaly model sees as many training images as the real-data one (a mixed set's model
     // trains for fewer epochs): the anomaly budget of the main job holds whatever the data, and
@@ -600,16 +602,18 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             let opts = runner.run_options(&name, 0);
             let cfg = AnomalyVaeConfig { epochs: equal_budget_epochs(anomaly_cfg.epochs, n_real_healthy, set.len()), ..anomaly_cfg.clone() };
             let st = runner.stage(&name, || anomaly_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, AnomalyModel::Vae, what, Some(g));
+            push_anomaly(&mut rows, st, Some(AnomalyModel::Vae), what, Some(g));
             localize(&mut runner, &name, what, Some(g))?;
         }
     }
 
     if spec.dae != DaeStages::Off {
         let mut sets = vec![(TrainData::Real, None, train.of_class(0))];
-        for (&g, syn) in synthetic.iter().filter(|_| spec.dae == DaeStages::All) {
-            sets.push((TrainData::Synthetic, Some(g), syn.of_class(0)));
-            sets.push((TrainData::Mixed, Some(g), train.of_class(0).concat(&syn.of_class(0))?));
+        if spec.dae == DaeStages::All {
+            for (&g, syn) in &synthetic {
+                sets.push((TrainData::Synthetic, Some(g), syn.of_class(0)));
+                sets.push((TrainData::Mixed, Some(g), train.of_class(0).concat(&syn.of_class(0))?));
+            }
         }
         for (what, g, set) in sets {
             let name = match g {
@@ -620,7 +624,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             let opts = runner.run_options(&name, 0);
             let cfg = DaeConfig { epochs: equal_budget_epochs(dae_cfg.epochs, n_real_healthy, set.len()), ..dae_cfg.clone() };
             let st = runner.stage(&name, || dae_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, AnomalyModel::Dae, what, g);
+            push_anomaly(&mut rows, st, Some(AnomalyModel::Dae), what, g);
             if let Some((mv, mt)) = &masked {
                 let stage = format!("localization-{name}");
                 let row = runner.stage(&stage, || {

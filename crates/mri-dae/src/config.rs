@@ -8,6 +8,7 @@ use crate::{DaeError, Result};
 /// How the coarse noise grid is upsampled to the image side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NoiseUpsampling {
     /// Bilinear: smooth blobs (Kascenas et al.).
     #[default]

@@ -43,7 +43,8 @@
 //!
 //! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (fast conv and batch
 //! norm ops, seeded init and noise, Adam, checkpoints, epoch loop, grids), `serde`/`serde_json`
-//! (configs, sidecars), `thiserror` (errors).
+//! (configs, sidecars), `thiserror` (errors), `clap` (optional feature `clap`: the noise
+//! upsampling as a command-line value).
 #![warn(missing_docs)]
 
 mod config;

@@ -155,7 +155,7 @@ impl EpochTask for DaeTask<'_> {
     fn set_state(&mut self, _state: ()) {}
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<DaeEpoch> {
         let t0 = Instant::now();
-        let lr = self.cfg.lr_at(epoch, self.cfg.epochs_for(self.train.len()));
+        let lr = self.cfg.lr_at(epoch, self.epochs());
         self.adam.set_lr(lr);
         let mut sum = 0f64;
         for idx in &self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size) {
