@@ -64,6 +64,32 @@ impl std::str::FromStr for DaeStages {
     }
 }
 
+/// How long the CNNs on synthetic and mixed sets train, against the real-data CNN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CnnBudget {
+    /// As many images shown as the real-data CNN sees ([`equal_budget_epochs`]): a mixed set,
+    /// twice the real one, trains half the epochs. Every CNN then costs the same (the main job's
+    /// CNN share stays at five real-size trainings), and "mixed vs real" compares data at equal
+    /// compute rather than data plus twice the optimiser steps. The default.
+    #[default]
+    SameImages,
+    /// The same number of epochs on every set, as in the study: a mixed CNN takes twice the
+    /// real one's steps and time.
+    SameEpochs,
+}
+
+impl std::str::FromStr for CnnBudget {
+    type Err = SynthError;
+    fn from_str(s: &str) -> Result<Self, SynthError> {
+        match s {
+            "same-images" => Ok(CnnBudget::SameImages),
+            "same-epochs" => Ok(CnnBudget::SameEpochs),
+            _ => Err(SynthError::Invalid(format!("unknown CNN budget {s:?}; expected same-images or same-epochs"))),
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ExperimentSpec {
@@ -98,6 +124,8 @@ pub struct ExperimentSpec {
     /// Which denoising autoencoders (`mri-dae`) to train beside the anomaly VAEs, scored like
     /// them (rows `dae-*`, localisation rows `dae`).
     pub dae: DaeStages,
+    /// How long the CNNs on synthetic and mixed sets train.
+    pub cnn_budget: CnnBudget,
     /// The GAN's discriminator downsamples by average pooling (`GanConfig::d_avg_pool`) instead
     /// of strided convs.
     pub gan_d_avg_pool: bool,
@@ -122,6 +150,7 @@ impl ExperimentSpec {
             fresh: false,
             quiet: true,
             dae: DaeStages::Real,
+            cnn_budget: CnnBudget::SameImages,
             gan_d_avg_pool: false,
         }
     }
@@ -292,8 +321,8 @@ fn dae_stage(
 }
 
 /// Epochs on `n_set` images that show a model about as many images as `epochs` epochs on
-/// `n_real` (rounded, at least 1): how the main job keeps every anomaly model's training at the
-/// real-data model's cost.
+/// `n_real` (rounded, at least 1): how the main job keeps every anomaly model's training, and by
+/// default every CNN's ([`CnnBudget::SameImages`]), at the real-data model's cost.
 pub fn equal_budget_epochs(epochs: usize, n_real: usize, n_set: usize) -> usize {
     ((epochs * n_real) as f64 / n_set.max(1) as f64).round().max(1.0) as usize
 }
@@ -342,6 +371,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         "epochs": spec.epochs,
         "generator_steps": spec.generator_steps,
         "synthetic_per_class": spec.synthetic_per_class,
+        "cnn_budget": spec.cnn_budget,
     });
     crate::rundir::check_stages(&spec.out.join("stages"), &fingerprint, &settings)?;
     let mut runner = Runner { spec, fingerprint, settings, timings: BTreeMap::new() };
@@ -434,7 +464,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
 
     let mut rows: Vec<ResultRow> = Vec::new();
     let mut cnn_histories: Vec<(String, serde_json::Value)> = Vec::new();
-    let mut push_cnn = |rows: &mut Vec<ResultRow>, st: CnnStage, train_data: TrainData, generator: Option<GeneratorKind>, name: &str| {
+    let mut push_cnn = |rows: &mut Vec<ResultRow>, st: CnnStage, epochs: usize, train_data: TrainData, generator: Option<GeneratorKind>, name: &str| {
         cnn_histories.push((name.to_string(), st.history.clone()));
         rows.push(ResultRow {
             model: Classifier::Cnn,
@@ -444,22 +474,26 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             threshold: 0.5,
             ci95: None,
             vs_real: None,
-            operating_point: serde_json::json!({"threshold": 0.5, "rule": "tumour when softmax probability >= 0.5", "selected_epoch": st.best_epoch, "selected_on": "real val loss"}),
+            operating_point: serde_json::json!({"threshold": 0.5, "rule": "tumour when softmax probability >= 0.5", "epochs": epochs, "selected_epoch": st.best_epoch, "selected_on": "real val loss"}),
             test_scores: st.scores,
         });
     };
     println!("stage cnn-real:");
     let opts = runner.run_options("cnn-real", 0);
     let st = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
-    push_cnn(&mut rows, st, TrainData::Real, None, "cnn-real");
+    push_cnn(&mut rows, st, cnn_cfg.epochs, TrainData::Real, None, "cnn-real");
     geometry_row(&mut runner, &prepared, &mut rows)?;
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
             let name = format!("cnn-{what}-{g}");
             println!("stage {name}:");
             let opts = runner.run_options(&name, 0);
-            let st = runner.stage(&name, || cnn_stage(&cnn_cfg, &opts, &set, &val, &test, device))?;
-            push_cnn(&mut rows, st, what, Some(g), &name);
+            let cfg = match spec.cnn_budget {
+                CnnBudget::SameImages => CnnConfig { epochs: equal_budget_epochs(cnn_cfg.epochs, train.len(), set.len()), ..cnn_cfg.clone() },
+                CnnBudget::SameEpochs => cnn_cfg.clone(),
+            };
+            let st = runner.stage(&name, || cnn_stage(&cfg, &opts, &set, &val, &test, device))?;
+            push_cnn(&mut rows, st, cfg.epochs, what, Some(g), &name);
         }
     }
 

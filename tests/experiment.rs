@@ -41,6 +41,14 @@ fn quick_experiment_writes_the_report_and_resumes() {
         assert!(ci.groups > 0 && ci.groups <= n as usize);
         assert_eq!(r.vs_real.is_some(), r.train_data != TrainData::Real, "{} {}", r.model, r.train_data);
     }
+    // The default CNN budget: mixed sets (twice the real one) train half the epochs, synthetic
+    // sets (as large as the real one) the same.
+    let cnn_epochs = |d: TrainData| -> Vec<u64> {
+        report.classification.iter().filter(|r| r.model == mri_synth::report::Classifier::Cnn && r.train_data == d).map(|r| r.operating_point["epochs"].as_u64().unwrap()).collect()
+    };
+    let real_epochs = cnn_epochs(TrainData::Real)[0];
+    assert!(cnn_epochs(TrainData::Synthetic).iter().all(|&e| e == real_epochs));
+    assert!(cnn_epochs(TrainData::Mixed).iter().all(|&e| e == (real_epochs as f64 / 2.0).round().max(1.0) as u64), "{:?} vs {real_epochs}", cnn_epochs(TrainData::Mixed));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     // Generation: both generators × both classes; localisation: the five anomaly VAEs.
     assert_eq!(report.generation.len(), 4);
@@ -148,7 +156,7 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
 }
 
 #[test]
-fn anomaly_models_train_at_the_real_sets_cost() {
+fn synthetic_and_mixed_models_train_at_the_real_sets_cost() {
     use mri_synth::experiment::equal_budget_epochs;
     // A mixed set twice the real one: half the epochs; a set as large: the same; never 0.
     assert_eq!(equal_budget_epochs(8, 1045, 2090), 4);
