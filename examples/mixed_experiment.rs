@@ -54,6 +54,9 @@ struct Args {
     /// strided convs (their period-2 input gradient draws stripes; docs/models.md).
     #[arg(long)]
     gan_d_avg_pool: bool,
+    /// The GAN discriminator's widths, comma-separated (default: the preset's, 16,32,64,128).
+    #[arg(long, value_delimiter = ',')]
+    gan_d_channels: Option<Vec<usize>>,
 }
 
 fn main() -> Result<()> {
@@ -77,6 +80,7 @@ fn main() -> Result<()> {
         dae: a.dae,
         cnn_budget: a.cnn_budget,
         gan_d_avg_pool: a.gan_d_avg_pool,
+        gan_d_channels: a.gan_d_channels,
     };
     let report = run_experiment(&spec, &device)?;
     println!("\n{}", classification_table(&report));

@@ -31,6 +31,10 @@ struct Args {
     /// convs (smooth gradients for the generator; ~2.3× the discriminator's cost).
     #[arg(long)]
     d_avg_pool: bool,
+    /// The discriminator's widths, comma-separated (default: the preset's; the default
+    /// preset's are 16,32,64,128).
+    #[arg(long, value_delimiter = ',')]
+    d_channels: Option<Vec<usize>>,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_gan")]
     out: PathBuf,
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
         epochs: a.run.epochs,
         steps: a.steps,
         gan_d_avg_pool: a.d_avg_pool,
+        gan_d_channels: a.d_channels,
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: a.figure_every,

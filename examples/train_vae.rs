@@ -66,6 +66,7 @@ fn main() -> Result<()> {
             epochs: a.run.epochs,
             steps: a.steps,
             gan_d_avg_pool: false,
+            gan_d_channels: None,
             seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,

@@ -129,6 +129,8 @@ pub struct ExperimentSpec {
     /// The GAN's discriminator downsamples by average pooling (`GanConfig::d_avg_pool`) instead
     /// of strided convs.
     pub gan_d_avg_pool: bool,
+    /// The GAN discriminator's widths (`None` = the preset's).
+    pub gan_d_channels: Option<Vec<usize>>,
 }
 
 impl ExperimentSpec {
@@ -152,6 +154,7 @@ impl ExperimentSpec {
             dae: DaeStages::Real,
             cnn_budget: CnnBudget::SameImages,
             gan_d_avg_pool: false,
+            gan_d_channels: None,
         }
     }
 }
@@ -424,6 +427,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             epochs: spec.epochs,
             steps: spec.generator_steps,
             gan_d_avg_pool: spec.gan_d_avg_pool,
+            gan_d_channels: spec.gan_d_channels.clone(),
             seed: spec.seed,
             out: spec.out.clone(),
             figure_every: 5,

@@ -75,6 +75,8 @@ pub struct GeneratorSpec {
     pub steps: Option<usize>,
     /// GAN only: downsample in the discriminator by average pooling ([`GanConfig::d_avg_pool`]).
     pub gan_d_avg_pool: bool,
+    /// GAN only: the discriminator's widths ([`GanConfig::d_channels`]; `None` = the preset's).
+    pub gan_d_channels: Option<Vec<usize>>,
     /// Seed.
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
@@ -186,6 +188,9 @@ pub fn train_generators(
                 let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
                 cfg.d_avg_pool |= spec.gan_d_avg_pool;
+                if let Some(d) = &spec.gan_d_channels {
+                    cfg.d_channels = d.clone();
+                }
                 let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
                 (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))

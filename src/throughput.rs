@@ -105,7 +105,9 @@ fn time_steps(warmup: usize, steps: usize, mut f: impl FnMut(usize) -> Result<()
 }
 
 fn trainable(vm: &VarMap) -> usize {
-    vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_")).map(|(_, v)| v.elem_count()).sum()
+    // Batch-norm running statistics and spectral norm's power-iteration vectors are state, not
+    // parameters (PyTorch keeps both as buffers: benches/pytorch/bench.py counts the same).
+    vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with(mri_gan::SN_U)).map(|(_, v)| v.elem_count()).sum()
 }
 
 /// Training and inference seconds of a VAE, and its forward FLOPs per image.

@@ -44,11 +44,20 @@ fn quick_experiment_writes_the_report_and_resumes() {
     // The default CNN budget: mixed sets (twice the real one) train half the epochs, synthetic
     // sets (as large as the real one) the same.
     let cnn_epochs = |d: TrainData| -> Vec<u64> {
-        report.classification.iter().filter(|r| r.model == mri_synth::report::Classifier::Cnn && r.train_data == d).map(|r| r.operating_point["epochs"].as_u64().unwrap()).collect()
+        report
+            .classification
+            .iter()
+            .filter(|r| r.model == mri_synth::report::Classifier::Cnn && r.train_data == d)
+            .map(|r| r.operating_point["epochs"].as_u64().unwrap())
+            .collect()
     };
     let real_epochs = cnn_epochs(TrainData::Real)[0];
     assert!(cnn_epochs(TrainData::Synthetic).iter().all(|&e| e == real_epochs));
-    assert!(cnn_epochs(TrainData::Mixed).iter().all(|&e| e == (real_epochs as f64 / 2.0).round().max(1.0) as u64), "{:?} vs {real_epochs}", cnn_epochs(TrainData::Mixed));
+    assert!(
+        cnn_epochs(TrainData::Mixed).iter().all(|&e| e == (real_epochs as f64 / 2.0).round().max(1.0) as u64),
+        "{:?} vs {real_epochs}",
+        cnn_epochs(TrainData::Mixed)
+    );
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     // Generation: both generators × both classes; localisation: the five anomaly VAEs.
     assert_eq!(report.generation.len(), 4);

@@ -22,6 +22,8 @@ fn train_write_and_reload_both_generators() {
             epochs: Some(1),
             steps: None,
             gan_d_avg_pool: false,
+            // The GAN's discriminator widths overridden (the quick preset's are 4, 8).
+            gan_d_channels: Some(vec![6, 8]),
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
@@ -45,6 +47,10 @@ fn train_write_and_reload_both_generators() {
         let a: Vec<f32> = gen.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = reloaded.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b, "{kind:?}");
+        if kind == GeneratorKind::Gan {
+            let side: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(&name)).unwrap()).unwrap();
+            assert_eq!(side["config"]["d_channels"], serde_json::json!([6, 8]), "{side}");
+        }
         if kind == GeneratorKind::Vae {
             // The quick VAE samples from its fitted code Gaussian, saved beside the checkpoint;
             // without that file the generator cannot be loaded, and the error names it.

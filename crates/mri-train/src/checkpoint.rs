@@ -241,7 +241,7 @@ impl Checkpoint {
             let mut state = HashMap::new();
             side.optimizers.clear();
             for (label, o) in optims {
-                for (k, v) in o.state() {
+                for (k, v) in o.state()? {
                     state.insert(if label.is_empty() { k } else { format!("{label}.{k}") }, v);
                 }
                 side.optimizers.insert(label.to_string(), OptimizerState { step: o.steps(), lr: o.lr() });

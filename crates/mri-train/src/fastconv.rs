@@ -78,13 +78,28 @@ pub struct Im2Col(pub ConvGeometry);
 #[derive(Debug, Clone, Copy)]
 pub struct Col2Im(pub ConvGeometry);
 
-/// The im2col of `x` (N·C·H·W values, row-major) as a (C·k·k) × (N·Ho·Wo) row-major matrix.
+/// The im2col of `x` (N·C·H·W values, row-major) as a (C·k·k) × (N·Ho·Wo) row-major matrix,
+/// its rows spread over rayon's pool.
 fn im2col(x: &[f32], g: ConvGeometry) -> Vec<f32> {
+    let mut out = vec![0f32; g.rows() * g.cols()];
+    let ncols = g.cols();
+    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
+    out
+}
+
+/// [`im2col`] on the calling thread only (inside a task that already has an image to itself).
+fn im2col_serial(x: &[f32], g: ConvGeometry) -> Vec<f32> {
+    let mut out = vec![0f32; g.rows() * g.cols()];
+    let ncols = g.cols();
+    out.chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
+    out
+}
+
+/// Row `row` of the im2col matrix into `dst` (zero-filled, N·Ho·Wo long).
+fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
     let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
     let (plane, l) = (g.h * g.w, ho * wo);
-    let ncols = g.cols();
-    let mut out = vec![0f32; g.rows() * ncols];
-    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
+    {
         let (c, i, j) = (row / (k * k), (row / k) % k, row % k);
         for n in 0..g.n {
             let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
@@ -114,8 +129,7 @@ fn im2col(x: &[f32], g: ConvGeometry) -> Vec<f32> {
                 }
             }
         }
-    });
-    out
+    }
 }
 
 impl CustomOp1 for Im2Col {
@@ -138,12 +152,24 @@ impl CustomOp1 for Im2Col {
     }
 }
 
-/// The col2im of a (C·k·k) × (N·Ho·Wo) row-major matrix: N·C·H·W values, row-major.
+/// The col2im of a (C·k·k) × (N·Ho·Wo) row-major matrix: N·C·H·W values, row-major, its
+/// planes spread over rayon's pool.
 fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
+    let mut out = vec![0f32; g.n * g.c * g.h * g.w];
+    out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+    out
+}
+
+/// [`col2im`] on the calling thread only, into `out` (N·C·H·W, zero-filled).
+fn col2im_serial_into(cols: &[f32], g: ConvGeometry, out: &mut [f32]) {
+    out.chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+}
+
+/// Plane `nc` (image n, channel c) of the col2im into `dst` (zero-filled, H·W long).
+fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
     let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
-    let (plane, l, ncols) = (g.h * g.w, ho * wo, g.cols());
-    let mut out = vec![0f32; g.n * g.c * plane];
-    out.par_chunks_mut(plane).enumerate().for_each(|(nc, dst)| {
+    let (l, ncols) = (ho * wo, g.cols());
+    {
         let (n, c) = (nc / g.c, nc % g.c);
         for i in 0..k {
             for j in 0..k {
@@ -176,8 +202,7 @@ fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
                 }
             }
         }
-    });
-    out
+    }
 }
 
 /// `dst (m × n) = lhs (m × k) @ rhs (k × n)`, or `dst += …` when `accumulate`; every matrix
@@ -185,12 +210,17 @@ fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
 /// called directly so the product lands in its final place without a copy.
 #[allow(clippy::too_many_arguments)]
 fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool) {
+    sgemm_with(m, n, k, dst, lhs, rhs, accumulate, rayon::current_num_threads());
+}
+
+/// [`sgemm`] on at most `threads` threads (1: the calling thread only).
+#[allow(clippy::too_many_arguments)]
+fn sgemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool, threads: usize) {
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
     assert!(
         dst.len() >= extent(m, n, n, 1) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2),
         "sgemm: operand too short"
     );
-    let threads = rayon::current_num_threads();
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the extents above keep every access inside the slices; dst does not alias the inputs
     // (a &mut borrow).
@@ -223,6 +253,10 @@ fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usi
 fn cpu_data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1()
 }
+
+/// Image groups whose weight gradients are summed separately in a parallel backward pass (a
+/// constant, not the thread count, so that the summation order is the same on every machine).
+const DW_GROUPS: usize = 8;
 
 /// Output planes at least this large get one GEMM per image written straight into the output
 /// (no transposing copy); smaller ones are batched into one GEMM per chunk.
@@ -326,9 +360,19 @@ impl ConvOp {
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
             let wv = cpu_data(w)?;
             y.resize(n * o * l, 0.0);
-            for (i, dst) in y.chunks_mut(o * l).enumerate() {
-                let cols = im2col(&x[i * per_in..(i + 1) * per_in], one);
-                sgemm(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false);
+            if n >= 2 {
+                // One image per task, each im2col + GEMM on its own thread: on small layers
+                // (few channels, 64 px) a fork-join inside every im2col and GEMM cost more than
+                // the work; images are independent, so the result does not depend on the split.
+                y.par_chunks_mut(o * l).enumerate().for_each(|(i, dst)| {
+                    let cols = im2col_serial(&x[i * per_in..(i + 1) * per_in], one);
+                    sgemm_with(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false, 1);
+                });
+            } else {
+                for (i, dst) in y.chunks_mut(o * l).enumerate() {
+                    let cols = im2col(&x[i * per_in..(i + 1) * per_in], one);
+                    sgemm(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false);
+                }
             }
         } else {
             let (o, l) = (out[1], out[2] * out[3]);
@@ -379,13 +423,42 @@ impl ConvOp {
             let per_in = xv.len() / n.max(1);
             let mut dwv = vec![0f32; o * kk];
             let mut dxv = Vec::with_capacity(xv.len());
-            let mut dcols = vec![0f32; kk * l];
-            for i in 0..n {
-                let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one);
-                let dyi = &dyv[i * o * l..(i + 1) * o * l];
-                sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
-                sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
-                dxv.extend(col2im(&dcols, one));
+            if n >= 2 {
+                // Images in parallel, as in the forward pass. dW sums over images: each of a
+                // fixed number of contiguous image groups accumulates its own partial sum, and the
+                // partials are added in group order, so the result is the same whatever the
+                // thread count or scheduling (the determinism tests compare bits).
+                dxv.resize(xv.len(), 0.0);
+                let group = n.div_ceil(DW_GROUPS.min(n));
+                let partials: Vec<Vec<f32>> = dxv
+                    .par_chunks_mut(group * per_in)
+                    .enumerate()
+                    .map(|(gi, dx_group)| {
+                        let mut dw = vec![0f32; o * kk];
+                        let mut dcols = vec![0f32; kk * l];
+                        for (j, dxi) in dx_group.chunks_mut(per_in).enumerate() {
+                            let i = gi * group + j;
+                            let cols = im2col_serial(&xv[i * per_in..(i + 1) * per_in], one);
+                            let dyi = &dyv[i * o * l..(i + 1) * o * l];
+                            sgemm_with(o, kk, l, &mut dw, (dyi, l, 1), (&cols, 1, l), true, 1);
+                            sgemm_with(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false, 1);
+                            col2im_serial_into(&dcols, one, dxi);
+                        }
+                        dw
+                    })
+                    .collect();
+                for p in &partials {
+                    dwv.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+                }
+            } else {
+                let mut dcols = vec![0f32; kk * l];
+                for i in 0..n {
+                    let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one);
+                    let dyi = &dyv[i * o * l..(i + 1) * o * l];
+                    sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
+                    sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
+                    dxv.extend(col2im(&dcols, one));
+                }
             }
             let dev = Device::Cpu;
             return Ok((Tensor::from_vec(dxv, x.shape(), &dev)?, Tensor::from_vec(dwv, w.shape(), &dev)?));

@@ -1,9 +1,17 @@
 //! Adam / AdamW with explicit hyper-parameters and a state that checkpoints can save.
+//!
+//! On the CPU the update runs fused and in place (issue 16, lever 4): three passes over each
+//! parameter (first moment, second moment, weight), no allocation, where the same update as
+//! candle tensor ops is about twelve passes, each into a fresh, zero-filled buffer (and every
+//! buffer over glibc's 32 MB threshold page-faulted in again). On other devices and dtypes, or
+//! after [`Adam::set_fused`]`(false)`, the tensor-op path runs; the two agree to float rounding
+//! (tests/train.rs).
 
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{bail, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
@@ -51,8 +59,96 @@ impl AdamConfig {
 struct Slot {
     name: String,
     var: Var,
+    /// First and second moments, each with a storage of its own (the fused path writes them in
+    /// place).
     m: Tensor,
     v: Tensor,
+}
+
+/// Elements a rayon task takes in the fused update: big enough that scheduling is noise,
+/// small enough that a 2-core machine splits every tensor worth splitting.
+const CHUNK: usize = 1 << 15;
+
+fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => bail!("fused Adam: contiguous f32 tensors only"),
+    }
+}
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => bail!("fused Adam: contiguous f32 tensors only"),
+    }
+}
+
+/// In place: m ← β·m + (1 − β)·g, or with `square` v ← β·v + (1 − β)·g².
+struct MomentUpdate {
+    beta: f32,
+    square: bool,
+}
+
+impl InplaceOp2 for MomentUpdate {
+    fn name(&self) -> &'static str {
+        "mri-adam-moment"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let (m, g) = (contiguous_f32_mut(s1, l1)?, contiguous_f32(s2, l2)?);
+        if m.len() != g.len() {
+            bail!("fused Adam: moment of {} elements, gradient of {}", m.len(), g.len());
+        }
+        let (b, a) = (self.beta, 1.0 - self.beta);
+        let square = self.square;
+        let run = |m: &mut [f32], g: &[f32]| {
+            if square {
+                m.iter_mut().zip(g).for_each(|(m, &g)| *m = b * *m + a * (g * g));
+            } else {
+                m.iter_mut().zip(g).for_each(|(m, &g)| *m = b * *m + a * g);
+            }
+        };
+        if m.len() > 2 * CHUNK {
+            m.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(m, g)| run(m, g));
+        } else {
+            run(m, g);
+        }
+        Ok(())
+    }
+}
+
+/// In place: w ← w·decay − lr · (m / bc1) / (√(v / bc2) + ε).
+struct WeightUpdate {
+    lr: f32,
+    decay: f32,
+    inv_bc1: f32,
+    inv_bc2: f32,
+    eps: f32,
+}
+
+impl InplaceOp3 for WeightUpdate {
+    fn name(&self) -> &'static str {
+        "mri-adam-weight"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
+        let (w, m, v) = (contiguous_f32_mut(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        if w.len() != m.len() || w.len() != v.len() {
+            bail!("fused Adam: weight of {} elements, moments of {} and {}", w.len(), m.len(), v.len());
+        }
+        let WeightUpdate { lr, decay, inv_bc1, inv_bc2, eps } = *self;
+        let run = |w: &mut [f32], m: &[f32], v: &[f32]| {
+            for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {
+                *w = *w * decay - lr * ((m * inv_bc1) / ((v * inv_bc2).sqrt() + eps));
+            }
+        };
+        if w.len() > 2 * CHUNK {
+            w.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK)).zip(v.par_chunks(CHUNK)).for_each(|((w, m), v)| run(w, m, v));
+        } else {
+            run(w, m, v);
+        }
+        Ok(())
+    }
 }
 
 /// Adam over named variables (names give stable keys to the saved state).
@@ -60,6 +156,7 @@ pub struct Adam {
     cfg: AdamConfig,
     slots: Vec<Slot>,
     step: u64,
+    fused: bool,
 }
 
 impl Adam {
@@ -70,11 +167,17 @@ impl Adam {
         let slots = vars
             .into_iter()
             .map(|(name, var)| {
-                let z = var.as_tensor().zeros_like()?;
-                Ok(Slot { name, m: z.clone(), v: z, var })
+                let (m, v) = (var.as_tensor().zeros_like()?, var.as_tensor().zeros_like()?);
+                Ok(Slot { name, m, v, var })
             })
             .collect::<Result<_>>()?;
-        Ok(Adam { cfg, slots, step: 0 })
+        Ok(Adam { cfg, slots, step: 0, fused: true })
+    }
+
+    /// Whether the update may run fused and in place where it can (CPU, f32; the default), or
+    /// always as candle tensor ops (the path other devices take): for tests and comparisons.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
     }
 
     /// Every trainable variable of a `VarMap` whose name passes `keep` (e.g. to leave out
@@ -114,6 +217,16 @@ impl Adam {
         let bc2 = 1.0 - c.beta2.powi(t);
         for s in &mut self.slots {
             let Some(g) = grads.get(s.var.as_tensor()) else { continue };
+            let w = s.var.as_tensor();
+            if self.fused && w.device().is_cpu() && w.dtype() == DType::F32 && g.dtype() == DType::F32 && w.is_contiguous() {
+                let g = if g.is_contiguous() { g.detach() } else { g.contiguous()?.detach() };
+                s.m.inplace_op2(&g, &MomentUpdate { beta: c.beta1 as f32, square: false })?;
+                s.v.inplace_op2(&g, &MomentUpdate { beta: c.beta2 as f32, square: true })?;
+                let decay = if c.weight_decay > 0.0 { 1.0 - c.lr * c.weight_decay } else { 1.0 };
+                let update = WeightUpdate { lr: c.lr as f32, decay: decay as f32, inv_bc1: (1.0 / bc1) as f32, inv_bc2: (1.0 / bc2) as f32, eps: c.eps as f32 };
+                w.inplace_op3(&s.m, &s.v, &update)?;
+                continue;
+            }
             // Detach: a gradient can still carry its backprop graph, and the moments would
             // then chain every step's graph to the previous one (memory grew ~100 MB a step).
             let g = g.detach();
@@ -135,14 +248,15 @@ impl Adam {
         self.step(&grads)
     }
 
-    /// The moments as named tensors (`m.<var>`, `v.<var>`), for a checkpoint.
-    pub fn state(&self) -> HashMap<String, Tensor> {
+    /// The moments as named tensors (`m.<var>`, `v.<var>`), for a checkpoint: copies, since
+    /// the fused update writes the live moments in place.
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("m.{}", s.name), s.m.clone());
-            out.insert(format!("v.{}", s.name), s.v.clone());
+            out.insert(format!("m.{}", s.name), s.m.copy()?);
+            out.insert(format!("v.{}", s.name), s.v.copy()?);
         }
-        out
+        Ok(out)
     }
 
     /// Restores moments and step count saved by [`Adam::state`].
@@ -161,7 +275,8 @@ impl Adam {
                         reason: format!("{key} has shape {:?}, expected {:?}", t.shape(), slot.shape()),
                     });
                 }
-                *slot = t.to_device(slot.device())?;
+                // A storage of its own: the fused update writes it in place.
+                *slot = t.to_device(slot.device())?.copy()?;
             }
         }
         self.step = step;

@@ -33,10 +33,12 @@ const CASES: &[Case] = &[
     (1, 4, 2, 9, 9, 3, 1, 0),
     (2, 3, 6, 15, 15, 5, 2, 2),
     (2, 5, 3, 8, 8, 1, 1, 0),
-    // Output planes of 256+ pixels take the per-image GEMM path.
+    // Output planes of 256+ pixels take the per-image GEMM path (images in parallel from two
+    // on; eleven images make uneven weight-gradient groups).
     (2, 3, 4, 37, 35, 3, 2, 1),
     (1, 2, 3, 20, 17, 3, 1, 1),
     (2, 1, 5, 18, 18, 4, 1, 2),
+    (11, 2, 3, 17, 16, 3, 1, 1),
 ];
 
 #[test]
