@@ -52,17 +52,7 @@ pub enum DaeStages {
     All,
 }
 
-impl std::str::FromStr for DaeStages {
-    type Err = SynthError;
-    fn from_str(s: &str) -> Result<Self, SynthError> {
-        match s {
-            "off" => Ok(DaeStages::Off),
-            "real" => Ok(DaeStages::Real),
-            "all" => Ok(DaeStages::All),
-            _ => Err(SynthError::Invalid(format!("unknown DAE stages {s:?}; expected off, real or all"))),
-        }
-    }
-}
+from_str_by_name!(DaeStages, "DAE stages", { Off => "off", Real => "real", All => "all" });
 
 /// How long the CNNs on synthetic and mixed sets train, against the real-data CNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,16 +69,7 @@ pub enum CnnBudget {
     SameEpochs,
 }
 
-impl std::str::FromStr for CnnBudget {
-    type Err = SynthError;
-    fn from_str(s: &str) -> Result<Self, SynthError> {
-        match s {
-            "same-images" => Ok(CnnBudget::SameImages),
-            "same-epochs" => Ok(CnnBudget::SameEpochs),
-            _ => Err(SynthError::Invalid(format!("unknown CNN budget {s:?}; expected same-images or same-epochs"))),
-        }
-    }
-}
+from_str_by_name!(CnnBudget, "CNN budget", { SameImages => "same-images", SameEpochs => "same-epochs" });
 
 /// What to run.
 #[derive(Debug, Clone)]

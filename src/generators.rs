@@ -26,16 +26,7 @@ pub enum GeneratorKind {
     Gan,
 }
 
-impl std::str::FromStr for GeneratorKind {
-    type Err = SynthError;
-    fn from_str(s: &str) -> Result<Self, SynthError> {
-        match s {
-            "vae" => Ok(GeneratorKind::Vae),
-            "gan" => Ok(GeneratorKind::Gan),
-            _ => Err(SynthError::Invalid(format!("unknown generator {s:?}; expected vae or gan"))),
-        }
-    }
-}
+from_str_by_name!(GeneratorKind, "generator", { Vae => "vae", Gan => "gan" });
 
 impl std::fmt::Display for GeneratorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

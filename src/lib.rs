@@ -22,6 +22,23 @@
 //! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly detection: GIAEM, DBSCAN, per-image and global KMeans |
 #![warn(missing_docs)]
 
+/// `FromStr` for a unit enum from its command-line spellings (the same as its serde names),
+/// with an error that names the kind of thing and lists every spelling: one parser for the
+/// root crate's option kinds (`GeneratorKind`, `DaeStages`, `CnnBudget`).
+macro_rules! from_str_by_name {
+    ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl std::str::FromStr for $t {
+            type Err = $crate::SynthError;
+            fn from_str(s: &str) -> Result<Self, $crate::SynthError> {
+                match s {
+                    $($s => Ok(<$t>::$v),)+
+                    _ => Err($crate::SynthError::Invalid(format!(concat!("unknown ", $what, " {:?}; expected one of: {}"), s, [$($s),+].join(", ")))),
+                }
+            }
+        }
+    };
+}
+
 pub mod anomaly;
 pub mod data;
 pub mod eval;

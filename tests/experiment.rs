@@ -173,3 +173,22 @@ fn synthetic_and_mixed_models_train_at_the_real_sets_cost() {
     assert_eq!(equal_budget_epochs(3, 10, 1000), 1);
     assert_eq!(equal_budget_epochs(15, 140, 280), 8);
 }
+
+#[test]
+fn option_kinds_parse_their_serde_spellings_and_list_them_on_error() {
+    use mri_synth::experiment::{CnnBudget, DaeStages};
+    use mri_synth::generators::GeneratorKind;
+    for (budget, name) in [(CnnBudget::SameImages, "same-images"), (CnnBudget::SameEpochs, "same-epochs")] {
+        assert_eq!(name.parse::<CnnBudget>().unwrap(), budget);
+        assert_eq!(serde_json::to_value(budget).unwrap(), name);
+    }
+    for (stages, name) in [(DaeStages::Off, "off"), (DaeStages::Real, "real"), (DaeStages::All, "all")] {
+        assert_eq!(name.parse::<DaeStages>().unwrap(), stages);
+        assert_eq!(serde_json::to_value(stages).unwrap(), name);
+    }
+    assert_eq!("gan".parse::<GeneratorKind>().unwrap(), GeneratorKind::Gan);
+    let e = "same".parse::<CnnBudget>().unwrap_err().to_string();
+    assert!(e.contains("CNN budget \"same\"") && e.contains("same-images, same-epochs"), "{e}");
+    let e = "gans".parse::<GeneratorKind>().unwrap_err().to_string();
+    assert!(e.contains("generator \"gans\"") && e.contains("vae, gan"), "{e}");
+}

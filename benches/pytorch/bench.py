@@ -122,72 +122,64 @@ class ResidualCnn(nn.Module):
 
 # ------------------------------------------------------------- VAEs (crates/mri-vae/src/model.rs)
 
-class GenerativeVae(nn.Module):
+class VaeHeads(nn.Module):
+    """What both VAEs share: an encoder of one `enc_block(c_in, c_out)` per width, flattened;
+    mu and logvar linear heads; a linear -> ReLU -> reshape into the decoder's first maps. The
+    subclass builds `self.dec` from `self.top` channels to the widths in `self.outs`."""
+
+    def __init__(self, side, channels, latent, enc_block):
+        super().__init__()
+        enc, c_in = [], 1
+        for c in channels:
+            enc += enc_block(c_in, c)
+            c_in = c
+        self.enc = nn.Sequential(*enc, nn.Flatten())
+        self.b = side >> len(channels)
+        self.top = channels[-1]
+        flat = self.top * self.b * self.b
+        self.mu, self.logvar, self.dec_in = nn.Linear(flat, latent), nn.Linear(flat, latent), nn.Linear(latent, flat)
+        self.outs = list(reversed(channels))[1:] + [1]
+
+    def encode(self, x):
+        h = self.enc(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode_logits(self, z):
+        return self.dec(F.relu(self.dec_in(z)).view(z.shape[0], self.top, self.b, self.b))
+
+
+class GenerativeVae(VaeHeads):
     """Encoder: conv 3x3 stride 2 -> BN -> LeakyReLU 0.2 per width; mu and logvar linear. Decoder:
     linear -> ReLU -> reshape, then per width (reversed, ending in 1) nearest upsample x2 -> conv
     3x3 -> BN -> ReLU (no BN/ReLU on the last); logits."""
 
     def __init__(self, side, channels, latent):
-        super().__init__()
-        enc, c_in = [], 1
-        for c in channels:
-            enc += [nn.Conv2d(c_in, c, 3, 2, 1), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)]
-            c_in = c
-        self.enc = nn.Sequential(*enc, nn.Flatten())
-        self.b = side >> len(channels)
-        self.top = c_in
-        flat = c_in * self.b * self.b
-        self.mu, self.logvar, self.dec_in = nn.Linear(flat, latent), nn.Linear(flat, latent), nn.Linear(latent, flat)
-        outs = list(reversed(channels))[1:] + [1]
-        dec = []
-        for j, c in enumerate(outs):
+        super().__init__(side, channels, latent, lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.BatchNorm2d(o), nn.LeakyReLU(0.2)])
+        dec, c_in = [], self.top
+        for j, c in enumerate(self.outs):
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c, 3, 1, 1)]
-            if j + 1 < len(outs):
+            if j + 1 < len(self.outs):
                 dec += [nn.BatchNorm2d(c), nn.ReLU()]
             c_in = c
         self.dec = nn.Sequential(*dec)
 
-    def encode(self, x):
-        h = self.enc(x)
-        return self.mu(h), self.logvar(h)
 
-    def decode_logits(self, z):
-        return self.dec(F.relu(self.dec_in(z)).view(z.shape[0], self.top, self.b, self.b))
-
-
-class AnomalyVae(nn.Module):
+class AnomalyVae(VaeHeads):
     """Encoder: conv 4x4 stride 2 pad 1 -> ReLU per width; decoder: transposed convs, either
     mirrored (4x4 stride 2 pad 1) or the study's stride-1 kernels of side (b << j) + 1."""
 
     def __init__(self, side, channels, latent, study_decoder):
-        super().__init__()
-        enc, c_in = [], 1
-        for c in channels:
-            enc += [nn.Conv2d(c_in, c, 4, 2, 1), nn.ReLU()]
-            c_in = c
-        self.enc = nn.Sequential(*enc, nn.Flatten())
-        self.b = side >> len(channels)
-        self.top = c_in
-        flat = c_in * self.b * self.b
-        self.mu, self.logvar, self.dec_in = nn.Linear(flat, latent), nn.Linear(flat, latent), nn.Linear(latent, flat)
-        outs = list(reversed(channels))[1:] + [1]
-        dec = []
-        for j, c in enumerate(outs):
+        super().__init__(side, channels, latent, lambda i, o: [nn.Conv2d(i, o, 4, 2, 1), nn.ReLU()])
+        dec, c_in = [], self.top
+        for j, c in enumerate(self.outs):
             if study_decoder:
                 dec.append(nn.ConvTranspose2d(c_in, c, (self.b << j) + 1, 1, 0))
             else:
                 dec.append(nn.ConvTranspose2d(c_in, c, 4, 2, 1))
-            if j + 1 < len(outs):
+            if j + 1 < len(self.outs):
                 dec.append(nn.ReLU())
             c_in = c
         self.dec = nn.Sequential(*dec)
-
-    def encode(self, x):
-        h = self.enc(x)
-        return self.mu(h), self.logvar(h)
-
-    def decode_logits(self, z):
-        return self.dec(F.relu(self.dec_in(z)).view(z.shape[0], self.top, self.b, self.b))
 
 
 def vae_loss(kind, beta, logits, x, mu, logvar):
