@@ -57,13 +57,26 @@ impl ConvGeometry {
     }
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU storage; an error naming `what` otherwise.
+pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(v) => v,
         _ => candle_core::bail!("{what}: only f32 is supported"),
     };
     match layout.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// [`contiguous_f32`], writable (in-place ops).
+pub(crate) fn contiguous_f32_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a mut [f32]> {
+    let data = match storage {
+        CpuStorage::F32(v) => v,
+        _ => candle_core::bail!("{what}: only f32 is supported"),
+    };
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&mut data[a..b]),
         None => candle_core::bail!("{what}: input must be contiguous"),
     }
 }
@@ -78,20 +91,17 @@ pub struct Im2Col(pub ConvGeometry);
 #[derive(Debug, Clone, Copy)]
 pub struct Col2Im(pub ConvGeometry);
 
-/// The im2col of `x` (N·C·H·W values, row-major) as a (C·k·k) × (N·Ho·Wo) row-major matrix,
-/// its rows spread over rayon's pool.
-fn im2col(x: &[f32], g: ConvGeometry) -> Vec<f32> {
+/// The im2col of `x` (N·C·H·W values, row-major) as a (C·k·k) × (N·Ho·Wo) row-major matrix;
+/// its rows spread over rayon's pool when `parallel`, else on the calling thread (inside a task
+/// that already has an image to itself).
+fn im2col(x: &[f32], g: ConvGeometry, parallel: bool) -> Vec<f32> {
     let mut out = vec![0f32; g.rows() * g.cols()];
     let ncols = g.cols();
-    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
-    out
-}
-
-/// [`im2col`] on the calling thread only (inside a task that already has an image to itself).
-fn im2col_serial(x: &[f32], g: ConvGeometry) -> Vec<f32> {
-    let mut out = vec![0f32; g.rows() * g.cols()];
-    let ncols = g.cols();
-    out.chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
+    if parallel {
+        out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
+    } else {
+        out.chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
+    }
     out
 }
 
@@ -99,32 +109,30 @@ fn im2col_serial(x: &[f32], g: ConvGeometry) -> Vec<f32> {
 fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
     let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
     let (plane, l) = (g.h * g.w, ho * wo);
-    {
-        let (c, i, j) = (row / (k * k), (row / k) % k, row % k);
-        for n in 0..g.n {
-            let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
-            let dst = &mut dst[n * l..(n + 1) * l];
-            for oy in 0..ho {
-                let y = (oy * s) as isize - p + i as isize;
-                if y < 0 || y >= g.h as isize {
-                    continue;
+    let (c, i, j) = (row / (k * k), (row / k) % k, row % k);
+    for n in 0..g.n {
+        let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
+        let dst = &mut dst[n * l..(n + 1) * l];
+        for oy in 0..ho {
+            let y = (oy * s) as isize - p + i as isize;
+            if y < 0 || y >= g.h as isize {
+                continue;
+            }
+            let srow = &src[y as usize * g.w..(y as usize + 1) * g.w];
+            let drow = &mut dst[oy * wo..(oy + 1) * wo];
+            if s == 1 {
+                // Contiguous run: ox + j − p in [0, W).
+                let lo = (p - j as isize).max(0) as usize;
+                let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
+                if hi > lo {
+                    let x0 = (lo as isize + j as isize - p) as usize;
+                    drow[lo..hi].copy_from_slice(&srow[x0..x0 + hi - lo]);
                 }
-                let srow = &src[y as usize * g.w..(y as usize + 1) * g.w];
-                let drow = &mut dst[oy * wo..(oy + 1) * wo];
-                if s == 1 {
-                    // Contiguous run: ox + j − p in [0, W).
-                    let lo = (p - j as isize).max(0) as usize;
-                    let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
-                    if hi > lo {
-                        let x0 = (lo as isize + j as isize - p) as usize;
-                        drow[lo..hi].copy_from_slice(&srow[x0..x0 + hi - lo]);
-                    }
-                } else {
-                    for (ox, d) in drow.iter_mut().enumerate() {
-                        let xx = (ox * s) as isize - p + j as isize;
-                        if xx >= 0 && xx < g.w as isize {
-                            *d = srow[xx as usize];
-                        }
+            } else {
+                for (ox, d) in drow.iter_mut().enumerate() {
+                    let xx = (ox * s) as isize - p + j as isize;
+                    if xx >= 0 && xx < g.w as isize {
+                        *d = srow[xx as usize];
                     }
                 }
             }
@@ -143,7 +151,7 @@ impl CustomOp1 for Im2Col {
         if layout.shape().dims() != [g.n, g.c, g.h, g.w] {
             candle_core::bail!("im2col: shape {:?} does not match {g:?}", layout.shape());
         }
-        let out = im2col(x, g);
+        let out = im2col(x, g, true);
         Ok((CpuStorage::F32(out), Shape::from((g.rows(), g.cols()))))
     }
 
@@ -156,47 +164,49 @@ impl CustomOp1 for Im2Col {
 /// planes spread over rayon's pool.
 fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
     let mut out = vec![0f32; g.n * g.c * g.h * g.w];
-    out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+    col2im_into(cols, g, &mut out, true);
     out
 }
 
-/// [`col2im`] on the calling thread only, into `out` (N·C·H·W, zero-filled).
-fn col2im_serial_into(cols: &[f32], g: ConvGeometry, out: &mut [f32]) {
-    out.chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+/// [`col2im`] into `out` (N·C·H·W, zero-filled); on the calling thread only unless `parallel`.
+fn col2im_into(cols: &[f32], g: ConvGeometry, out: &mut [f32], parallel: bool) {
+    if parallel {
+        out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+    } else {
+        out.chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
+    }
 }
 
 /// Plane `nc` (image n, channel c) of the col2im into `dst` (zero-filled, H·W long).
 fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
     let (ho, wo, k, s, p) = (g.ho(), g.wo(), g.k, g.stride, g.pad as isize);
     let (l, ncols) = (ho * wo, g.cols());
-    {
-        let (n, c) = (nc / g.c, nc % g.c);
-        for i in 0..k {
-            for j in 0..k {
-                let row = (c * k + i) * k + j;
-                let src = &cols[row * ncols + n * l..row * ncols + (n + 1) * l];
-                for oy in 0..ho {
-                    let y = (oy * s) as isize - p + i as isize;
-                    if y < 0 || y >= g.h as isize {
-                        continue;
-                    }
-                    let drow = &mut dst[y as usize * g.w..(y as usize + 1) * g.w];
-                    let srow = &src[oy * wo..(oy + 1) * wo];
-                    if s == 1 {
-                        let lo = (p - j as isize).max(0) as usize;
-                        let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
-                        if hi > lo {
-                            let x0 = (lo as isize + j as isize - p) as usize;
-                            for (d, v) in drow[x0..x0 + hi - lo].iter_mut().zip(&srow[lo..hi]) {
-                                *d += v;
-                            }
+    let (n, c) = (nc / g.c, nc % g.c);
+    for i in 0..k {
+        for j in 0..k {
+            let row = (c * k + i) * k + j;
+            let src = &cols[row * ncols + n * l..row * ncols + (n + 1) * l];
+            for oy in 0..ho {
+                let y = (oy * s) as isize - p + i as isize;
+                if y < 0 || y >= g.h as isize {
+                    continue;
+                }
+                let drow = &mut dst[y as usize * g.w..(y as usize + 1) * g.w];
+                let srow = &src[oy * wo..(oy + 1) * wo];
+                if s == 1 {
+                    let lo = (p - j as isize).max(0) as usize;
+                    let hi = ((g.w as isize + p - j as isize).min(wo as isize)).max(lo as isize) as usize;
+                    if hi > lo {
+                        let x0 = (lo as isize + j as isize - p) as usize;
+                        for (d, v) in drow[x0..x0 + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                            *d += v;
                         }
-                    } else {
-                        for (ox, v) in srow.iter().enumerate() {
-                            let xx = (ox * s) as isize - p + j as isize;
-                            if xx >= 0 && xx < g.w as isize {
-                                drow[xx as usize] += v;
-                            }
+                    }
+                } else {
+                    for (ox, v) in srow.iter().enumerate() {
+                        let xx = (ox * s) as isize - p + j as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            drow[xx as usize] += v;
                         }
                     }
                 }
@@ -365,12 +375,12 @@ impl ConvOp {
                 // (few channels, 64 px) a fork-join inside every im2col and GEMM cost more than
                 // the work; images are independent, so the result does not depend on the split.
                 y.par_chunks_mut(o * l).enumerate().for_each(|(i, dst)| {
-                    let cols = im2col_serial(&x[i * per_in..(i + 1) * per_in], one);
+                    let cols = im2col(&x[i * per_in..(i + 1) * per_in], one, false);
                     sgemm_with(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false, 1);
                 });
             } else {
                 for (i, dst) in y.chunks_mut(o * l).enumerate() {
-                    let cols = im2col(&x[i * per_in..(i + 1) * per_in], one);
+                    let cols = im2col(&x[i * per_in..(i + 1) * per_in], one, true);
                     sgemm(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false);
                 }
             }
@@ -379,7 +389,7 @@ impl ConvOp {
             let wmat = w.reshape((o, one.rows()))?;
             for (start, len) in batch_chunks(n, one.rows() * l) {
                 let g = ConvGeometry { n: len, ..one };
-                let cols = Tensor::from_vec(im2col(&x[start * per_in..(start + len) * per_in], g), (g.rows(), g.cols()), &Device::Cpu)?;
+                let cols = Tensor::from_vec(im2col(&x[start * per_in..(start + len) * per_in], g, true), (g.rows(), g.cols()), &Device::Cpu)?;
                 let r: Vec<f32> = wmat.matmul(&cols)?.flatten_all()?.to_vec1()?;
                 // (O, len, Ho·Wo) → (len, O, Ho·Wo)
                 for i in 0..len {
@@ -438,11 +448,11 @@ impl ConvOp {
                         let mut dcols = vec![0f32; kk * l];
                         for (j, dxi) in dx_group.chunks_mut(per_in).enumerate() {
                             let i = gi * group + j;
-                            let cols = im2col_serial(&xv[i * per_in..(i + 1) * per_in], one);
+                            let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one, false);
                             let dyi = &dyv[i * o * l..(i + 1) * o * l];
                             sgemm_with(o, kk, l, &mut dw, (dyi, l, 1), (&cols, 1, l), true, 1);
                             sgemm_with(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false, 1);
-                            col2im_serial_into(&dcols, one, dxi);
+                            col2im_into(&dcols, one, dxi, false);
                         }
                         dw
                     })
@@ -453,7 +463,7 @@ impl ConvOp {
             } else {
                 let mut dcols = vec![0f32; kk * l];
                 for i in 0..n {
-                    let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one);
+                    let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one, true);
                     let dyi = &dyv[i * o * l..(i + 1) * o * l];
                     sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
                     sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+
+use crate::fastconv::{contiguous_f32, contiguous_f32_mut};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -69,20 +71,6 @@ struct Slot {
 /// small enough that a 2-core machine splits every tensor worth splitting.
 const CHUNK: usize = 1 << 15;
 
-fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => bail!("fused Adam: contiguous f32 tensors only"),
-    }
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("fused Adam: contiguous f32 tensors only"),
-    }
-}
-
 /// In place: m ← β·m + (1 − β)·g, or with `square` v ← β·v + (1 − β)·g².
 struct MomentUpdate {
     beta: f32,
@@ -95,7 +83,7 @@ impl InplaceOp2 for MomentUpdate {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let (m, g) = (contiguous_f32_mut(s1, l1)?, contiguous_f32(s2, l2)?);
+        let (m, g) = (contiguous_f32_mut(s1, l1, "fused Adam")?, contiguous_f32(s2, l2, "fused Adam")?);
         if m.len() != g.len() {
             bail!("fused Adam: moment of {} elements, gradient of {}", m.len(), g.len());
         }
@@ -132,7 +120,7 @@ impl InplaceOp3 for WeightUpdate {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
-        let (w, m, v) = (contiguous_f32_mut(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        let (w, m, v) = (contiguous_f32_mut(s1, l1, "fused Adam")?, contiguous_f32(s2, l2, "fused Adam")?, contiguous_f32(s3, l3, "fused Adam")?);
         if w.len() != m.len() || w.len() != v.len() {
             bail!("fused Adam: weight of {} elements, moments of {} and {}", w.len(), m.len(), v.len());
         }
