@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec};
-use mri_synth::generators::GeneratorKind;
+use mri_synth::gan::DiscriminatorBlur;
+use mri_synth::generators::{GanDLayout, GeneratorKind};
 use mri_synth::report::classification_table;
 
 #[derive(Parser, Debug)]
@@ -54,6 +55,10 @@ struct Args {
     /// strided convs (their period-2 input gradient draws stripes; docs/models.md).
     #[arg(long)]
     gan_d_avg_pool: bool,
+    /// Blur (binomial 3×3) GAN discriminator conv inputs before their stride: anti-aliased
+    /// downsampling at a fraction of --gan-d-avg-pool's cost (default: the preset's; docs/models.md).
+    #[arg(long)]
+    gan_d_blur: Option<DiscriminatorBlur>,
     /// The GAN discriminator's widths, comma-separated (default: the preset's, 16,32,64,128).
     #[arg(long, value_delimiter = ',')]
     gan_d_channels: Option<Vec<usize>>,
@@ -79,8 +84,7 @@ fn main() -> Result<()> {
         quiet: a.run.quiet,
         dae: a.dae,
         cnn_budget: a.cnn_budget,
-        gan_d_avg_pool: a.gan_d_avg_pool,
-        gan_d_channels: a.gan_d_channels,
+        gan_d: GanDLayout { avg_pool: a.gan_d_avg_pool, blur: a.gan_d_blur, channels: a.gan_d_channels },
     };
     let report = run_experiment(&spec, &device)?;
     println!("\n{}", classification_table(&report));

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use mri_synth::gan::GanConfig;
-use mri_synth::generators::{train_generators, GeneratorKind, GeneratorSpec};
+use mri_synth::gan::{DiscriminatorBlur, GanConfig};
+use mri_synth::generators::{train_generators, GanDLayout, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
 
 #[derive(Parser, Debug)]
@@ -31,6 +31,10 @@ struct Args {
     /// convs (smooth gradients for the generator; ~2.3× the discriminator's cost).
     #[arg(long)]
     d_avg_pool: bool,
+    /// Blur (binomial 3×3) discriminator conv inputs before their stride (anti-aliased
+    /// downsampling, a fraction of --d-avg-pool's cost; default: the preset's).
+    #[arg(long)]
+    d_blur: Option<DiscriminatorBlur>,
     /// The discriminator's widths, comma-separated (default: the preset's; the default
     /// preset's are 16,32,64,128).
     #[arg(long, value_delimiter = ',')]
@@ -55,8 +59,7 @@ fn main() -> Result<()> {
         image_size,
         epochs: a.run.epochs,
         steps: a.steps,
-        gan_d_avg_pool: a.d_avg_pool,
-        gan_d_channels: a.d_channels,
+        gan_d: GanDLayout { avg_pool: a.d_avg_pool, blur: a.d_blur, channels: a.d_channels },
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: a.figure_every,

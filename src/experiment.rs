@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation, AnomalyModel};
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
-use crate::generators::{synthetic_seed, train_generators, write_synthetic, GeneratorKind, GeneratorSpec, CLASSES};
+use crate::generators::{synthetic_seed, train_generators, write_synthetic, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES};
 use crate::quality::{generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
@@ -107,11 +107,8 @@ pub struct ExperimentSpec {
     pub dae: DaeStages,
     /// How long the CNNs on synthetic and mixed sets train.
     pub cnn_budget: CnnBudget,
-    /// The GAN's discriminator downsamples by average pooling (`GanConfig::d_avg_pool`) instead
-    /// of strided convs.
-    pub gan_d_avg_pool: bool,
-    /// The GAN discriminator's widths (`None` = the preset's).
-    pub gan_d_channels: Option<Vec<usize>>,
+    /// Changes to the preset's GAN discriminator (pooling, blur, widths).
+    pub gan_d: GanDLayout,
 }
 
 impl ExperimentSpec {
@@ -134,8 +131,7 @@ impl ExperimentSpec {
             quiet: true,
             dae: DaeStages::Real,
             cnn_budget: CnnBudget::SameImages,
-            gan_d_avg_pool: false,
-            gan_d_channels: None,
+            gan_d: GanDLayout::default(),
         }
     }
 }
@@ -407,8 +403,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             image_size: side,
             epochs: spec.epochs,
             steps: spec.generator_steps,
-            gan_d_avg_pool: spec.gan_d_avg_pool,
-            gan_d_channels: spec.gan_d_channels.clone(),
+            gan_d: spec.gan_d.clone(),
             seed: spec.seed,
             out: spec.out.clone(),
             figure_every: 5,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use mri_gan::GanConfig;
+use mri_gan::{DiscriminatorBlur, GanConfig};
 use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
 use mri_vae::{LatentGaussian, LatentSampler, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
@@ -64,10 +64,8 @@ pub struct GeneratorSpec {
     /// Optimiser steps per class (overrides the preset's minimum; with `epochs` unset, the
     /// training is exactly as many epochs as these steps need).
     pub steps: Option<usize>,
-    /// GAN only: downsample in the discriminator by average pooling ([`GanConfig::d_avg_pool`]).
-    pub gan_d_avg_pool: bool,
-    /// GAN only: the discriminator's widths ([`GanConfig::d_channels`]; `None` = the preset's).
-    pub gan_d_channels: Option<Vec<usize>>,
+    /// GAN only: changes to the preset's discriminator.
+    pub gan_d: GanDLayout,
     /// Seed.
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
@@ -127,6 +125,31 @@ pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
     format!("{}-{class}", kind.name())
 }
 
+/// Changes to a preset's GAN discriminator, from the command line: one place that knows them
+/// (the examples and the experiment only carry this struct).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GanDLayout {
+    /// Downsample by conv stride 1 + 2×2 average pooling ([`GanConfig::d_avg_pool`]).
+    pub avg_pool: bool,
+    /// Blur conv inputs before their stride ([`GanConfig::d_blur`]; `None` = the preset's).
+    pub blur: Option<DiscriminatorBlur>,
+    /// The discriminator's widths ([`GanConfig::d_channels`]; `None` = the preset's).
+    pub channels: Option<Vec<usize>>,
+}
+
+impl GanDLayout {
+    /// `cfg` with these changes (a flag left off keeps the preset's choice).
+    pub fn apply(&self, cfg: &mut GanConfig) {
+        cfg.d_avg_pool |= self.avg_pool;
+        if let Some(b) = self.blur {
+            cfg.d_blur = b;
+        }
+        if let Some(d) = &self.channels {
+            cfg.d_channels = d.clone();
+        }
+    }
+}
+
 /// Trains (or resumes, or just loads when complete) one generator per class on the classes'
 /// images of `train` (`val` is used for the VAE's model selection). Returns the generators
 /// and what each training did.
@@ -178,10 +201,7 @@ pub fn train_generators(
             GeneratorKind::Gan => {
                 let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
-                cfg.d_avg_pool |= spec.gan_d_avg_pool;
-                if let Some(d) = &spec.gan_d_channels {
-                    cfg.d_channels = d.clone();
-                }
+                spec.gan_d.apply(&mut cfg);
                 let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
                 (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))

@@ -2,7 +2,8 @@
 
 use candle_core::Device;
 use mri_synth::data::{DataSpec, PreparedData};
-use mri_synth::generators::{load_generator, train_generators, write_synthetic, GeneratorKind, GeneratorSpec};
+use mri_synth::gan::DiscriminatorBlur;
+use mri_synth::generators::{load_generator, train_generators, write_synthetic, GanDLayout, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
 
 #[test]
@@ -21,9 +22,9 @@ fn train_write_and_reload_both_generators() {
             image_size: 16,
             epochs: Some(1),
             steps: None,
-            gan_d_avg_pool: false,
-            // The GAN's discriminator widths overridden (the quick preset's are 4, 8).
-            gan_d_channels: Some(vec![6, 8]),
+            // The GAN's discriminator widths overridden (the quick preset's are 4, 8), and its
+            // inputs blurred before each stride.
+            gan_d: GanDLayout { avg_pool: false, blur: Some(DiscriminatorBlur::InnerLayers), channels: Some(vec![6, 8]) },
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
@@ -50,6 +51,7 @@ fn train_write_and_reload_both_generators() {
         if kind == GeneratorKind::Gan {
             let side: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(&name)).unwrap()).unwrap();
             assert_eq!(side["config"]["d_channels"], serde_json::json!([6, 8]), "{side}");
+            assert_eq!(side["config"]["d_blur"], serde_json::json!("inner-layers"), "{side}");
         }
         if kind == GeneratorKind::Vae {
             // The quick VAE samples from its fitted code Gaussian, saved beside the checkpoint;

@@ -43,7 +43,8 @@
 //! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init and
 //! noise, Adam, stable BCE, checkpoints, progress, grids), `rand`/`rand_chacha` (DiffAugment's
 //! seeded draws, reproducible on resume), `serde`/`serde_json` (config, sidecars),
-//! `thiserror` (errors).
+//! `thiserror` (errors), `clap` (optional feature `clap`: [`DiscriminatorBlur`] as a
+//! command-line value for the examples).
 #![warn(missing_docs)]
 
 mod diffaug;
@@ -52,7 +53,7 @@ mod spectral;
 mod trainer;
 
 pub use diffaug::DiffAugment;
-pub use model::{Discriminator, GanConfig, GanLoss, Generator};
+pub use model::{binomial_blur3, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
 pub use spectral::{SnWeight, SN_U};
 pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput};
 

@@ -130,3 +130,66 @@ fn average_pooling_discriminator_has_the_right_shapes_and_trains() {
     let out = train_gan(&cfg, &phantom_set(16, 6, 4).of_class(1), &dev, &RunOptions::quiet(2)).unwrap();
     assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
 }
+
+#[test]
+fn binomial_blur_spreads_an_impulse_and_its_gradient_is_smooth() {
+    use candle_core::Var;
+    let dev = Device::Cpu;
+    // An impulse in the middle of a 5×5 plane becomes the 3×3 binomial kernel [1 2 1]ᵀ[1 2 1]/16;
+    // a second channel (zeros) stays zero; the sum is kept away from the border.
+    let mut v = vec![0f32; 2 * 25];
+    v[12] = 16.0;
+    let x = Tensor::from_vec(v, (1, 2, 5, 5), &dev).unwrap();
+    let y: Vec<Vec<f32>> = mri_gan::binomial_blur3(&x).unwrap().get(0).unwrap().get(0).unwrap().to_vec2().unwrap();
+    assert_eq!(y[1][1..4], [1.0, 2.0, 1.0]);
+    assert_eq!(y[2][1..4], [2.0, 4.0, 2.0]);
+    assert_eq!(y[3][1..4], [1.0, 2.0, 1.0]);
+    assert_eq!(y[0], [0.0; 5]);
+    let zeros: f32 = mri_gan::binomial_blur3(&x).unwrap().get(0).unwrap().get(1).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+    assert_eq!(zeros, 0.0);
+    // Its input gradient for a period-2 (checkerboard) upstream gradient is damped: the blur
+    // zeroes that frequency in the interior, which is what keeps it out of the generator.
+    let xv = Var::from_tensor(&Tensor::zeros((1, 1, 6, 6), candle_core::DType::F32, &dev).unwrap()).unwrap();
+    let checker: Vec<f32> = (0..36).map(|i| if (i / 6 + i % 6) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let checker = Tensor::from_vec(checker, (1, 1, 6, 6), &dev).unwrap();
+    let loss = (mri_gan::binomial_blur3(xv.as_tensor()).unwrap() * &checker).unwrap().sum_all().unwrap();
+    let g: Vec<Vec<f32>> = loss.backward().unwrap().get(xv.as_tensor()).unwrap().get(0).unwrap().get(0).unwrap().to_vec2().unwrap();
+    for row in &g[1..5] {
+        for &gij in &row[1..5] {
+            assert!(gij.abs() < 1e-6, "{g:?}");
+        }
+    }
+}
+
+#[test]
+fn blurred_discriminator_trains_and_keeps_its_parameter_count() {
+    let dev = Device::Cpu;
+    let cfg = GanConfig { d_blur: mri_gan::DiscriminatorBlur::EveryLayer, spectral_norm: true, loss: GanLoss::Hinge, epochs: 2, ..GanConfig::quick(16) };
+    let (_, g_vm, _, d_vm) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+    let count = |vm: &VarMap| {
+        vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with("sn_u")).map(|(_, v)| v.elem_count()).sum::<usize>()
+    };
+    assert_eq!((count(&g_vm), count(&d_vm)), cfg.param_counts());
+    let out = train_gan(&cfg, &phantom_set(16, 6, 4).of_class(1), &dev, &RunOptions::quiet(2)).unwrap();
+    assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+}
+
+#[test]
+fn inner_layer_blur_keeps_the_image_unblurred_for_the_first_conv() {
+    use candle_core::Module;
+    use mri_gan::DiscriminatorBlur;
+    assert!(!DiscriminatorBlur::Off.blurs(0) && !DiscriminatorBlur::Off.blurs(2));
+    assert!(DiscriminatorBlur::EveryLayer.blurs(0) && DiscriminatorBlur::EveryLayer.blurs(1));
+    assert!(!DiscriminatorBlur::InnerLayers.blurs(0) && DiscriminatorBlur::InnerLayers.blurs(1));
+    // Same weights (same seed), three layouts: the input gradient of a checkerboard image is
+    // different once the first conv blurs, and the inner-layer variant differs from both.
+    let dev = Device::Cpu;
+    let x = Tensor::from_vec((0..256).map(|i| if (i / 16 + i % 16) % 2 == 0 { 0.5f32 } else { -0.5 }).collect::<Vec<_>>(), (1, 1, 16, 16), &dev).unwrap();
+    let logit = |blur| {
+        let cfg = GanConfig { d_blur: blur, ..GanConfig::quick(16) };
+        let (_, _, d, _) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+        d.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0]
+    };
+    let (off, every, inner) = (logit(DiscriminatorBlur::Off), logit(DiscriminatorBlur::EveryLayer), logit(DiscriminatorBlur::InnerLayers));
+    assert!(off != every && inner != every && inner != off, "{off} {every} {inner}");
+}
