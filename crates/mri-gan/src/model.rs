@@ -92,8 +92,8 @@ pub struct GanConfig {
 /// the binomial filter [1 2 1]ᵀ[1 2 1] / 16 first, as StyleGAN2's discriminator does (Karras et
 /// al. 2020; Zhang, "Making convolutional networks shift-invariant again", 2019). The input
 /// gradient that reaches the generator passes through the same blur, which removes the period-2
-/// pattern of a strided conv's gradient, for a depthwise 3×3 per layer (≈ 3 % of the GAN's
-/// time). The filter zeroes the highest frequency, so a discriminator that blurs the image
+/// pattern of a strided conv's gradient, for a depthwise 3×3 per layer (the Br35H GAN stage:
+/// 635 s blurred against 623 s strided, two sittings). The filter zeroes the highest frequency, so a discriminator that blurs the image
 /// itself cannot see pixel-level texture: [`DiscriminatorBlur::InnerLayers`] keeps the first
 /// conv on the raw image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -135,8 +135,8 @@ fn average_pooling_discriminator_has_the_right_shapes_and_trains() {
 fn binomial_blur_spreads_an_impulse_and_its_gradient_is_smooth() {
     use candle_core::Var;
     let dev = Device::Cpu;
-    // An impulse in the middle of a 5×5 plane becomes the 3×3 binomial kernel [1 2 1]ᵀ[1 2 1]/16;
-    // a second channel (zeros) stays zero; the sum is kept away from the border.
+    // An impulse (16) in the middle of a 5×5 plane becomes the binomial kernel ×16, [1 2 1]ᵀ[1 2 1],
+    // with zeros around it; a second channel of zeros stays zero (channels are blurred apart).
     let mut v = vec![0f32; 2 * 25];
     v[12] = 16.0;
     let x = Tensor::from_vec(v, (1, 2, 5, 5), &dev).unwrap();
@@ -181,8 +181,8 @@ fn inner_layer_blur_keeps_the_image_unblurred_for_the_first_conv() {
     assert!(!DiscriminatorBlur::Off.blurs(0) && !DiscriminatorBlur::Off.blurs(2));
     assert!(DiscriminatorBlur::EveryLayer.blurs(0) && DiscriminatorBlur::EveryLayer.blurs(1));
     assert!(!DiscriminatorBlur::InnerLayers.blurs(0) && DiscriminatorBlur::InnerLayers.blurs(1));
-    // Same weights (same seed), three layouts: the input gradient of a checkerboard image is
-    // different once the first conv blurs, and the inner-layer variant differs from both.
+    // Same weights (same seed), three layouts, one checkerboard image: blurring the first conv's
+    // input changes the logit, and the inner-layer variant differs from both.
     let dev = Device::Cpu;
     let x = Tensor::from_vec((0..256).map(|i| if (i / 16 + i % 16) % 2 == 0 { 0.5f32 } else { -0.5 }).collect::<Vec<_>>(), (1, 1, 16, 16), &dev).unwrap();
     let logit = |blur| {
