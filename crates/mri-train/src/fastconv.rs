@@ -531,7 +531,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
         x.conv2d(w, pad, stride, 1, 1)?
     };
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        Some(b) => add_channel_bias(&y, b),
         None => Ok(y),
     }
 }
@@ -555,8 +555,79 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: u
         x.conv_transpose2d(w, pad, output_padding, stride, 1)?
     };
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        Some(b) => add_channel_bias(&y, b),
         None => Ok(y),
+    }
+}
+
+/// `y + b` with `b` (C) broadcast over the channels of `y` (N, C, H, W): every conv's bias.
+///
+/// Why an op of its own: candle's `broadcast_add` is fine forward, but its backward reduces the
+/// gradient with `sum_keepdim((0, 2, 3))`, a strided single-threaded fold that took 10 % of a
+/// residual-CNN training step (perf, docs/performance.md, session 11). Here the bias gradient
+/// is one pass of contiguous per-plane sums, and the gradient of `y` is passed on as is. Other
+/// devices and dtypes use `broadcast_add`.
+pub fn add_channel_bias(y: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let c = b.dim(0)?;
+    if fast_path(y, b) && y.rank() == 4 && y.dim(1)? == c && b.rank() == 1 {
+        y.contiguous()?.apply_op2(&b.contiguous()?, ChannelBias)
+    } else {
+        y.broadcast_add(&b.reshape((1, c, 1, 1))?)
+    }
+}
+
+/// The per-channel sums of `dy` (N, C, H, W) → (C), summed plane by plane in a fixed order
+/// (the same bits for any thread count).
+pub fn channel_sums(dy: &Tensor) -> candle_core::Result<Tensor> {
+    if fast_path(dy, dy) && dy.rank() == 4 {
+        dy.contiguous()?.apply_op1_no_bwd(&ChannelSum)
+    } else {
+        dy.sum((0, 2, 3))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChannelBias;
+
+impl CustomOp2 for ChannelBias {
+    fn name(&self) -> &'static str {
+        "mri-channel-bias"
+    }
+
+    fn cpu_fwd(&self, ys: &CpuStorage, yl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = contiguous_f32(ys, yl, "channel bias")?;
+        let b = contiguous_f32(bs, bl, "channel bias: bias")?;
+        let (_, c, h, w) = yl.shape().dims4()?;
+        let plane = (h * w).max(1);
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(plane).zip(y.par_chunks(plane)).enumerate().for_each(|(k, (dst, src))| {
+            let bias = b[k % c];
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + bias);
+        });
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
+
+    fn bwd(&self, _y: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(dy.clone()), Some(channel_sums(dy)?)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "mri-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dy = contiguous_f32(s, l, "channel sum")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let plane = (h * w).max(1);
+        // f64 per plane, then planes in order: the sum does not depend on the split.
+        let planes: Vec<f64> = dy.par_chunks(plane).map(|p| p.iter().map(|&v| v as f64).sum()).collect();
+        let sums = (0..c).map(|ch| (0..n).map(|i| planes[i * c + ch]).sum::<f64>() as f32).collect();
+        Ok((CpuStorage::F32(sums), Shape::from(c)))
     }
 }
 

@@ -15,16 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Modul
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-fn f32_contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let v = match s {
-        CpuStorage::F32(v) => v,
-        _ => candle_core::bail!("{what}: only f32 is supported"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{what}: input must be contiguous"),
-    }
-}
+use crate::fastconv::contiguous_f32;
 
 /// Per-channel batch statistics of the last forward pass: mean and 1/√(var + ε).
 #[derive(Debug, Default)]
@@ -50,9 +41,9 @@ impl CustomOp3 for BnTrain {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_contiguous(s1, l1, "batch norm")?;
-        let w = f32_contiguous(s2, l2, "batch norm weight")?;
-        let b = f32_contiguous(s3, l3, "batch norm bias")?;
+        let x = contiguous_f32(s1, l1, "batch norm")?;
+        let w = contiguous_f32(s2, l2, "batch norm weight")?;
+        let b = contiguous_f32(s3, l3, "batch norm bias")?;
         let (n, c, h, wd) = l1.shape().dims4()?;
         let plane = h * wd;
         let m = (n * plane) as f64;
@@ -245,7 +236,7 @@ impl CustomOp1 for MaxPool2 {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_contiguous(s, l, "max pool")?;
+        let x = contiguous_f32(s, l, "max pool")?;
         let (n, c, h, w) = l.shape().dims4()?;
         let (ho, wo) = (h / 2, w / 2);
         let mut y = vec![0f32; n * c * ho * wo];
@@ -307,7 +298,7 @@ impl CustomOp1 for Upsample2 {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_contiguous(s, l, "upsample")?;
+        let x = contiguous_f32(s, l, "upsample")?;
         let (n, c, h, w) = l.shape().dims4()?;
         let mut y = vec![0f32; n * c * 4 * h * w];
         y.par_chunks_mut(4 * h * w).enumerate().for_each(|(k, dst)| {

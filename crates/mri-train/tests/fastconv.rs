@@ -243,3 +243,26 @@ fn conv_transpose2d_output_padding_matches_candle() {
         assert_same_op(ours, theirs, &[&x, &wt], &format!("k{k} s{s} p{p} op{op}"));
     }
 }
+
+#[test]
+fn channel_bias_matches_broadcast_add_forward_and_backward() {
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(3usize, 5usize, 7usize, 9usize), (1, 1, 1, 1), (2, 4, 1, 6)] {
+        let y = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, c, h, w), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1f32, c, &dev).unwrap()).unwrap();
+        let ours = mri_train::fastconv::add_channel_bias(y.as_tensor(), b.as_tensor()).unwrap();
+        let theirs = y.as_tensor().broadcast_add(&b.as_tensor().reshape((1, c, 1, 1)).unwrap()).unwrap();
+        assert_same_op(ours, theirs, &[&y, &b], &format!("channel bias {:?}", (n, c, h, w)));
+    }
+    // A non-contiguous input (a transposed view) takes the same path after a copy.
+    let y = Var::from_tensor(&Tensor::randn(0f32, 1f32, (2, 3, 6, 5), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 1f32, 3, &dev).unwrap()).unwrap();
+    let yt = y.as_tensor().transpose(2, 3).unwrap();
+    let ours = mri_train::fastconv::add_channel_bias(&yt, b.as_tensor()).unwrap();
+    let theirs = yt.broadcast_add(&b.as_tensor().reshape((1, 3, 1, 1)).unwrap()).unwrap();
+    assert_same_op(ours, theirs, &[&y, &b], "channel bias, transposed input");
+    // The bias gradient alone: per-channel sums over batch and plane.
+    let dy = Tensor::randn(0f32, 1f32, (4, 3, 5, 7), &dev).unwrap();
+    let sums = mri_train::fastconv::channel_sums(&dy).unwrap();
+    assert!(rel_err(&sums, &dy.sum((0, 2, 3)).unwrap()) < 1e-5);
+}
