@@ -402,8 +402,10 @@ impl ConvOp {
         Ok((y, out))
     }
 
-    /// (dx, dw) for output gradient `dy`, on untracked tensors.
-    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    /// (dx, dw) for output gradient `dy`, on untracked tensors. Without `need_dx` (the input is
+    /// an image, not a layer's output) the per-image path skips the input gradient's GEMM and
+    /// col2im: a third of the first layer's backward work.
+    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor, need_dx: bool) -> candle_core::Result<(Tensor, Tensor)> {
         let (one, out) = self.geometry(x.dims(), w.dims())?;
         let n = out[0];
         let mut dxs = Vec::new();
@@ -451,8 +453,10 @@ impl ConvOp {
                             let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one, false);
                             let dyi = &dyv[i * o * l..(i + 1) * o * l];
                             sgemm_with(o, kk, l, &mut dw, (dyi, l, 1), (&cols, 1, l), true, 1);
-                            sgemm_with(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false, 1);
-                            col2im_into(&dcols, one, dxi, false);
+                            if need_dx {
+                                sgemm_with(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false, 1);
+                                col2im_into(&dcols, one, dxi, false);
+                            }
                         }
                         dw
                     })
@@ -466,8 +470,12 @@ impl ConvOp {
                     let cols = im2col(&xv[i * per_in..(i + 1) * per_in], one, true);
                     let dyi = &dyv[i * o * l..(i + 1) * o * l];
                     sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
-                    sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
-                    dxv.extend(col2im(&dcols, one));
+                    if need_dx {
+                        sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
+                        dxv.extend(col2im(&dcols, one));
+                    } else {
+                        dxv.resize(dxv.len() + per_in, 0.0);
+                    }
                 }
             }
             let dev = Device::Cpu;
@@ -506,8 +514,11 @@ impl CustomOp2 for ConvOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.backward(&x.detach(), &w.detach(), &dy.detach())?;
-        Ok((Some(dx), Some(dw)))
+        // An untracked input (the images) gets no gradient: candle would only add it to a
+        // zero tensor nobody reads.
+        let need_dx = x.track_op();
+        let (dx, dw) = self.backward(&x.detach(), &w.detach(), &dy.detach(), need_dx)?;
+        Ok((need_dx.then_some(dx), Some(dw)))
     }
 }
 
