@@ -215,7 +215,14 @@ impl AnomalyVaeConfig {
     /// (its test AUROC 0.61 → 0.90); the study's loss left every row near chance (session 11,
     /// docs/anomaly.md).
     pub fn default_preset(image_size: usize) -> Self {
-        AnomalyVaeConfig { image_size, decoder: AnomalyDecoder::Mirrored, epochs: 8, loss: VaeLoss::MseKl { beta: 0.01 }, kl_warmup_steps: 200, ..Self::paper() }
+        AnomalyVaeConfig {
+            image_size,
+            decoder: AnomalyDecoder::Mirrored,
+            epochs: 8,
+            loss: VaeLoss::MseKl { beta: 0.01 },
+            kl_warmup_steps: 200,
+            ..Self::paper()
+        }
     }
 
     /// A tiny layout for tests.
