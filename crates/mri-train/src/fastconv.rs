@@ -414,9 +414,9 @@ impl ConvOp {
     }
 
     /// (dx, dw) for output gradient `dy`, on untracked tensors. Without `need_dx` (the input is
-    /// an image, not a layer's output) the per-image path skips the input gradient's GEMM and
-    /// col2im: a third of the first layer's backward work.
-    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor, need_dx: bool) -> candle_core::Result<(Tensor, Tensor)> {
+    /// an image, not a layer's output) no input gradient is computed, on every path: its GEMM
+    /// and col2im are a third of the first layer's backward work.
+    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor, need_dx: bool) -> candle_core::Result<(Option<Tensor>, Tensor)> {
         let (one, out) = self.geometry(x.dims(), w.dims())?;
         let n = out[0];
         let mut dxs = Vec::new();
@@ -436,7 +436,9 @@ impl ConvOp {
                 let xs = x.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?.reshape((cin, len * h * wd))?;
                 let dcols = dy.narrow(0, start, len)?.contiguous()?.apply_op1_no_bwd(&Im2Col(ConvGeometry { n: len, ..one }))?;
                 // y = col2im(Wᵀ xs): dxs = W dcols, dW = xs dcolsᵀ.
-                dxs.push(wmat.matmul(&dcols)?.reshape((cin, len, h, wd))?.transpose(0, 1)?);
+                if need_dx {
+                    dxs.push(wmat.matmul(&dcols)?.reshape((cin, len, h, wd))?.transpose(0, 1)?);
+                }
                 add(xs.matmul(&dcols.t()?)?)?;
             }
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
@@ -484,13 +486,12 @@ impl ConvOp {
                     if need_dx {
                         sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
                         dxv.extend(col2im(&dcols, one));
-                    } else {
-                        dxv.resize(dxv.len() + per_in, 0.0);
                     }
                 }
             }
             let dev = Device::Cpu;
-            return Ok((Tensor::from_vec(dxv, x.shape(), &dev)?, Tensor::from_vec(dwv, w.shape(), &dev)?));
+            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
+            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else {
             let (o, l) = (out[1], out[2] * out[3]);
             let wmat = w.reshape((o, one.rows()))?;
@@ -500,11 +501,17 @@ impl ConvOp {
                 let dyc = dy.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?.reshape((o, len * l))?;
                 // y = W cols: dW = dy colsᵀ, dcols = Wᵀ dy → col2im.
                 add(dyc.matmul(&cols.t()?)?)?;
-                dxs.push(wmat.t()?.matmul(&dyc)?.apply_op1_no_bwd(&Col2Im(g))?);
+                if need_dx {
+                    dxs.push(wmat.t()?.matmul(&dyc)?.apply_op1_no_bwd(&Col2Im(g))?);
+                }
             }
         }
-        let dx = if dxs.len() == 1 { dxs.pop().expect("one part") } else { Tensor::cat(&dxs, 0)? };
-        Ok((dx.contiguous()?, dw.expect("at least one chunk").reshape(w.shape())?))
+        let dx = match dxs.len() {
+            0 => None,
+            1 => Some(dxs.pop().expect("one part").contiguous()?),
+            _ => Some(Tensor::cat(&dxs, 0)?.contiguous()?),
+        };
+        Ok((dx, dw.expect("at least one chunk").reshape(w.shape())?))
     }
 }
 
@@ -529,7 +536,7 @@ impl CustomOp2 for ConvOp {
         // zero tensor nobody reads.
         let need_dx = x.track_op();
         let (dx, dw) = self.backward(&x.detach(), &w.detach(), &dy.detach(), need_dx)?;
-        Ok((need_dx.then_some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 

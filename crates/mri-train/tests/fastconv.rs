@@ -270,8 +270,9 @@ fn channel_bias_matches_broadcast_add_forward_and_backward() {
 #[test]
 fn untracked_input_gets_no_gradient_and_the_same_weight_gradient() {
     let dev = Device::Cpu;
-    // Per-image path (planes of 256+ pixels), batch 1 and batch 3, as the CNN's first layer.
-    for &(n, ci, co, h, k, s, p) in &[(3usize, 1usize, 4usize, 33usize, 3usize, 2usize, 1usize), (1, 2, 3, 20, 3, 1, 1)] {
+    // Per-image path (planes of 256+ pixels), batch 1 and batch 3, as the CNN's first layer;
+    // then the batched path of small planes.
+    for &(n, ci, co, h, k, s, p) in &[(3usize, 1usize, 4usize, 33usize, 3usize, 2usize, 1usize), (1, 2, 3, 20, 3, 1, 1), (2, 1, 3, 9, 3, 1, 1)] {
         let x = Tensor::randn(0f32, 1f32, (n, ci, h, h), &dev).unwrap();
         let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (co, ci, k, k), &dev).unwrap()).unwrap();
         let ours = conv2d(&x, wt.as_tensor(), None, s, p).unwrap();
@@ -283,4 +284,19 @@ fn untracked_input_gets_no_gradient_and_the_same_weight_gradient() {
         let (a, r) = (g1.get(wt.as_tensor()).unwrap(), g2.get(wt.as_tensor()).unwrap());
         assert!(rel_err(a, r) < 1e-4, "weight gradient: {}", rel_err(a, r));
     }
+}
+
+#[test]
+fn untracked_input_of_a_transposed_conv_gets_no_gradient() {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1f32, (2, 3, 5, 6), &dev).unwrap();
+    let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, 4, 4), &dev).unwrap()).unwrap();
+    let ours = conv_transpose2d(&x, wt.as_tensor(), None, 2, 1, 0).unwrap();
+    let theirs = x.conv_transpose2d(wt.as_tensor(), 1, 0, 2, 1).unwrap();
+    let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
+    let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(g1.get(&x).is_none(), "an untracked input needs no gradient");
+    let (a, r) = (g1.get(wt.as_tensor()).unwrap(), g2.get(wt.as_tensor()).unwrap());
+    assert!(rel_err(a, r) < 1e-4, "weight gradient: {}", rel_err(a, r));
 }
