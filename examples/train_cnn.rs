@@ -5,7 +5,7 @@
 //! cargo run --release --example train_cnn -- --data ../shared/data/br35h --image-size 64
 //! ```
 //! Writes `checkpoints/cnn-real.{safetensors,json}` (best val loss) and `cnn-real-last.*`
-//! (resume point), `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
+//! (resume point) — with `--members K`, `cnn-real-m{i}*` per member and `cnn-real` the ensemble — `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
 //! with the same `--out` resumes an interrupted training, and with more `--epochs` continues a
 //! finished one; other data, split, seed, preset or size there is refused (use `--fresh`).
 
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mri_synth::cnn::{predict_proba, train, CnnConfig, TrainOptions};
+use mri_synth::cnn::{predict_proba, train_ensemble, CnnConfig, CnnEnsemble, TrainOptions};
 use mri_synth::eval::TestMetrics;
 use mri_synth::preprocess::SplitPart;
 use mri_synth::shortcut::geometry_baseline_of;
@@ -40,6 +40,11 @@ struct Args {
     /// at 20 epochs) at the preset's image size. `--epochs` applies after this.
     #[arg(long, value_enum)]
     arch: Option<ArchArg>,
+    /// Train this many CNNs from different seeds on the same split and predict the mean of
+    /// their probabilities (an ensemble, saved as one checkpoint `cnn-real`; members as
+    /// `cnn-real-m{i}`). Validation is printed for member 0 alone and for the ensemble.
+    #[arg(long, default_value_t = 1)]
+    members: usize,
     /// Output folder (checkpoints, split, metrics).
     #[arg(long, default_value = "runs/train_cnn")]
     out: PathBuf,
@@ -62,23 +67,43 @@ fn main() -> Result<()> {
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs, cfg.batch_size);
     let opts: TrainOptions = args.run.run_options("cnn-real", &args.out, &fingerprint, 0);
-    let out = train(&cfg, &tr, &va, &device, &opts)?;
-    // Validation with and without test-time flips: the evidence for choosing the setting
-    // (the test split is scored once, with the config's own).
+    let ens = train_ensemble(&cfg, args.members, &tr, &va, &device, &opts)?;
+    let out = &ens.members[0];
+    // Validation with and without test-time flips, and of member 0 against the ensemble: the
+    // evidence for choosing those settings (the test split is scored once, with the ones asked).
     let mut val_lines = Vec::new();
     for flip in [false, true] {
         let model = out.model.with_test_time_flip(flip);
         let vm = TestMetrics::from_scores(&predict_proba(&model, &va, cfg.batch_size, &device)?, &va.labels, 0.5)?;
         val_lines.push(format!("{}: accuracy {:.4} AUROC {:.4}", if flip { "with flips" } else { "without" }, vm.accuracy, vm.auroc.unwrap_or(f64::NAN)));
     }
-    println!("validation, test-time flips {}", val_lines.join("; "));
-    let probs = predict_proba(&out.model, &te, cfg.batch_size, &device)?;
+    println!("validation (member 0), test-time flips {}", val_lines.join("; "));
+    if args.members > 1 {
+        // The first k members for every k: validation is what a choice of k may read; the
+        // test line of each k is for the ablation table, not for choosing.
+        for k in 1..=args.members {
+            let sub = CnnEnsemble::new(ens.ensemble.members()[..k].to_vec())?;
+            let score = |set: &mri_synth::train::ImageSet| -> Result<TestMetrics> {
+                Ok(TestMetrics::from_scores(&predict_proba(&sub, set, cfg.batch_size, &device)?, &set.labels, 0.5)?)
+            };
+            let (v, t) = (score(&va)?, score(&te)?);
+            println!(
+                "first {k} member(s): validation accuracy {:.4} AUROC {:.4}; test accuracy {:.4} AUROC {:.4}",
+                v.accuracy,
+                v.auroc.unwrap_or(f64::NAN),
+                t.accuracy,
+                t.auroc.unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let probs = predict_proba(&ens.ensemble, &te, cfg.batch_size, &device)?;
     let m = TestMetrics::from_scores(&probs, &te.labels, 0.5)?;
+    let epochs: Vec<String> = ens.members.iter().map(|o| format!("{} (val loss {:.4})", o.best_epoch, o.best_val_loss)).collect();
     println!(
-        "best epoch {} (val loss {:.4}); test-time flips {}; test on {} held-out slices ({}): {m}",
-        out.best_epoch,
-        out.best_val_loss,
+        "best epoch {}; test-time flips {}; {} member(s); test on {} held-out slices ({}): {m}",
+        epochs.join(", "),
         if cfg.test_time_flip { "on" } else { "off" },
+        args.members,
         te.len(),
         prepared.dataset.source.describe()
     );
@@ -96,7 +121,8 @@ fn main() -> Result<()> {
         println!("on the {n} test slices the geometry baseline gets wrong, the CNN is right on {right}");
     }
     let write = |name: &str, json: String| std::fs::write(args.out.join(name), json).with_context(|| format!("writing {}", args.out.join(name).display()));
-    write("history.json", serde_json::to_string_pretty(&out.history)?)?;
+    let histories: Vec<_> = ens.members.iter().map(|o| &o.history).collect();
+    write("history.json", if args.members == 1 { serde_json::to_string_pretty(&out.history)? } else { serde_json::to_string_pretty(&histories)? })?;
     write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;
     println!("wrote {} in {:.1} s", args.out.display(), t0.elapsed().as_secs_f64());
     Ok(())

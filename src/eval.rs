@@ -120,7 +120,8 @@ pub fn evaluate_folder(
     let set = ImageSet::from_dataset(&ds)?;
     let test = match side.model {
         ModelKind::Cnn => {
-            let (_, model) = mri_cnn::load_cnn(&ck, device)?;
+            // A single CNN or an ensemble saved as one checkpoint.
+            let (_, model) = mri_cnn::load_classifier(&ck, device)?;
             TestMetrics::from_scores(&mri_cnn::predict_proba(&model, &set, 64, device)?, &set.labels, 0.5)?
         }
         ModelKind::AnomalyVae | ModelKind::DenoisingAe => {

@@ -16,6 +16,10 @@
 //! `out.{weight,bias}`; residual: `stem.{conv,bn}.*`, `block{i}.{conv1,bn1,conv2,bn2}.*`,
 //! `block{i}.shortcut.{conv,bn}.*` — readable from Python with `safetensors.numpy.load_file`.
 //!
+//! Ensembles ([`train_ensemble`], [`CnnEnsemble`]): k members of one config from different
+//! seeds on the same split, averaging their tumour probabilities, saved as one checkpoint that
+//! [`load_classifier`] reads like a single CNN's (weights `member{i}.<name>`).
+//!
 //! Training ([`train`]): cross-entropy, Adam (explicit β, decay), ReduceLROnPlateau on the
 //! validation loss, the epoch with the best validation loss kept; seeded initialisation,
 //! dropout, shuffling and flips (see `mri-train`); checkpoints every epoch so a killed run
@@ -40,9 +44,11 @@
 //! `thiserror` (errors).
 #![warn(missing_docs)]
 
+mod ensemble;
 mod model;
 mod trainer;
 
+pub use ensemble::{ensemble_size, load_classifier, member_seed, save_ensemble, train_ensemble, CnnEnsemble, EnsembleOutput, TumourClassifier};
 pub use model::{Cnn, CnnArch, CnnConfig, LrSchedule};
 pub use trainer::{evaluate_loss, load_cnn, predict_proba, smoothed_cross_entropy, train, EpochRecord, TrainOptions, TrainOutput};
 

@@ -7,6 +7,7 @@ use candle_nn::VarMap;
 use mri_train::{run_epochs, seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet, ModelKind, ReduceOnPlateau};
 use serde::{Deserialize, Serialize};
 
+use crate::ensemble::TumourClassifier;
 use crate::model::{Cnn, CnnConfig, LrSchedule};
 use crate::{CnnError, Result};
 
@@ -65,8 +66,9 @@ pub fn evaluate_loss(model: &Cnn, set: &ImageSet, batch_size: usize, device: &De
 }
 
 /// Tumour probabilities (softmax of the logits, index 1) for every image of a set, averaged
-/// with those of the mirror images when the model's config has `test_time_flip`.
-pub fn predict_proba(model: &Cnn, set: &ImageSet, batch_size: usize, device: &Device) -> Result<Vec<f32>> {
+/// with those of the mirror images when the model's config has `test_time_flip` (and over the
+/// members of an ensemble).
+pub fn predict_proba<M: TumourClassifier + ?Sized>(model: &M, set: &ImageSet, batch_size: usize, device: &Device) -> Result<Vec<f32>> {
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut out = Vec::with_capacity(set.len());
     for chunk in idx.chunks(batch_size.max(1)) {
@@ -221,20 +223,20 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
 }
 
 /// Loads a CNN from a checkpoint written by [`train`] (its config is read from the sidecar),
-/// for prediction.
+/// for prediction or as a feature extractor. An ensemble's checkpoint is refused: load it
+/// with [`crate::load_classifier`].
 ///
 /// # Errors
-/// [`mri_train::TrainError::CheckpointMismatch`] when the checkpoint holds another model kind;
-/// corrupt or missing files.
+/// [`mri_train::TrainError::CheckpointMismatch`] when the checkpoint holds another model kind
+/// or an ensemble; corrupt or missing files.
 pub fn load_cnn(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, Cnn)> {
-    let side = ckpt.read_sidecar()?;
-    if side.model != ModelKind::Cnn {
-        return Err(mri_train::TrainError::CheckpointMismatch { path: ckpt.sidecar.clone(), reason: format!("it holds a {}, not a CNN", side.model) }.into());
+    if let Some(k) = crate::ensemble::ensemble_size(ckpt)? {
+        return Err(mri_train::TrainError::CheckpointMismatch {
+            path: ckpt.sidecar.clone(),
+            reason: format!("it holds an ensemble of {k} CNNs, not one; load it with load_classifier"),
+        }
+        .into());
     }
-    let cfg: CnnConfig = serde_json::from_value(side.config.clone())
-        .map_err(|e| mri_train::TrainError::CorruptCheckpoint { path: ckpt.sidecar.clone(), reason: e.to_string() })?;
-    let vm = VarMap::new();
-    let model = Cnn::new(&cfg, seeded_var_builder(&vm, side.seed, DType::F32, device), side.seed)?;
-    ckpt.load_weights_with(&side, &vm)?;
-    Ok((cfg, model))
+    let (cfg, ens) = crate::ensemble::load_classifier(ckpt, device)?;
+    Ok((cfg, ens.members()[0].clone()))
 }

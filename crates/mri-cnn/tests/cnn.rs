@@ -337,3 +337,51 @@ fn test_time_flip_averages_a_slice_and_its_mirror() {
     }
     assert!(p.iter().zip(&p_mirror).any(|(a, b)| (a - b).abs() > 1e-4), "an untrained net should not be mirror-symmetric already");
 }
+
+/// Ensembles: member 0 is the single CNN of the run's seed, the prediction is the members'
+/// mean, and the one-checkpoint ensemble loads back with identical predictions; `load_cnn`
+/// refuses it by name.
+#[test]
+fn ensemble_averages_members_and_round_trips_through_one_checkpoint() {
+    use mri_cnn::{load_classifier, member_seed, train_ensemble, CnnEnsemble};
+    let set = phantom_set(16, 4, 4);
+    let cfg = CnnConfig { epochs: 2, ..CnnConfig::quick(16) };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions { checkpoint_dir: Some(dir.path().to_path_buf()), name: "cnn-ens".into(), ..TrainOptions::quiet(7) };
+    let ens = train_ensemble(&cfg, 3, &set, &set, &Device::Cpu, &opts).unwrap();
+    assert_eq!(ens.ensemble.len(), 3);
+    // Member 0 is what a plain training with the same seed gives; the others differ.
+    let single = train(&cfg, &set, &set, &Device::Cpu, &TrainOptions::quiet(7)).unwrap();
+    assert_eq!(weights(&ens.members[0].varmap), weights(&single.varmap));
+    assert_eq!(member_seed(7, 0), 7);
+    assert_ne!(weights(&ens.members[1].varmap), weights(&ens.members[2].varmap));
+    // The prediction is the members' mean.
+    let p: Vec<Vec<f32>> = ens.members.iter().map(|m| predict_proba(&m.model, &set, 4, &Device::Cpu).unwrap()).collect();
+    let mean = predict_proba(&ens.ensemble, &set, 4, &Device::Cpu).unwrap();
+    for (i, &m) in mean.iter().enumerate() {
+        let want = (p[0][i] + p[1][i] + p[2][i]) / 3.0;
+        assert!((m - want).abs() < 1e-6, "image {i}: {m} vs {want}");
+    }
+    // One member predicts exactly what it does alone.
+    let one = CnnEnsemble::new(vec![ens.members[1].model.clone()]).unwrap();
+    assert_eq!(predict_proba(&one, &set, 4, &Device::Cpu).unwrap(), p[1]);
+    assert!(CnnEnsemble::new(vec![]).is_err());
+    assert!(train_ensemble(&cfg, 0, &set, &set, &Device::Cpu, &opts).is_err());
+    // Saved as `cnn-ens` (members as `cnn-ens-m{i}`), it loads back as one predictor.
+    let ck = Checkpoint::at(dir.path(), "cnn-ens");
+    assert_eq!(mri_cnn::ensemble_size(&ck).unwrap(), Some(3));
+    assert!(Checkpoint::at(dir.path(), "cnn-ens-m2").exists());
+    let (cfg2, loaded) = load_classifier(&ck, &Device::Cpu).unwrap();
+    assert_eq!(cfg2, cfg);
+    assert_eq!(loaded.len(), 3);
+    assert_eq!(predict_proba(&loaded, &set, 4, &Device::Cpu).unwrap(), mean);
+    let e = load_cnn(&ck, &Device::Cpu).err().expect("an ensemble is not one CNN");
+    assert!(e.to_string().contains("ensemble of 3 CNNs") && e.to_string().contains("cnn-ens.json"), "{e}");
+    // A member's own checkpoint is a single CNN for both loaders.
+    let (_, m1) = load_classifier(&Checkpoint::at(dir.path(), "cnn-ens-m1"), &Device::Cpu).unwrap();
+    assert_eq!(m1.len(), 1);
+    assert_eq!(predict_proba(&m1, &set, 4, &Device::Cpu).unwrap(), p[1]);
+    // Re-running with the same folder resumes every finished member: same ensemble.
+    let again = train_ensemble(&cfg, 3, &set, &set, &Device::Cpu, &opts).unwrap();
+    assert_eq!(predict_proba(&again.ensemble, &set, 4, &Device::Cpu).unwrap(), mean);
+}
