@@ -121,3 +121,25 @@ fn an_infinite_threshold_round_trips_through_json() {
     let back: OperatingPoint = serde_json::from_str(&text).unwrap();
     assert_eq!(back, op);
 }
+
+/// An ensemble saved by `train_cnn --members K` is one checkpoint for `evaluate`, which scores
+/// with the members' mean probability.
+#[test]
+fn evaluate_takes_an_ensemble_checkpoint() {
+    use mri_synth::cnn::{predict_proba, train_ensemble};
+    let ds = Dataset::phantom(&PhantomConfig { image_size: 32, per_class: 5, seed: 8, ..Default::default() }).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for (i, it) in ds.items.iter().enumerate() {
+        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, 32, 32).unwrap();
+    }
+    // The images as evaluate reads them back (PNG round trip).
+    let opts_load = mri_synth::preprocess::LoadOptions { preprocess: mri_synth::preprocess::PreprocessConfig::with_size(32), ..Default::default() };
+    let set = ImageSet::from_dataset(&Dataset::load(data.path(), &opts_load).unwrap()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = TrainOptions { checkpoint_dir: Some(out.path().to_path_buf()), name: "cnn-real".into(), ..TrainOptions::quiet(2) };
+    let ens = train_ensemble(&CnnConfig { epochs: 1, ..CnnConfig::quick(32) }, 2, &set, &set, &Device::Cpu, &opts).unwrap();
+    let r = evaluate_folder(&out.path().join("cnn-real.json"), None, data.path(), false, &Device::Cpu).unwrap();
+    assert_eq!(r.scored, 10);
+    let want = mri_synth::eval::TestMetrics::from_scores(&predict_proba(&ens.ensemble, &set, 64, &Device::Cpu).unwrap(), &set.labels, 0.5).unwrap();
+    assert_eq!(r.test, want);
+}
