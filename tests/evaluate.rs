@@ -7,13 +7,29 @@ use mri_synth::eval::evaluate_folder;
 use mri_synth::preprocess::{save_png, Dataset, PhantomConfig};
 use mri_synth::train::ImageSet;
 
-#[test]
-fn evaluate_lists_what_it_skipped_and_names_bad_files() {
-    let ds = Dataset::phantom(&PhantomConfig { image_size: 32, per_class: 6, seed: 5, ..Default::default() }).unwrap();
+/// A labelled folder (`yes/`, `no/`) of phantom PNGs, and the dataset it was written from.
+fn phantom_folder(side: u32, per_class: usize, seed: u64) -> (tempfile::TempDir, Dataset) {
+    let ds = Dataset::phantom(&PhantomConfig { image_size: side, per_class, seed, ..Default::default() }).unwrap();
     let data = tempfile::tempdir().unwrap();
     for (i, it) in ds.items.iter().enumerate() {
-        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, 32, 32).unwrap();
+        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, side as usize, side as usize).unwrap();
     }
+    (data, ds)
+}
+
+/// The folder as `evaluate` reads it back (PNG round trip, no cache), for reference scores.
+fn reread(dir: &std::path::Path, side: u32) -> ImageSet {
+    let opts = mri_synth::preprocess::LoadOptions {
+        preprocess: mri_synth::preprocess::PreprocessConfig::with_size(side),
+        cache: mri_synth::preprocess::CacheMode::Disabled,
+        ..Default::default()
+    };
+    ImageSet::from_dataset(&Dataset::load(dir, &opts).unwrap()).unwrap()
+}
+
+#[test]
+fn evaluate_lists_what_it_skipped_and_names_bad_files() {
+    let (data, ds) = phantom_folder(32, 6, 5);
     std::fs::write(data.path().join("yes/broken.jpg"), b"not an image").unwrap();
 
     let set = ImageSet::from_dataset(&ds).unwrap();
@@ -74,22 +90,8 @@ fn evaluate_takes_a_denoising_autoencoder_and_its_detector() {
     use mri_synth::dae::{train_dae, DaeConfig};
     use mri_synth::metrics::ThresholdCriterion;
     use mri_synth::train::RunOptions;
-    let ds = Dataset::phantom(&PhantomConfig { image_size: 16, per_class: 8, seed: 6, ..Default::default() }).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    for (i, it) in ds.items.iter().enumerate() {
-        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, 16, 16).unwrap();
-    }
-    // The folder as evaluate will read it back (PNG round trip), for the reference scores.
-    let reread = mri_synth::preprocess::Dataset::load(
-        data.path(),
-        &mri_synth::preprocess::LoadOptions {
-            preprocess: mri_synth::preprocess::PreprocessConfig::with_size(16),
-            cache: mri_synth::preprocess::CacheMode::Disabled,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let set = ImageSet::from_dataset(&reread).unwrap();
+    let (data, _) = phantom_folder(16, 8, 6);
+    let set = reread(data.path(), 16);
     let out = tempfile::tempdir().unwrap();
     let opts = RunOptions { checkpoint_dir: Some(out.path().to_path_buf()), name: "anomaly-dae-real".into(), ..RunOptions::quiet(0) };
     let cfg = DaeConfig { epochs: 1, ..DaeConfig::quick(16) };
@@ -127,14 +129,8 @@ fn an_infinite_threshold_round_trips_through_json() {
 #[test]
 fn evaluate_takes_an_ensemble_checkpoint() {
     use mri_synth::cnn::{predict_proba, train_ensemble};
-    let ds = Dataset::phantom(&PhantomConfig { image_size: 32, per_class: 5, seed: 8, ..Default::default() }).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    for (i, it) in ds.items.iter().enumerate() {
-        save_png(&data.path().join(it.label.as_str()).join(format!("{i}.png")), &it.pixels, 32, 32).unwrap();
-    }
-    // The images as evaluate reads them back (PNG round trip).
-    let opts_load = mri_synth::preprocess::LoadOptions { preprocess: mri_synth::preprocess::PreprocessConfig::with_size(32), ..Default::default() };
-    let set = ImageSet::from_dataset(&Dataset::load(data.path(), &opts_load).unwrap()).unwrap();
+    let (data, _) = phantom_folder(32, 5, 8);
+    let set = reread(data.path(), 32);
     let out = tempfile::tempdir().unwrap();
     let opts = TrainOptions { checkpoint_dir: Some(out.path().to_path_buf()), name: "cnn-real".into(), ..TrainOptions::quiet(2) };
     let ens = train_ensemble(&CnnConfig { epochs: 1, ..CnnConfig::quick(32) }, 2, &set, &set, &Device::Cpu, &opts).unwrap();
