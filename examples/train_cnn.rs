@@ -5,7 +5,8 @@
 //! cargo run --release --example train_cnn -- --data ../shared/data/br35h --image-size 64
 //! ```
 //! Writes `checkpoints/cnn-real.{safetensors,json}` (best val loss) and `cnn-real-last.*`
-//! (resume point) — with `--members K`, `cnn-real-m{i}*` per member and `cnn-real` the ensemble — `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
+//! (resume point) — with `--members K`, `cnn-real-m{i}*` per member and `cnn-real` the
+//! ensemble — `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
 //! with the same `--out` resumes an interrupted training, and with more `--epochs` continues a
 //! finished one; other data, split, seed, preset or size there is refused (use `--fresh`).
 
@@ -42,7 +43,8 @@ struct Args {
     arch: Option<ArchArg>,
     /// Train this many CNNs from different seeds on the same split and predict the mean of
     /// their probabilities (an ensemble, saved as one checkpoint `cnn-real`; members as
-    /// `cnn-real-m{i}`). Validation is printed for member 0 alone and for the ensemble.
+    /// `cnn-real-m{i}`). Validation and test are printed for the first k members, k = 1…K:
+    /// choose K on validation.
     #[arg(long, default_value_t = 1)]
     members: usize,
     /// Output folder (checkpoints, split, metrics).
