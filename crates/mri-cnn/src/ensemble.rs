@@ -114,10 +114,11 @@ pub fn train_ensemble(cfg: &CnnConfig, k: usize, train_set: &ImageSet, val: &Ima
     if k == 0 {
         return Err(CnnError::Config("an ensemble needs at least one member (k = 0)".into()));
     }
+    let seeds: Vec<u64> = (0..k).map(|i| member_seed(opts.seed, i)).collect();
     let mut members = Vec::with_capacity(k);
-    for i in 0..k {
+    for (i, &seed) in seeds.iter().enumerate() {
         let mut o = opts.clone();
-        o.seed = member_seed(opts.seed, i);
+        o.seed = seed;
         if k > 1 {
             o.name = format!("{}-m{i}", opts.name);
         }
@@ -125,7 +126,6 @@ pub fn train_ensemble(cfg: &CnnConfig, k: usize, train_set: &ImageSet, val: &Ima
     }
     if k > 1 {
         if let Some(dir) = &opts.checkpoint_dir {
-            let seeds: Vec<u64> = (0..k).map(|i| member_seed(opts.seed, i)).collect();
             let vms: Vec<&VarMap> = members.iter().map(|m| &m.varmap).collect();
             save_ensemble(&Checkpoint::at(dir, &opts.name), cfg, &vms, &seeds, opts.preset, opts.fingerprint.clone())?;
         }
@@ -210,17 +210,40 @@ pub fn ensemble_size(ckpt: &Checkpoint) -> Result<Option<usize>> {
 /// corrupt or missing files.
 pub fn load_classifier(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, CnnEnsemble)> {
     let (side, cfg) = read_cnn_sidecar(ckpt)?;
+    let seeds = ensemble_seeds(ckpt, &side)?;
+    let members = load_members(ckpt, &side, &cfg, seeds.as_deref(), device)?;
+    Ok((cfg, CnnEnsemble::new(members)?))
+}
+
+/// Loads a single CNN for prediction or as a feature extractor, refusing an ensemble's
+/// checkpoint by name (see [`crate::load_cnn`]).
+pub(crate) fn load_single(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, Cnn)> {
+    let (side, cfg) = read_cnn_sidecar(ckpt)?;
+    if let Some(seeds) = ensemble_seeds(ckpt, &side)? {
+        return Err(mri_train::TrainError::CheckpointMismatch {
+            path: ckpt.sidecar.clone(),
+            reason: format!("it holds an ensemble of {} CNNs, not one; load it with load_classifier", seeds.len()),
+        }
+        .into());
+    }
+    let model = load_members(ckpt, &side, &cfg, None, device)?.remove(0);
+    Ok((cfg, model))
+}
+
+/// Builds the CNNs a checkpoint holds (one for `seeds == None`, else one per seed under
+/// `member{i}`) and loads their weights.
+fn load_members(ckpt: &Checkpoint, side: &Sidecar, cfg: &CnnConfig, seeds: Option<&[u64]>, device: &Device) -> Result<Vec<Cnn>> {
     let vm = VarMap::new();
-    let members = match ensemble_seeds(ckpt, &side)? {
-        None => vec![Cnn::new(&cfg, seeded_var_builder(&vm, side.seed, DType::F32, device), side.seed)?],
+    let members = match seeds {
+        None => vec![Cnn::new(cfg, seeded_var_builder(&vm, side.seed, DType::F32, device), side.seed)?],
         Some(seeds) => {
             let mut members = Vec::with_capacity(seeds.len());
             for (i, &s) in seeds.iter().enumerate() {
-                members.push(Cnn::new(&cfg, seeded_var_builder(&vm, s, DType::F32, device).pp(format!("member{i}")), s)?);
+                members.push(Cnn::new(cfg, seeded_var_builder(&vm, s, DType::F32, device).pp(format!("member{i}")), s)?);
             }
             members
         }
     };
-    ckpt.load_weights_with(&side, &vm)?;
-    Ok((cfg, CnnEnsemble::new(members)?))
+    ckpt.load_weights_with(side, &vm)?;
+    Ok(members)
 }

@@ -230,13 +230,5 @@ pub fn train(cfg: &CnnConfig, train: &ImageSet, val: &ImageSet, device: &Device,
 /// [`mri_train::TrainError::CheckpointMismatch`] when the checkpoint holds another model kind
 /// or an ensemble; corrupt or missing files.
 pub fn load_cnn(ckpt: &Checkpoint, device: &Device) -> Result<(CnnConfig, Cnn)> {
-    if let Some(k) = crate::ensemble::ensemble_size(ckpt)? {
-        return Err(mri_train::TrainError::CheckpointMismatch {
-            path: ckpt.sidecar.clone(),
-            reason: format!("it holds an ensemble of {k} CNNs, not one; load it with load_classifier"),
-        }
-        .into());
-    }
-    let (cfg, ens) = crate::ensemble::load_classifier(ckpt, device)?;
-    Ok((cfg, ens.members()[0].clone()))
+    crate::ensemble::load_single(ckpt, device)
 }
