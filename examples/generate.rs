@@ -56,6 +56,7 @@ fn main() -> Result<()> {
         epochs: a.run.epochs,
         steps: a.steps,
         gan_d: Default::default(),
+        overrides: Vec::new(),
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: 0,

@@ -8,7 +8,8 @@
 //! and `synthetic/<generator>/<class>/` into `--out`. Re-running with the same `--out` skips
 //! complete stages and resumes interrupted trainings; other data, split, seed, preset or size
 //! there is refused with the difference named (`--fresh` starts over). `--epochs` overrides
-//! every model's epochs.
+//! every model's epochs (exactly that many: the presets' step minimums for small sets no
+//! longer apply).
 
 mod common;
 
@@ -20,6 +21,7 @@ use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec
 use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{GanDLayout, GeneratorKind};
 use mri_synth::report::classification_table;
+use mri_synth::train::ConfigOverride;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train on real, synthetic and mixed data; test on real data; write report.json / report.md")]
@@ -62,6 +64,18 @@ struct Args {
     /// The GAN discriminator's widths, comma-separated (default: the preset's, 16,32,64,128).
     #[arg(long, value_delimiter = ',')]
     gan_d_channels: Option<Vec<usize>>,
+    /// Change a field of every CNN's config, `path=value` (repeatable; e.g.
+    /// `--cnn-set label_smoothing=0`, `--cnn-set augment=null`): ablations without new flags.
+    #[arg(long = "cnn-set", value_name = "PATH=VALUE")]
+    cnn_set: Vec<ConfigOverride>,
+    /// Change a field of the generative VAE's config (repeatable; e.g. `--vae-set loss.beta=0.001`,
+    /// `--vae-set sampler=prior`).
+    #[arg(long = "vae-set", value_name = "PATH=VALUE")]
+    vae_set: Vec<ConfigOverride>,
+    /// Change a field of the GAN's config (repeatable; e.g. `--gan-set spectral_norm=false`,
+    /// `--gan-set ema_decay=0`).
+    #[arg(long = "gan-set", value_name = "PATH=VALUE")]
+    gan_set: Vec<ConfigOverride>,
 }
 
 fn main() -> Result<()> {
@@ -85,6 +99,9 @@ fn main() -> Result<()> {
         dae: a.dae,
         cnn_budget: a.cnn_budget,
         gan_d: GanDLayout { avg_pool: a.gan_d_avg_pool, blur: a.gan_d_blur, channels: a.gan_d_channels },
+        cnn_overrides: a.cnn_set,
+        vae_overrides: a.vae_set,
+        gan_overrides: a.gan_set,
     };
     let report = run_experiment(&spec, &device)?;
     println!("\n{}", classification_table(&report));

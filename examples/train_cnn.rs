@@ -6,7 +6,8 @@
 //! ```
 //! Writes `checkpoints/cnn-real.{safetensors,json}` (best val loss) and `cnn-real-last.*`
 //! (resume point) — with `--members K`, `cnn-real-m{i}*` per member and `cnn-real` the
-//! ensemble — `split.json`, `history.json` and `test_metrics.json` into `--out`. Re-running
+//! ensemble — `split.json`, `history.json`, `test_metrics.json` and `test_scores.json` (per
+//! slice, for `compare_runs`) into `--out`. Re-running
 //! with the same `--out` resumes an interrupted training, and with more `--epochs` continues a
 //! finished one; other data, split, seed, preset or size there is refused (use `--fresh`).
 
@@ -17,9 +18,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use mri_synth::cnn::{predict_proba, train_ensemble, CnnConfig, CnnEnsemble, TrainOptions};
+use mri_synth::compare::TestScores;
 use mri_synth::eval::TestMetrics;
 use mri_synth::preprocess::SplitPart;
 use mri_synth::shortcut::geometry_baseline_of;
+use mri_synth::train::{apply_overrides, ConfigOverride};
 
 /// `--arch` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -47,6 +50,10 @@ struct Args {
     /// choose K on validation.
     #[arg(long, default_value_t = 1)]
     members: usize,
+    /// Change a field of the CNN's config, `path=value`, after the preset, `--arch` and
+    /// `--epochs` (repeatable; e.g. `--set label_smoothing=0`, `--set test_time_flip=false`).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<ConfigOverride>,
     /// Output folder (checkpoints, split, metrics).
     #[arg(long, default_value = "runs/train_cnn")]
     out: PathBuf,
@@ -62,12 +69,14 @@ fn main() -> Result<()> {
         None => {}
     }
     if let Some(e) = args.run.epochs {
-        cfg.epochs = e;
+        // Exactly `e` epochs: the preset's step minimum (for small sets) no longer applies.
+        (cfg.epochs, cfg.min_steps) = (e, 0);
     }
+    let cfg = apply_overrides(&cfg, &args.set)?;
     let t0 = std::time::Instant::now();
     let (prepared, fingerprint) = args.run.prepare(cfg.image_size, &args.out)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
-    println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs, cfg.batch_size);
+    println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs_for(tr.len()), cfg.batch_size);
     let opts: TrainOptions = args.run.run_options("cnn-real", &args.out, &fingerprint, 0);
     let ens = train_ensemble(&cfg, args.members, &tr, &va, &device, &opts)?;
     let out = &ens.members[0];
@@ -126,6 +135,15 @@ fn main() -> Result<()> {
     let histories: Vec<_> = ens.members.iter().map(|o| &o.history).collect();
     write("history.json", if args.members == 1 { serde_json::to_string_pretty(&out.history)? } else { serde_json::to_string_pretty(&histories)? })?;
     write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;
+    // Per-slice scores for paired comparisons between runs (`compare_runs`: ablation rows).
+    TestScores {
+        scores: probs.iter().map(|&p| f64::from(p)).collect(),
+        labels: te.labels.clone(),
+        groups: prepared.part_of(&prepared.groups, SplitPart::Test),
+        threshold: 0.5,
+        split_hash: fingerprint.split_hash.clone(),
+    }
+    .write(&args.out.join("test_scores.json"))?;
     println!("wrote {} in {:.1} s", args.out.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }

@@ -17,6 +17,7 @@ use clap::Parser;
 use mri_synth::gan::{DiscriminatorBlur, GanConfig};
 use mri_synth::generators::{train_generators, GanDLayout, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
+use mri_synth::train::ConfigOverride;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train one GAN per class on real training data")]
@@ -39,6 +40,10 @@ struct Args {
     /// preset's are 16,32,64,128).
     #[arg(long, value_delimiter = ',')]
     d_channels: Option<Vec<usize>>,
+    /// Change a field of the GAN's config, `path=value` (repeatable; e.g.
+    /// `--set spectral_norm=false`, `--set loss=bce`, `--set ema_decay=0`).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<ConfigOverride>,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_gan")]
     out: PathBuf,
@@ -60,6 +65,7 @@ fn main() -> Result<()> {
         epochs: a.run.epochs,
         steps: a.steps,
         gan_d: GanDLayout { avg_pool: a.d_avg_pool, blur: a.d_blur, channels: a.d_channels },
+        overrides: a.set.clone(),
         seed: a.run.seed,
         out: a.out.clone(),
         figure_every: a.figure_every,

@@ -17,6 +17,7 @@ use anyhow::Result;
 use clap::Parser;
 use mri_synth::generators::{train_generators, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
+use mri_synth::train::{apply_overrides, ConfigOverride};
 use mri_synth::vae::{train_vae, AnomalyVaeConfig, VaeConfig};
 
 /// Which VAE to train.
@@ -40,6 +41,10 @@ struct Args {
     /// Which VAE.
     #[arg(long, value_enum, default_value_t = VaeKind::Generative)]
     kind: VaeKind,
+    /// Change a field of the VAE's config, `path=value` (repeatable; e.g.
+    /// `--set loss.beta=0.001`, `--set sampler=prior`, `--set latent=256`).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<ConfigOverride>,
     /// Output folder (checkpoints, figures, split, history).
     #[arg(long, default_value = "runs/train_vae")]
     out: PathBuf,
@@ -66,6 +71,7 @@ fn main() -> Result<()> {
             epochs: a.run.epochs,
             steps: a.steps,
             gan_d: Default::default(),
+            overrides: a.set.clone(),
             seed: a.run.seed,
             out: a.out.clone(),
             figure_every: a.figure_every,
@@ -80,8 +86,9 @@ fn main() -> Result<()> {
     } else {
         let mut cfg = AnomalyVaeConfig::preset(a.run.preset, a.run.image_size);
         if let Some(e) = a.run.epochs {
-            cfg.epochs = e;
+            (cfg.epochs, cfg.min_steps) = (e, 0);
         }
+        let cfg = apply_overrides(&cfg, &a.set)?;
         let opts = a.run.run_options("anomaly-vae-real", &a.out, &fingerprint, a.figure_every);
         let (htr, hva) = (tr.of_class(0), va.of_class(0));
         println!("anomaly VAE ({} parameters) on {} healthy training slices", cfg.param_count(), htr.len());

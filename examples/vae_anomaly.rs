@@ -108,7 +108,7 @@ fn main() -> Result<()> {
         AnomalyModel::Vae => {
             let mut cfg = AnomalyVaeConfig::preset(a.run.preset, Some(side));
             if let Some(e) = a.run.epochs {
-                cfg.epochs = e;
+                (cfg.epochs, cfg.min_steps) = (e, 0);
             }
             let opts = a.run.run_options("anomaly-vae-real", &a.out, &fingerprint, 5);
             println!("anomaly VAE ({} parameters, {:?} decoder) on {} healthy training slices", cfg.param_count(), cfg.decoder, tr.of_class(0).len());
@@ -122,7 +122,7 @@ fn main() -> Result<()> {
         AnomalyModel::Dae => {
             let mut cfg = DaeConfig::preset(a.run.preset, Some(side));
             if let Some(e) = a.run.epochs {
-                cfg.epochs = e;
+                (cfg.epochs, cfg.min_steps) = (e, 0);
             }
             cfg.channels = a.dae_channels.clone().unwrap_or(cfg.channels);
             cfg.noise_std = a.dae_noise_std.unwrap_or(cfg.noise_std);

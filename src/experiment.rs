@@ -21,7 +21,7 @@ use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
 use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
 use mri_preprocess::SplitPart;
-use mri_train::{Checkpoint, Fingerprint, ImageSet, Preset, RunOptions};
+use mri_train::{Checkpoint, ConfigOverride, Fingerprint, ImageSet, Preset, RunOptions};
 use mri_vae::AnomalyVaeConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,8 @@ pub struct ExperimentSpec {
     pub preset: Preset,
     /// Image side (overrides the presets').
     pub image_size: Option<usize>,
-    /// Epochs of every model (overrides the presets').
+    /// Epochs of every model (overrides the presets' epochs and their step minimums: exactly
+    /// this many).
     pub epochs: Option<usize>,
     /// Optimiser steps of each generator (overrides the presets' minimum).
     pub generator_steps: Option<usize>,
@@ -109,6 +110,13 @@ pub struct ExperimentSpec {
     pub cnn_budget: CnnBudget,
     /// Changes to the preset's GAN discriminator (pooling, blur, widths).
     pub gan_d: GanDLayout,
+    /// Changes to the configs, `path=value` ([`mri_train::ConfigOverride`]), applied after the
+    /// other settings: the CNNs' (every training set's), the generative VAE's, the GAN's.
+    pub cnn_overrides: Vec<ConfigOverride>,
+    /// See `cnn_overrides`.
+    pub vae_overrides: Vec<ConfigOverride>,
+    /// See `cnn_overrides`.
+    pub gan_overrides: Vec<ConfigOverride>,
 }
 
 impl ExperimentSpec {
@@ -132,6 +140,9 @@ impl ExperimentSpec {
             dae: DaeStages::Real,
             cnn_budget: CnnBudget::SameImages,
             gan_d: GanDLayout::default(),
+            cnn_overrides: Vec::new(),
+            vae_overrides: Vec::new(),
+            gan_overrides: Vec::new(),
         }
     }
 }
@@ -322,8 +333,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     let mut anomaly_cfg = AnomalyVaeConfig::preset(spec.preset, Some(side));
     let mut dae_cfg = DaeConfig::preset(spec.preset, Some(side));
     if let Some(e) = spec.epochs {
+        // Exactly `e` epochs: the presets' step minimums (for small sets) no longer apply.
         (cnn_cfg.epochs, anomaly_cfg.epochs, dae_cfg.epochs) = (e, e, e);
+        (cnn_cfg.min_steps, anomaly_cfg.min_steps, dae_cfg.min_steps) = (0, 0, 0);
     }
+    let cnn_cfg = mri_train::apply_overrides(&cnn_cfg, &spec.cnn_overrides)?;
     if spec.synthetic_per_class == Some(0) {
         return Err(SynthError::Invalid("--synthetic-per-class must be at least 1".into()));
     }
@@ -352,6 +366,8 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         "generator_steps": spec.generator_steps,
         "synthetic_per_class": spec.synthetic_per_class,
         "cnn_budget": spec.cnn_budget,
+        "vae_set": spec.vae_overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        "gan_set": spec.gan_overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
     });
     crate::rundir::check_stages(&spec.out.join("stages"), &fingerprint, &settings)?;
     let mut runner = Runner { spec, fingerprint, settings, timings: BTreeMap::new() };
@@ -404,6 +420,10 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             epochs: spec.epochs,
             steps: spec.generator_steps,
             gan_d: spec.gan_d.clone(),
+            overrides: match kind {
+                GeneratorKind::Vae => spec.vae_overrides.clone(),
+                GeneratorKind::Gan => spec.gan_overrides.clone(),
+            },
             seed: spec.seed,
             out: spec.out.clone(),
             figure_every: 5,
@@ -461,7 +481,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     println!("stage cnn-real:");
     let opts = runner.run_options("cnn-real", 0);
     let st = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
-    push_cnn(&mut rows, st, cnn_cfg.epochs, TrainData::Real, None, "cnn-real");
+    push_cnn(&mut rows, st, cnn_cfg.epochs_for(train.len()), TrainData::Real, None, "cnn-real");
     geometry_row(&mut runner, &prepared, &mut rows)?;
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
@@ -473,7 +493,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                 CnnBudget::SameEpochs => cnn_cfg.clone(),
             };
             let st = runner.stage(&name, || cnn_stage(&cfg, &opts, &set, &val, &test, device))?;
-            push_cnn(&mut rows, st, cfg.epochs, what, Some(g), &name);
+            push_cnn(&mut rows, st, cfg.epochs_for(set.len()), what, Some(g), &name);
         }
     }
 

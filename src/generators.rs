@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use mri_gan::{DiscriminatorBlur, GanConfig};
-use mri_train::{save_recon_grid, write_class_pngs, Checkpoint, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
+use mri_train::{apply_overrides, save_recon_grid, write_class_pngs, Checkpoint, ConfigOverride, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
 use mri_vae::{LatentGaussian, LatentSampler, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,9 @@ pub struct GeneratorSpec {
     pub steps: Option<usize>,
     /// GAN only: changes to the preset's discriminator.
     pub gan_d: GanDLayout,
+    /// Changes to the generator's config, `path=value` ([`mri_train::ConfigOverride`]),
+    /// applied last (after the length and `gan_d`): how an ablation turns an ingredient off.
+    pub overrides: Vec<ConfigOverride>,
     /// Seed.
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
@@ -182,6 +185,7 @@ pub fn train_generators(
             GeneratorKind::Vae => {
                 let mut cfg = VaeConfig::preset(spec.preset, Some(spec.image_size));
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
+                let cfg = apply_overrides(&cfg, &spec.overrides)?;
                 // The VAE selects on validation loss; fall back to train when a class has no val images.
                 let va = if va.is_empty() { tr.clone() } else { va };
                 let r = mri_vae::train_vae(&cfg, &tr, &va, device, &opts)?;
@@ -202,6 +206,7 @@ pub fn train_generators(
                 let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
                 spec.gan_d.apply(&mut cfg);
+                let cfg = apply_overrides(&cfg, &spec.overrides)?;
                 let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
                 (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))

@@ -8,6 +8,7 @@
 //! [`experiment`] (real / synthetic / mixed, tested on real data, with `report.json` /
 //! `report.md`, written by [`report`]), [`rundir`] (an output folder bound to one run by its
 //! fingerprint), [`shortcut`] (what the original files' geometry alone predicts), [`eval`],
+//! [`compare`] (paired differences between runs on the same test slices: ablation rows),
 //! [`plots`] and [`throughput`].
 //!
 //! | module | crate | what it does |
@@ -40,6 +41,7 @@ macro_rules! from_str_by_name {
 }
 
 pub mod anomaly;
+pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod experiment;

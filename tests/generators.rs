@@ -25,6 +25,8 @@ fn train_write_and_reload_both_generators() {
             // The GAN's discriminator widths overridden (the quick preset's are 4, 8), and its
             // inputs blurred before each stride.
             gan_d: GanDLayout { avg_pool: false, blur: Some(DiscriminatorBlur::InnerLayers), channels: Some(vec![6, 8]) },
+            // A config override, as `--vae-set` / `--gan-set` give (the quick latent is 8).
+            overrides: vec!["latent=6".parse().unwrap()],
             seed: 2,
             out: dir.path().to_path_buf(),
             figure_every: 1,
@@ -45,6 +47,7 @@ fn train_write_and_reload_both_generators() {
         assert!(std::fs::read_dir(dir.path().join("figures")).unwrap().count() >= 2, "{kind:?}: no progress grids");
         let name = format!("checkpoints/{}-yes.json", kind.name());
         let reloaded = load_generator(&dir.path().join(&name), &dev).unwrap();
+        assert_eq!((gen.latent(), reloaded.latent()), (6, 6), "{kind:?}: the override reaches the model and its checkpoint");
         let a: Vec<f32> = gen.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = reloaded.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b, "{kind:?}");

@@ -23,7 +23,8 @@ pub struct RunArgs {
     /// Image side in pixels (overrides the preset's).
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Training epochs (overrides the preset's). More epochs than a finished run continue it.
+    /// Training epochs: exactly this many (overrides the preset's epochs and its minimum of
+    /// optimiser steps on small sets). More epochs than a finished run continue it.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Seed of the split, initialisation, dropout, noise, shuffling and augmentation.

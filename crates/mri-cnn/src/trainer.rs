@@ -131,7 +131,7 @@ impl EpochTask for CnnTask<'_> {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
     fn epochs(&self) -> usize {
-        self.cfg.epochs
+        self.cfg.epochs_for(self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
         self.train.len().div_ceil(self.cfg.batch_size)
@@ -153,7 +153,7 @@ impl EpochTask for CnnTask<'_> {
     }
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<EpochRecord> {
         let t0 = Instant::now();
-        if let Some(lr) = self.cfg.schedule.lr_at(self.cfg.adam.lr, epoch, self.cfg.epochs) {
+        if let Some(lr) = self.cfg.schedule.lr_at(self.cfg.adam.lr, epoch, self.epochs()) {
             self.adam.set_lr(lr);
         }
         let lr = self.adam.lr();

@@ -385,3 +385,20 @@ fn ensemble_averages_members_and_round_trips_through_one_checkpoint() {
     let again = train_ensemble(&cfg, 3, &set, &set, &Device::Cpu, &opts).unwrap();
     assert_eq!(predict_proba(&again.ensemble, &set, 4, &Device::Cpu).unwrap(), mean);
 }
+
+#[test]
+fn small_sets_train_at_least_min_steps() {
+    // The default preset: 20 epochs, at least 540 steps of 32 — 60 epochs on 280 phantoms
+    // (9 batches an epoch), 20 on Br35H's ~2000 training slices.
+    let d = CnnConfig::default_preset(64);
+    assert_eq!((d.epochs_for(280), d.epochs_for(2000)), (60, 20));
+    // 12 images in batches of 8 = 2 steps an epoch: 1 epoch grows to 3 for 5 steps.
+    let set = phantom_set(16, 6, 4);
+    let cfg = CnnConfig { epochs: 1, min_steps: 5, ..CnnConfig::quick(16) };
+    let out = train(&cfg, &set, &set, &Device::Cpu, &TrainOptions::quiet(1)).unwrap();
+    assert_eq!(out.history.len(), 3);
+    // Older configs without the field read as 0 (exactly `epochs`).
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    json.as_object_mut().unwrap().remove("min_steps");
+    assert_eq!(serde_json::from_value::<CnnConfig>(json).unwrap().min_steps, 0);
+}

@@ -67,14 +67,28 @@ impl GroupBootstrap {
     /// The interval of `stat` over replicates; replicates where `stat` is `None` (e.g. AUROC
     /// of a one-class sample) are left out; `None` when every one is.
     pub fn interval(&self, stat: impl Fn(&[usize]) -> Option<f64>) -> Option<Interval> {
-        let mut v: Vec<f64> = self.samples().filter_map(|idx| stat(&idx)).filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let q = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-        Some(Interval { low: q(0.025), high: q(0.975) })
+        let v: Vec<f64> = self.replicate_values(stat).into_iter().flatten().collect();
+        percentile_interval(&v)
     }
+
+    /// `stat` on every replicate, in replicate order (`None` where it is undefined or not
+    /// finite). Replicate `r` of two bootstraps over independent test splits can be combined,
+    /// e.g. averaged, to bootstrap a statistic over several splits (a mean over seeds).
+    pub fn replicate_values(&self, stat: impl Fn(&[usize]) -> Option<f64>) -> Vec<Option<f64>> {
+        self.samples().map(|idx| stat(&idx).filter(|x| x.is_finite())).collect()
+    }
+}
+
+/// The 95 % percentile interval (2.5th and 97.5th percentiles) of bootstrap replicate values;
+/// non-finite values are left out, `None` when none is left.
+pub fn percentile_interval(values: &[f64]) -> Option<Interval> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    Some(Interval { low: q(0.025), high: q(0.975) })
 }
 
 /// Metrics of scores at a threshold on the items `idx` (the statistics the report bootstraps).

@@ -47,7 +47,7 @@ pub mod segmentation;
 pub mod ssim;
 pub mod texture;
 
-pub use bootstrap::{subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
+pub use bootstrap::{percentile_interval, subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
 pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};
 pub use generative::{frechet_distance, mmd_unbiased, Mmd};
 pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};

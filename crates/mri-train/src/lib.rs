@@ -64,6 +64,7 @@ pub mod init;
 pub mod kinds;
 pub mod loss;
 pub mod optim;
+pub mod overrides;
 pub mod progress;
 pub mod run;
 pub mod samples;
@@ -81,6 +82,7 @@ pub use init::{seeded_normal, seeded_var_builder, stream_seed};
 pub use kinds::{ModelKind, Preset, Presets};
 pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
+pub use overrides::{apply_overrides, ConfigOverride};
 pub use progress::EpochProgress;
 pub use run::{check_resumable, epochs_for, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
 pub use samples::{save_recon_grid, write_class_pngs};
@@ -125,6 +127,14 @@ pub enum TrainError {
     InvalidParameter {
         /// The parameter.
         name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A `path=value` config override that names no field, or whose value the field refuses.
+    #[error("config override {path}: {reason}")]
+    ConfigOverride {
+        /// The override's field path, as given (`loss.beta`).
+        path: String,
         /// Why.
         reason: String,
     },
