@@ -148,6 +148,14 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
     let msg = e.to_string();
     assert!(msg.contains("stages") && msg.contains("settings.") && msg.contains("epochs is 1 there but 2 here") && msg.contains("--fresh"), "{msg}");
     assert_eq!(std::fs::read(dir.path().join("report.json")).unwrap(), report_before, "the earlier report was overwritten");
+    // A config field changed from the command line (`--cnn-set`, `--vae-set`) is another
+    // setting too, named by its path.
+    let e = run_experiment(&ExperimentSpec { cnn_overrides: vec!["label_smoothing=0.5".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("settings.cnn.label_smoothing is 0.0 there but 0.5 here"), "{e}");
+    let e = run_experiment(&ExperimentSpec { vae_overrides: vec!["latent=4".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("settings.vae_set"), "{e}");
+    let e = run_experiment(&ExperimentSpec { cnn_overrides: vec!["label_smoothin=0.2".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("no field label_smoothin"), "{e}");
     // A stage file carried into a folder of another run is refused too, even without run.json.
     let stage = dir.path().join("stages").join("cnn-real.json");
     let other_dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,25 @@ pub enum VaeLoss {
     },
 }
 
+/// How the generative VAE's code is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LatentLayout {
+    /// A flat vector: the encoder's last map is flattened into linear layers to μ and log σ²,
+    /// and the decoder starts with a linear layer (the study's).
+    #[default]
+    Flat,
+    /// A map of `channels` × b × b at the bottleneck side b: 1×1 convs to μ and log σ², a 3×3
+    /// conv back into the decoder. Where something is in the slice stays where it is in the
+    /// code, so a small lesion does not have to be coded as a position by a linear layer
+    /// (which a flat code of a few hundred training slices averages away). `latent` must be
+    /// `channels · b²`.
+    Spatial {
+        /// Code channels per bottleneck position.
+        channels: usize,
+    },
+}
+
 /// Configuration of the generative VAE (one per class in the study) and of its training.
 ///
 /// Encoder: for each entry of `channels`, conv 3×3 stride 2 pad 1 → BatchNorm → LeakyReLU 0.2;
@@ -56,6 +75,9 @@ pub struct VaeConfig {
     /// Where samples draw their codes (the study: the prior). Missing in older configs: prior.
     #[serde(default)]
     pub sampler: LatentSampler,
+    /// Flat code vector (the study) or a spatial code map. Missing in older configs: flat.
+    #[serde(default)]
+    pub latent_layout: LatentLayout,
 }
 
 impl VaeConfig {
@@ -72,6 +94,7 @@ impl VaeConfig {
             min_steps: 0,
             kl_warmup_steps: 0,
             sampler: LatentSampler::Prior,
+            latent_layout: LatentLayout::Flat,
         }
     }
 
@@ -109,6 +132,16 @@ impl VaeConfig {
     /// Checks the config.
     pub fn check(&self) -> Result<()> {
         check_common(self.image_size, &self.channels, self.latent, self.batch_size, &self.loss)?;
+        if let LatentLayout::Spatial { channels } = self.latent_layout {
+            let b = self.bottleneck_side();
+            if channels == 0 || self.latent != channels * b * b {
+                return Err(VaeError::Config(format!(
+                    "a spatial code of {channels} channel(s) at the bottleneck side {b} has {} values: set latent to that (it is {}), and channels ≥ 1",
+                    channels * b * b,
+                    self.latent
+                )));
+            }
+        }
         self.adam.check()?;
         Ok(())
     }
@@ -132,7 +165,11 @@ impl VaeConfig {
             c_in = c;
         }
         let flat = c_in * self.bottleneck_side().pow(2);
-        n += 2 * (flat * self.latent + self.latent) + self.latent * flat + flat;
+        n += match self.latent_layout {
+            LatentLayout::Flat => 2 * (flat * self.latent + self.latent) + self.latent * flat + flat,
+            // Two 1×1 convs to the code, a 3×3 conv back.
+            LatentLayout::Spatial { channels } => 2 * (c_in * channels + channels) + channels * c_in * 9 + c_in,
+        };
         let mut outs: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
         outs.push(1);
         let mut c_in = *self.channels.last().unwrap_or(&1);

@@ -52,7 +52,7 @@ mod latent;
 mod model;
 mod trainer;
 
-pub use config::{AnomalyDecoder, AnomalyVaeConfig, VaeConfig, VaeLoss};
+pub use config::{AnomalyDecoder, AnomalyVaeConfig, LatentLayout, VaeConfig, VaeLoss};
 pub use latent::{LatentGaussian, LatentSampler};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
 pub use trainer::{

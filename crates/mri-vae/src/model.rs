@@ -4,7 +4,7 @@ use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 use mri_train::{upsample2, BatchNorm2d, Conv2d, ConvTranspose2d};
 
-use crate::config::{AnomalyVaeConfig, VaeConfig};
+use crate::config::{AnomalyVaeConfig, LatentLayout, VaeConfig};
 use crate::Result;
 
 /// What the trainer, sampler and scorer need from a VAE.
@@ -26,13 +26,18 @@ pub trait VaeModel {
     }
 }
 
+/// The layers between the encoder's last map and the decoder's first (see [`LatentLayout`]).
+enum Bottleneck {
+    Flat { mu: Linear, logvar: Linear, dec_in: Linear },
+    Spatial { mu: Conv2d, logvar: Conv2d, dec_in: Conv2d, channels: usize },
+}
+
 /// The generative VAE. Weight names: `enc{i}.conv.*`, `enc{i}.bn.*`, `mu.*`, `logvar.*`,
-/// `dec_in.*`, `dec{j}.conv.*`, `dec{j}.bn.*` (no BN on the last decoder block).
+/// `dec_in.*` (linear layers for a flat code, convs for a spatial one), `dec{j}.conv.*`,
+/// `dec{j}.bn.*` (no BN on the last decoder block).
 pub struct GenerativeVae {
     enc: Vec<(Conv2d, BatchNorm2d)>,
-    mu: Linear,
-    logvar: Linear,
-    dec_in: Linear,
+    bottleneck_layers: Bottleneck,
     dec: Vec<(Conv2d, Option<BatchNorm2d>)>,
     top_channels: usize,
     bottleneck: usize,
@@ -52,9 +57,19 @@ impl GenerativeVae {
         }
         let b = cfg.bottleneck_side();
         let flat = c_in * b * b;
-        let mu = linear(flat, cfg.latent, vb.pp("mu"))?;
-        let logvar = linear(flat, cfg.latent, vb.pp("logvar"))?;
-        let dec_in = linear(cfg.latent, flat, vb.pp("dec_in"))?;
+        let bottleneck_layers = match cfg.latent_layout {
+            LatentLayout::Flat => Bottleneck::Flat {
+                mu: linear(flat, cfg.latent, vb.pp("mu"))?,
+                logvar: linear(flat, cfg.latent, vb.pp("logvar"))?,
+                dec_in: linear(cfg.latent, flat, vb.pp("dec_in"))?,
+            },
+            LatentLayout::Spatial { channels } => Bottleneck::Spatial {
+                mu: Conv2d::new(c_in, channels, 1, 1, 0, vb.pp("mu"))?,
+                logvar: Conv2d::new(c_in, channels, 1, 1, 0, vb.pp("logvar"))?,
+                dec_in: Conv2d::new(channels, c_in, 3, 1, 1, vb.pp("dec_in"))?,
+                channels,
+            },
+        };
         let mut outs: Vec<usize> = cfg.channels.iter().rev().skip(1).copied().collect();
         outs.push(1);
         let mut dec = Vec::new();
@@ -66,7 +81,7 @@ impl GenerativeVae {
             dec.push((conv, bn));
             c_in = c;
         }
-        Ok(GenerativeVae { enc, mu, logvar, dec_in, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+        Ok(GenerativeVae { enc, bottleneck_layers, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
     }
 }
 
@@ -76,13 +91,23 @@ impl VaeModel for GenerativeVae {
         for (conv, bn) in &self.enc {
             x = candle_nn::ops::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
         }
-        let x = x.flatten_from(1)?;
-        Ok((self.mu.forward(&x)?, self.logvar.forward(&x)?))
+        match &self.bottleneck_layers {
+            Bottleneck::Flat { mu, logvar, .. } => {
+                let x = x.flatten_from(1)?;
+                Ok((mu.forward(&x)?, logvar.forward(&x)?))
+            }
+            // The code map flattened channel-major, so the trait's (N, latent) holds for both.
+            Bottleneck::Spatial { mu, logvar, .. } => Ok((mu.forward(&x)?.flatten_from(1)?, logvar.forward(&x)?.flatten_from(1)?)),
+        }
     }
 
     fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let n = z.dim(0)?;
-        let mut x = self.dec_in.forward(z)?.relu()?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
+        let (b, top) = (self.bottleneck, self.top_channels);
+        let mut x = match &self.bottleneck_layers {
+            Bottleneck::Flat { dec_in, .. } => dec_in.forward(z)?.relu()?.reshape((n, top, b, b))?,
+            Bottleneck::Spatial { dec_in, channels, .. } => dec_in.forward(&z.reshape((n, *channels, b, b))?)?.relu()?,
+        };
         for (conv, bn) in &self.dec {
             x = conv.forward(&upsample2(&x)?)?;
             if let Some(bn) = bn {

@@ -5,7 +5,8 @@ use candle_nn::VarMap;
 use mri_preprocess::{Dataset, PhantomConfig};
 use mri_train::{seeded_var_builder, Adam, Checkpoint, ImageSet, RunOptions, TrainError};
 use mri_vae::{
-    load_vae, reconstruct_set, sample, train_vae, vae_loss, AnomalyDecoder, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig, VaeError, VaeLoss, VaeModel,
+    load_vae, reconstruct_set, sample, train_vae, vae_loss, AnomalyDecoder, AnomalyVae, AnomalyVaeConfig, GenerativeVae, LatentLayout, VaeConfig, VaeError,
+    VaeLoss, VaeModel,
 };
 
 fn phantom_set(side: u32, per_class: usize, seed: u64) -> ImageSet {
@@ -58,6 +59,12 @@ fn generative_vae_overfits_a_tiny_batch() {
     let model = GenerativeVae::new(&VaeConfig::quick(16), seeded_var_builder(&vm, 2, DType::F32, &Device::Cpu)).unwrap();
     let (first, last) = overfit(&model, &vm, VaeLoss::BceKl, &x, 150, bce_floor(&x));
     assert!(first / last >= 5.0, "BCE above its floor {first} → {last}");
+    // A spatial code map overfits too.
+    let cfg = VaeConfig { loss: VaeLoss::MseKl { beta: 1e-3 }, latent_layout: LatentLayout::Spatial { channels: 4 }, latent: 64, ..VaeConfig::quick(16) };
+    let vm = VarMap::new();
+    let model = GenerativeVae::new(&cfg, seeded_var_builder(&vm, 2, DType::F32, &Device::Cpu)).unwrap();
+    let (first, last) = overfit(&model, &vm, cfg.loss, &x, 150, 0.0);
+    assert!(first / last >= 5.0, "spatial code: squared error {first} → {last}");
 }
 
 #[test]
@@ -96,6 +103,29 @@ fn shapes_ranges_and_parameter_counts() {
         assert_eq!(a.reconstruct(&x).unwrap().dims(), &[3, 1, 32, 32], "{decoder:?}");
         assert_eq!(trainable(&vm), cfg.param_count(), "{decoder:?}");
     }
+    // A spatial code: 2 channels on the 8×8 bottleneck of a two-block VAE at 32 px = 128 values,
+    // flattened channel-major; its parameters counted; a wrong `latent` is named.
+    let spatial = VaeConfig { latent_layout: LatentLayout::Spatial { channels: 2 }, latent: 128, ..VaeConfig::quick(32) };
+    let vm = VarMap::new();
+    let g = GenerativeVae::new(&spatial, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
+    assert_eq!(g.encode(&x, false).unwrap().0.dims(), &[3, 128]);
+    assert_eq!(g.reconstruct(&x).unwrap().dims(), &[3, 1, 32, 32]);
+    assert_eq!(trainable(&vm), spatial.param_count());
+    let e = VaeConfig { latent: 100, ..spatial.clone() }.check().unwrap_err().to_string();
+    assert!(e.contains("128 values") && e.contains("it is 100"), "{e}");
+    // The code keeps where things are: an image that differs only in its left half gives
+    // codes that differ only in (or next to) the left half of each code channel.
+    let left = Tensor::cat(&[Tensor::ones((1, 1, 32, 16), DType::F32, &dev).unwrap(), Tensor::zeros((1, 1, 32, 16), DType::F32, &dev).unwrap()], 3).unwrap();
+    let zero = Tensor::zeros((1, 1, 32, 32), DType::F32, &dev).unwrap();
+    let d: Vec<f32> = (g.encode(&left, false).unwrap().0 - g.encode(&zero, false).unwrap().0).unwrap().abs().unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    // Columns 6 and 7 of the 8×8 map see only the right, all-zero half (receptive field of two
+    // stride-2 3×3 convs: 7 px, so column 6 starts at pixel 23 ≥ 16 + 7 − 1).
+    for (i, v) in d.iter().enumerate() {
+        if i % 8 >= 6 {
+            assert!(*v < 1e-6, "code value {i} moved by {v}: a right-half position saw the left half");
+        }
+    }
+    assert!(d.iter().any(|v| *v > 1e-4));
     // The study's decoder kernels at 128 px are 33 and 65.
     assert_eq!(AnomalyVaeConfig::paper().decoder_kernels(), vec![33, 65]);
     // And the paper generative VAE has a 2×2 bottleneck of 1024 channels.
