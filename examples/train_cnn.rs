@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mri_synth::cnn::{predict_proba, train_ensemble, CnnConfig, CnnEnsemble, TrainOptions};
 use mri_synth::compare::TestScores;
-use mri_synth::eval::TestMetrics;
-use mri_synth::preprocess::SplitPart;
+use mri_synth::eval::{FoldSummary, TestMetrics};
+use mri_synth::preprocess::{Fold, SplitPart};
 use mri_synth::shortcut::geometry_baseline_of;
 use mri_synth::train::{apply_overrides, ConfigOverride};
 
@@ -54,6 +54,11 @@ struct Args {
     /// `--epochs` (repeatable; e.g. `--set label_smoothing=0`, `--set test_time_flip=false`).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<ConfigOverride>,
+    /// Grouped K-fold cross-validation: K runs (`--out/fold{i}`), each testing one K-th of
+    /// every class's near-duplicate groups and validating on part of the rest; prints and
+    /// writes (`folds.json`) the mean ± sd over folds.
+    #[arg(long)]
+    folds: Option<usize>,
     /// Output folder (checkpoints, split, metrics).
     #[arg(long, default_value = "runs/train_cnn")]
     out: PathBuf,
@@ -73,11 +78,31 @@ fn main() -> Result<()> {
         (cfg.epochs, cfg.min_steps) = (e, 0);
     }
     let cfg = apply_overrides(&cfg, &args.set)?;
+    let Some(k) = args.folds else {
+        run_one(&args, &cfg, &args.out, None, &device)?;
+        return Ok(());
+    };
+    // Grouped K-fold cross-validation: every group of the data is tested once.
+    let mut folds = Vec::with_capacity(k);
+    for index in 0..k {
+        println!("fold {} of {k}:", index + 1);
+        folds.push(run_one(&args, &cfg, &args.out.join(format!("fold{index}")), Some(Fold { index, count: k }), &device)?);
+    }
+    let summary = FoldSummary::of(&folds)?;
+    println!("{k}-fold cross-validation, test: {summary}");
+    let path = args.out.join("folds.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Trains (or resumes) and scores one run in `out`, on the preset split or on `fold`.
+fn run_one(args: &Args, cfg: &CnnConfig, out_dir: &std::path::Path, fold: Option<Fold>, device: &candle_core::Device) -> Result<TestMetrics> {
+    let (cfg, device) = (cfg.clone(), device.clone());
     let t0 = std::time::Instant::now();
-    let (prepared, fingerprint) = args.run.prepare(cfg.image_size, &args.out)?;
+    let (prepared, fingerprint) = args.run.prepare_fold(cfg.image_size, out_dir, fold)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs_for(tr.len()), cfg.batch_size);
-    let opts: TrainOptions = args.run.run_options("cnn-real", &args.out, &fingerprint, 0);
+    let opts: TrainOptions = args.run.run_options("cnn-real", out_dir, &fingerprint, 0);
     let ens = train_ensemble(&cfg, args.members, &tr, &va, &device, &opts)?;
     let out = &ens.members[0];
     // Validation with and without test-time flips, and of member 0 against the ensemble: the
@@ -131,7 +156,7 @@ fn main() -> Result<()> {
         }
         println!("on the {n} test slices the geometry baseline gets wrong, the CNN is right on {right}");
     }
-    let write = |name: &str, json: String| std::fs::write(args.out.join(name), json).with_context(|| format!("writing {}", args.out.join(name).display()));
+    let write = |name: &str, json: String| std::fs::write(out_dir.join(name), json).with_context(|| format!("writing {}", out_dir.join(name).display()));
     let histories: Vec<_> = ens.members.iter().map(|o| &o.history).collect();
     write("history.json", if args.members == 1 { serde_json::to_string_pretty(&out.history)? } else { serde_json::to_string_pretty(&histories)? })?;
     write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;
@@ -143,7 +168,7 @@ fn main() -> Result<()> {
         threshold: 0.5,
         split_hash: fingerprint.split_hash.clone(),
     }
-    .write(&args.out.join("test_scores.json"))?;
-    println!("wrote {} in {:.1} s", args.out.display(), t0.elapsed().as_secs_f64());
-    Ok(())
+    .write(&out_dir.join("test_scores.json"))?;
+    println!("wrote {} in {:.1} s", out_dir.display(), t0.elapsed().as_secs_f64());
+    Ok(m)
 }

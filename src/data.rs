@@ -26,6 +26,9 @@ pub struct DataSpec {
     pub phantoms_per_class: usize,
     /// Train / val / test fractions (counted in near-duplicate groups, per class).
     pub split: SplitFractions,
+    /// One fold of a grouped K-fold cross-validation instead of the test fraction
+    /// ([`mri_preprocess::Fold`]; train and val then divide the rest in their ratio).
+    pub fold: Option<mri_preprocess::Fold>,
     /// Print progress and a summary line.
     pub verbose: bool,
 }
@@ -33,7 +36,7 @@ pub struct DataSpec {
 impl DataSpec {
     /// Phantoms (200 per class) at `image_size` with `seed`, split 0.70 / 0.15 / 0.15.
     pub fn phantoms(image_size: u32, seed: u64) -> Self {
-        DataSpec { data: None, image_size, seed, skip_invalid: false, phantoms_per_class: 200, split: SplitFractions::default(), verbose: false }
+        DataSpec { data: None, image_size, seed, skip_invalid: false, phantoms_per_class: 200, split: SplitFractions::default(), fold: None, verbose: false }
     }
 }
 
@@ -59,7 +62,7 @@ impl Default for SplitFractions {
 impl SplitFractions {
     /// The split parameters with this seed.
     pub fn params(self, seed: u64) -> SplitParams {
-        SplitParams { seed, train: self.train, val: self.val }
+        SplitParams { seed, train: self.train, val: self.val, fold: None }
     }
 }
 
@@ -155,16 +158,17 @@ impl PreparedData {
             // Honour the shipped grouping too, so nothing it links can leak across parts.
             groups = union_groupings(&groups, reference)?;
         }
-        let split = dataset.split(&groups, &spec.split.params(spec.seed))?;
+        let split = dataset.split(&groups, &SplitParams { fold: spec.fold, ..spec.split.params(spec.seed) })?;
         if spec.verbose {
             println!(
-                "data: {}; {} slices at {px}×{px}, {} groups; train {} / val {} / test {}",
+                "data: {}; {} slices at {px}×{px}, {} groups; train {} / val {} / test {}{}",
                 dataset.source.describe(),
                 dataset.len(),
                 split.n_groups(),
                 split.paths(SplitPart::Train).count(),
                 split.paths(SplitPart::Val).count(),
                 split.paths(SplitPart::Test).count(),
+                spec.fold.map(|f| format!(" (fold {} of {})", f.index + 1, f.count)).unwrap_or_default(),
                 px = spec.image_size
             );
         }

@@ -81,6 +81,58 @@ impl std::fmt::Display for TestMetrics {
     }
 }
 
+/// Test metrics over the folds of a cross-validation: mean and sample standard deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldSummary {
+    /// Folds.
+    pub folds: usize,
+    /// Mean accuracy.
+    pub accuracy_mean: f64,
+    /// Standard deviation of accuracy over folds (n − 1).
+    pub accuracy_sd: f64,
+    /// Mean AUROC (folds where it is defined).
+    pub auroc_mean: Option<f64>,
+    /// Its standard deviation.
+    pub auroc_sd: Option<f64>,
+    /// Every fold's metrics, in fold order.
+    pub per_fold: Vec<TestMetrics>,
+}
+
+impl FoldSummary {
+    /// The summary of `folds`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Empty`] for fewer than two folds.
+    pub fn of(folds: &[TestMetrics]) -> Result<Self, MetricsError> {
+        if folds.len() < 2 {
+            return Err(MetricsError::Empty);
+        }
+        let mean_sd = |v: &[f64]| -> (f64, f64) {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1).max(1) as f64).sqrt())
+        };
+        let (accuracy_mean, accuracy_sd) = mean_sd(&folds.iter().map(|m| m.accuracy).collect::<Vec<_>>());
+        let aurocs: Vec<f64> = folds.iter().filter_map(|m| m.auroc).collect();
+        let (auroc_mean, auroc_sd) = if aurocs.len() >= 2 {
+            let (m, s) = mean_sd(&aurocs);
+            (Some(m), Some(s))
+        } else {
+            (None, None)
+        };
+        Ok(FoldSummary { folds: folds.len(), accuracy_mean, accuracy_sd, auroc_mean, auroc_sd, per_fold: folds.to_vec() })
+    }
+}
+
+impl std::fmt::Display for FoldSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "accuracy {:.4} ± {:.4}", self.accuracy_mean, self.accuracy_sd)?;
+        if let (Some(m), Some(s)) = (self.auroc_mean, self.auroc_sd) {
+            write!(f, ", AUROC {m:.4} ± {s:.4}")?;
+        }
+        write!(f, " (mean ± sd over {} folds)", self.folds)
+    }
+}
+
 /// What [`evaluate_folder`] found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FolderEvaluation {
@@ -146,4 +198,20 @@ pub fn evaluate_folder(
         }
     };
     Ok(FolderEvaluation { test, scored: set.len(), skipped: ds.skipped })
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    #[test]
+    fn fold_summary_is_mean_and_sample_sd() {
+        let m = |acc: f64, auroc: Option<f64>| TestMetrics { accuracy: acc, precision: 0.0, recall: 0.0, f1: 0.0, auroc, tp: 0, fp: 0, tn: 0, fn_: 0 };
+        let s = FoldSummary::of(&[m(0.8, Some(0.9)), m(0.9, Some(1.0)), m(1.0, None)]).unwrap();
+        assert!((s.accuracy_mean - 0.9).abs() < 1e-12 && (s.accuracy_sd - 0.1).abs() < 1e-12, "{s:?}");
+        // AUROC over the two folds that have one.
+        assert!((s.auroc_mean.unwrap() - 0.95).abs() < 1e-12 && (s.auroc_sd.unwrap() - 0.5f64.sqrt() * 0.1).abs() < 1e-12);
+        assert_eq!(s.to_string(), "accuracy 0.9000 ± 0.1000, AUROC 0.9500 ± 0.0707 (mean ± sd over 3 folds)");
+        assert!(FoldSummary::of(&[m(0.8, None)]).is_err());
+    }
 }

@@ -352,6 +352,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         skip_invalid: spec.skip_invalid,
         phantoms_per_class: spec.phantoms_per_class,
         split: spec.split,
+        fold: None,
         verbose: !spec.quiet,
     })?;
     let fingerprint = prepared.fingerprint(Some(spec.preset));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use candle_core::Device;
 use mri_synth::data::{DataSpec, PreparedData, SplitFractions};
+use mri_synth::preprocess::Fold;
 use mri_synth::rundir::prepare_out;
 use mri_synth::train::{DeviceChoice, Fingerprint, Preset, RunOptions};
 
@@ -57,6 +58,11 @@ impl RunArgs {
     /// Loads the data at `image_size`, makes the split, binds `out` to this run (refusing a
     /// folder made by another run unless `--fresh`) and writes `split.json` there.
     pub fn prepare(&self, image_size: usize, out: &Path) -> Result<(PreparedData, Fingerprint)> {
+        self.prepare_fold(image_size, out, None)
+    }
+
+    /// As [`RunArgs::prepare`], with one fold of a grouped cross-validation as the split.
+    pub fn prepare_fold(&self, image_size: usize, out: &Path, fold: Option<Fold>) -> Result<(PreparedData, Fingerprint)> {
         let prepared = PreparedData::load(&DataSpec {
             data: self.data.clone(),
             image_size: image_size as u32,
@@ -64,6 +70,7 @@ impl RunArgs {
             skip_invalid: self.skip_invalid,
             phantoms_per_class: 200,
             split: self.split,
+            fold,
             verbose: true,
         })?;
         let fingerprint = prepared.fingerprint(Some(self.preset));

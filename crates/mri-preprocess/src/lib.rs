@@ -71,4 +71,4 @@ pub use leak::{leak_check, nearest_matches, reference_leaks, LeakCheck, LeakPair
 pub use load::{list_labelled_entries, list_labelled_files, ClassMap, Label, LabelledFile};
 pub use phantom::PhantomConfig;
 pub use png::{save_grid, save_png, save_tensor_grid, save_tensor_png};
-pub use split::{SplitItem, SplitManifest, SplitParams, SplitPart};
+pub use split::{Fold, SplitItem, SplitManifest, SplitParams, SplitPart};

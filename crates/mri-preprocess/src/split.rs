@@ -43,6 +43,18 @@ impl SplitPart {
     }
 }
 
+/// One fold of a K-fold grouped cross-validation: each class's shuffled groups are cut into
+/// `count` near-equal chunks, chunk `index` is the test part, and the groups after it (wrapping
+/// round) give validation its share `val / (train + val)` of the rest, training the others.
+/// Over `index = 0..count` every group is tested exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fold {
+    /// Which fold, 0-based.
+    pub index: usize,
+    /// How many folds (K ≥ 2).
+    pub count: usize,
+}
+
 /// Split settings; [`SplitParams::check`] validates them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitParams {
@@ -52,11 +64,15 @@ pub struct SplitParams {
     pub train: f64,
     /// Share for validation. Default 0.15; the test set gets the rest.
     pub val: f64,
+    /// A cross-validation fold instead of the fractions' test share (`train` and `val` then
+    /// only set how the rest is divided). Default none.
+    #[serde(default)]
+    pub fold: Option<Fold>,
 }
 
 impl Default for SplitParams {
     fn default() -> Self {
-        SplitParams { seed: 0, train: 0.70, val: 0.15 }
+        SplitParams { seed: 0, train: 0.70, val: 0.15, fold: None }
     }
 }
 
@@ -76,6 +92,14 @@ impl SplitParams {
                 "split fractions",
                 format!("need train > 0, val >= 0 and train + val < 1; got train {} val {}", self.train, self.val),
             ));
+        }
+        if let Some(f) = self.fold {
+            if f.count < 2 || f.index >= f.count {
+                return Err(PreprocessError::param(
+                    "fold",
+                    format!("need at least 2 folds and an index below their number; got fold {} of {}", f.index, f.count),
+                ));
+            }
         }
         Ok(())
     }
@@ -118,6 +142,21 @@ fn part_sizes(n: usize, p: &SplitParams) -> [usize; 3] {
     [train, val.min(n - train), n - train - val.min(n - train)]
 }
 
+/// The parts of one class's shuffled groups `gs` in fold `f` (see [`Fold`]).
+fn fold_parts<'a>(gs: &[&'a str], f: Fold, p: &SplitParams) -> Vec<(&'a str, SplitPart)> {
+    let n = gs.len();
+    let (lo, hi) = (f.index * n / f.count, (f.index + 1) * n / f.count);
+    // The rest, starting after the test chunk, so that each fold validates on other groups.
+    let rest: Vec<&str> = gs[hi..].iter().chain(&gs[..lo]).copied().collect();
+    let mut n_val = (p.val / (p.train + p.val) * rest.len() as f64).round() as usize;
+    if p.val > 0.0 && rest.len() >= 2 {
+        n_val = n_val.clamp(1, rest.len() - 1);
+    }
+    let mut out: Vec<(&str, SplitPart)> = gs[lo..hi].iter().map(|g| (*g, SplitPart::Test)).collect();
+    out.extend(rest.iter().enumerate().map(|(i, g)| (*g, if i < n_val { SplitPart::Val } else { SplitPart::Train })));
+    out
+}
+
 impl SplitManifest {
     /// Splits items `(path, label, group)` by groups (see the module docs).
     ///
@@ -151,6 +190,12 @@ impl SplitManifest {
             // BTreeMap order makes the pre-shuffle order independent of input order.
             let mut gs: Vec<&str> = label_of_group.iter().filter(|(_, l)| **l == label).map(|(g, _)| *g).collect();
             gs.shuffle(&mut rng);
+            if let Some(f) = params.fold {
+                for (g, part) in fold_parts(&gs, f, params) {
+                    part_of_group.insert(g, part);
+                }
+                continue;
+            }
             let [tr, va, _] = part_sizes(gs.len(), params);
             for (i, g) in gs.into_iter().enumerate() {
                 let part = if i < tr {

@@ -180,7 +180,7 @@ fn split_is_group_aware_stratified_and_byte_stable() {
 #[test]
 fn split_rejects_bad_input() {
     let mut it = items(5, 1);
-    assert!(SplitManifest::make(&it, 64, &SplitParams { seed: 0, train: 0.9, val: 0.2 }).is_err());
+    assert!(SplitManifest::make(&it, 64, &SplitParams { seed: 0, train: 0.9, val: 0.2, fold: None }).is_err());
     it.push(("yes/other.png".into(), Label::Healthy, "yes-000".into()));
     let e = SplitManifest::make(&it, 64, &SplitParams::default()).unwrap_err();
     assert!(e.to_string().contains("group yes-000 holds both classes"), "{e}");
@@ -195,5 +195,34 @@ fn small_sets_still_get_val_and_test() {
         for label in Label::ALL {
             assert_eq!(m.count(part, label), 1, "{part:?} {label}");
         }
+    }
+}
+
+#[test]
+fn folds_test_every_group_once_and_keep_groups_whole() {
+    use mri_preprocess::Fold;
+    use std::collections::BTreeMap;
+    let it = items(23, 2);
+    let k = 5;
+    let mut tested: BTreeMap<String, usize> = BTreeMap::new();
+    for index in 0..k {
+        let p = SplitParams { seed: 3, fold: Some(Fold { index, count: k }), ..SplitParams::default() };
+        let m = SplitManifest::make(&it, 64, &p).unwrap();
+        assert!(m.groups_crossing_parts().is_empty());
+        for label in Label::ALL {
+            // 23 groups a class: test 4 or 5, val ≈ 0.15 / 0.85 of the rest, train the others.
+            let (te, va, tr) = (m.count(SplitPart::Test, label), m.count(SplitPart::Val, label), m.count(SplitPart::Train, label));
+            assert!((8..=10).contains(&te) && (6..=8).contains(&va) && tr == 46 - te - va, "fold {index} {label}: {tr}/{va}/{te}");
+        }
+        for i in m.items.iter().filter(|i| i.split == SplitPart::Test) {
+            *tested.entry(i.group.clone()).or_default() += 1;
+        }
+    }
+    // Every group of both classes tested in exactly one fold (2 slices each).
+    assert_eq!(tested.len(), 46);
+    assert!(tested.values().all(|&n| n == 2), "{tested:?}");
+    for bad in [Fold { index: 0, count: 1 }, Fold { index: 3, count: 3 }] {
+        let e = SplitManifest::make(&it, 64, &SplitParams { fold: Some(bad), ..SplitParams::default() }).unwrap_err();
+        assert!(e.to_string().contains("fold"), "{e}");
     }
 }

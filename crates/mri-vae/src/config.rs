@@ -78,6 +78,10 @@ pub struct VaeConfig {
     /// Flat code vector (the study) or a spatial code map. Missing in older configs: flat.
     #[serde(default)]
     pub latent_layout: LatentLayout,
+    /// Extra conv 3×3 → BN → ReLU layers after each decoder block but the last (the study:
+    /// 0, one conv per resolution). Missing in older configs: 0.
+    #[serde(default)]
+    pub decoder_extra_convs: usize,
 }
 
 impl VaeConfig {
@@ -95,6 +99,7 @@ impl VaeConfig {
             kl_warmup_steps: 0,
             sampler: LatentSampler::Prior,
             latent_layout: LatentLayout::Flat,
+            decoder_extra_convs: 0,
         }
     }
 
@@ -174,7 +179,7 @@ impl VaeConfig {
         outs.push(1);
         let mut c_in = *self.channels.last().unwrap_or(&1);
         for (j, &c) in outs.iter().enumerate() {
-            n += c * c_in * 9 + c + if j + 1 < outs.len() { 2 * c } else { 0 };
+            n += c * c_in * 9 + c + if j + 1 < outs.len() { 2 * c + self.decoder_extra_convs * (c * c * 9 + 3 * c) } else { 0 };
             c_in = c;
         }
         n

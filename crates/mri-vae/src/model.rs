@@ -39,6 +39,8 @@ pub struct GenerativeVae {
     enc: Vec<(Conv2d, BatchNorm2d)>,
     bottleneck_layers: Bottleneck,
     dec: Vec<(Conv2d, Option<BatchNorm2d>)>,
+    /// Per decoder block, the extra conv 3×3 → BN → ReLU layers after it (`decoder_extra_convs`).
+    dec_extra: Vec<Vec<(Conv2d, BatchNorm2d)>>,
     top_channels: usize,
     bottleneck: usize,
     latent: usize,
@@ -73,15 +75,23 @@ impl GenerativeVae {
         let mut outs: Vec<usize> = cfg.channels.iter().rev().skip(1).copied().collect();
         outs.push(1);
         let mut dec = Vec::new();
+        let mut dec_extra = Vec::new();
         let n = outs.len();
         for (j, &c) in outs.iter().enumerate() {
             let p = vb.pp(format!("dec{j}"));
             let conv = Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?;
             let bn = if j + 1 < n { Some(BatchNorm2d::new(c, p.pp("bn"))?) } else { None };
             dec.push((conv, bn));
+            let extra_convs = if j + 1 < n { cfg.decoder_extra_convs } else { 0 };
+            let mut extra = Vec::new();
+            for k in 0..extra_convs {
+                let q = p.pp(format!("extra{k}"));
+                extra.push((Conv2d::new(c, c, 3, 1, 1, q.pp("conv"))?, BatchNorm2d::new(c, q.pp("bn"))?));
+            }
+            dec_extra.push(extra);
             c_in = c;
         }
-        Ok(GenerativeVae { enc, bottleneck_layers, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+        Ok(GenerativeVae { enc, bottleneck_layers, dec, dec_extra, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
     }
 }
 
@@ -108,10 +118,13 @@ impl VaeModel for GenerativeVae {
             Bottleneck::Flat { dec_in, .. } => dec_in.forward(z)?.relu()?.reshape((n, top, b, b))?,
             Bottleneck::Spatial { dec_in, channels, .. } => dec_in.forward(&z.reshape((n, *channels, b, b))?)?.relu()?,
         };
-        for (conv, bn) in &self.dec {
+        for ((conv, bn), extra) in self.dec.iter().zip(&self.dec_extra) {
             x = conv.forward(&upsample2(&x)?)?;
             if let Some(bn) = bn {
                 x = bn.forward_relu_t(&x, train)?;
+            }
+            for (conv, bn) in extra {
+                x = bn.forward_relu_t(&conv.forward(&x)?, train)?;
             }
         }
         Ok(x)

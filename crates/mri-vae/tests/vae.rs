@@ -104,8 +104,9 @@ fn shapes_ranges_and_parameter_counts() {
         assert_eq!(trainable(&vm), cfg.param_count(), "{decoder:?}");
     }
     // A spatial code: 2 channels on the 8×8 bottleneck of a two-block VAE at 32 px = 128 values,
-    // flattened channel-major; its parameters counted; a wrong `latent` is named.
-    let spatial = VaeConfig { latent_layout: LatentLayout::Spatial { channels: 2 }, latent: 128, ..VaeConfig::quick(32) };
+    // flattened channel-major, and an extra decoder conv; parameters counted; a wrong `latent`
+    // is named.
+    let spatial = VaeConfig { latent_layout: LatentLayout::Spatial { channels: 2 }, latent: 128, decoder_extra_convs: 1, ..VaeConfig::quick(32) };
     let vm = VarMap::new();
     let g = GenerativeVae::new(&spatial, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
     assert_eq!(g.encode(&x, false).unwrap().0.dims(), &[3, 128]);
