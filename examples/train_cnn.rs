@@ -21,6 +21,7 @@ use mri_synth::cnn::{predict_proba, train_ensemble, CnnConfig, CnnEnsemble, Trai
 use mri_synth::compare::TestScores;
 use mri_synth::eval::{FoldSummary, TestMetrics};
 use mri_synth::preprocess::{Fold, SplitPart};
+use mri_synth::report::BOOTSTRAP_REPLICATES;
 use mri_synth::shortcut::geometry_baseline_of;
 use mri_synth::train::{apply_overrides, ConfigOverride};
 
@@ -161,14 +162,15 @@ fn run_one(args: &Args, cfg: &CnnConfig, out_dir: &std::path::Path, fold: Option
     write("history.json", if args.members == 1 { serde_json::to_string_pretty(&out.history)? } else { serde_json::to_string_pretty(&histories)? })?;
     write("test_metrics.json", serde_json::to_string_pretty(&m)?)?;
     // Per-slice scores for paired comparisons between runs (`compare_runs`: ablation rows).
-    TestScores {
+    let scores = TestScores {
         scores: probs.iter().map(|&p| f64::from(p)).collect(),
         labels: te.labels.clone(),
         groups: prepared.part_of(&prepared.groups, SplitPart::Test),
         threshold: 0.5,
         split_hash: fingerprint.split_hash.clone(),
-    }
-    .write(&out_dir.join("test_scores.json"))?;
+    };
+    scores.write(&out_dir.join("test_scores.json"))?;
+    println!("test {}", scores.intervals(BOOTSTRAP_REPLICATES, args.run.seed)?);
     println!("wrote {} in {:.1} s", out_dir.display(), t0.elapsed().as_secs_f64());
     Ok(m)
 }

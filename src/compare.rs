@@ -65,6 +65,37 @@ impl TestScores {
     fn truth(&self) -> Vec<bool> {
         self.labels.iter().map(|&l| l == 1).collect()
     }
+
+    /// 95 % intervals of accuracy and AUROC from a bootstrap over the near-duplicate groups
+    /// (the report's intervals, for one run).
+    ///
+    /// # Errors
+    /// As [`GroupBootstrap::new`].
+    pub fn intervals(&self, replicates: usize, seed: u64) -> Result<RunIntervals, SynthError> {
+        let truth = self.truth();
+        let mut boot = GroupBootstrap::new(&self.groups, seed)?;
+        boot.replicates = replicates;
+        let at = |idx: &[usize]| subset_metrics(&self.scores, &truth, self.threshold, idx).ok();
+        Ok(RunIntervals { accuracy: boot.interval(|idx| Some(at(idx)?.accuracy)), auroc: boot.interval(|idx| at(idx)?.auroc), groups: boot.n_groups() })
+    }
+}
+
+/// One run's 95 % group-bootstrap intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunIntervals {
+    /// Accuracy.
+    pub accuracy: Option<Interval>,
+    /// AUROC.
+    pub auroc: Option<Interval>,
+    /// Independent groups resampled.
+    pub groups: usize,
+}
+
+impl std::fmt::Display for RunIntervals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |i: Option<Interval>| i.map(|i| format!("[{:.3}, {:.3}]", i.low, i.high)).unwrap_or_else(|| "undefined".into());
+        write!(f, "accuracy {}, AUROC {} (95 % intervals over {} near-duplicate groups)", show(self.accuracy), show(self.auroc), self.groups)
+    }
 }
 
 /// A statistic of one side, its difference to the other, and the difference's interval.
@@ -215,5 +246,25 @@ mod tests {
         std::fs::write(&p, r#"{"scores":[0.1],"labels":[],"groups":[],"threshold":0.5,"split_hash":"x"}"#).unwrap();
         let e = TestScores::read(&p).unwrap_err().to_string();
         assert!(e.contains("test_scores.json") && e.contains("1 scores, 0 labels"), "{e}");
+        // A run's own intervals contain its point estimates.
+        let iv = run(
+            (0..40)
+                .map(|i| {
+                    if i % 5 == 0 {
+                        0.6
+                    } else if i % 2 == 1 {
+                        0.9
+                    } else {
+                        0.1
+                    }
+                })
+                .collect(),
+            "s",
+        )
+        .intervals(300, 1)
+        .unwrap();
+        let acc = iv.accuracy.unwrap();
+        assert!(acc.low < 0.9 && 0.9 < acc.high && acc.high <= 1.0, "{iv}");
+        assert_eq!(iv.groups, 20);
     }
 }
