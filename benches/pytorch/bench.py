@@ -164,6 +164,41 @@ class GenerativeVae(VaeHeads):
         self.dec = nn.Sequential(*dec)
 
 
+class SpatialGenerativeVae(nn.Module):
+    """The default preset's generative VAE since session 13: encoder as GenerativeVae's (conv 3x3
+    stride 2 -> BN -> LeakyReLU 0.2 per width), kept as a map; a spatial code of `code` channels
+    (1x1 convs to mu and logvar, flattened); decoder: conv 3x3 -> ReLU back to the top width,
+    then per width (reversed, ending in 1) nearest upsample x2 -> conv 3x3 -> BN -> ReLU and
+    `extra` more conv 3x3 -> BN -> ReLU at that scale (none of either after the last); logits."""
+
+    def __init__(self, side, channels, code, extra):
+        super().__init__()
+        enc, c_in = [], 1
+        for c in channels:
+            enc += [nn.Conv2d(c_in, c, 3, 2, 1), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.enc = nn.Sequential(*enc)
+        self.b, self.code = side >> len(channels), code
+        self.mu, self.logvar = nn.Conv2d(c_in, code, 1), nn.Conv2d(c_in, code, 1)
+        self.dec_in = nn.Conv2d(code, c_in, 3, 1, 1)
+        outs, dec = list(reversed(channels))[1:] + [1], []
+        for j, c in enumerate(outs):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c, 3, 1, 1)]
+            if j + 1 < len(outs):
+                dec += [nn.BatchNorm2d(c), nn.ReLU()]
+                for _ in range(extra):
+                    dec += [nn.Conv2d(c, c, 3, 1, 1), nn.BatchNorm2d(c), nn.ReLU()]
+            c_in = c
+        self.dec = nn.Sequential(*dec)
+
+    def encode(self, x):
+        h = self.enc(x)
+        return self.mu(h).flatten(1), self.logvar(h).flatten(1)
+
+    def decode_logits(self, z):
+        return self.dec(F.relu(self.dec_in(z.view(z.shape[0], self.code, self.b, self.b))))
+
+
 class AnomalyVae(VaeHeads):
     """Encoder: conv 4x4 stride 2 pad 1 -> ReLU per width; decoder: transposed convs, either
     mirrored (4x4 stride 2 pad 1) or the study's stride-1 kernels of side (b << j) + 1."""
@@ -353,7 +388,7 @@ def measure(model, preset, batch, side, warmup, steps):
                 net, loss, beta = GenerativeVae(side, [64, 128, 256, 512, 512, 1024], 512), "bce", 1.0
                 opt = adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999), weight_decay=1e-5)
             else:
-                net, loss, beta = GenerativeVae(side, [16, 32, 64, 128], 128), "mse", 0.01
+                net, loss, beta = SpatialGenerativeVae(side, [32, 64, 128], 2, 1), "mse", 0.01
                 opt = adam(net.parameters(), lr=1e-3)
         else:
             net = AnomalyVae(side, [32, 64], 64, study_decoder=paper)

@@ -127,6 +127,16 @@ fn shapes_ranges_and_parameter_counts() {
         }
     }
     assert!(d.iter().any(|v| *v > 1e-4));
+    // The default preset's spatial code fits every side it is asked for (2 · (S/8)² values),
+    // and its parameters are counted.
+    for side in [32, 64, 128] {
+        VaeConfig::default_preset(side).check().unwrap();
+    }
+    let d = VaeConfig::default_preset(64);
+    let vm = VarMap::new();
+    let g = GenerativeVae::new(&d, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
+    assert_eq!(trainable(&vm), d.param_count());
+    assert_eq!(g.encode(&Tensor::zeros((1, 1, 64, 64), DType::F32, &dev).unwrap(), false).unwrap().0.dims(), &[1, 128]);
     // The study's decoder kernels at 128 px are 33 and 65.
     assert_eq!(AnomalyVaeConfig::paper().decoder_kernels(), vec![33, 65]);
     // And the paper generative VAE has a 2×2 bottleneck of 1024 channels.
