@@ -98,20 +98,19 @@ fn main() -> Result<()> {
 
 /// Trains (or resumes) and scores one run in `out`, on the preset split or on `fold`.
 fn run_one(args: &Args, cfg: &CnnConfig, out_dir: &std::path::Path, fold: Option<Fold>, device: &candle_core::Device) -> Result<TestMetrics> {
-    let (cfg, device) = (cfg.clone(), device.clone());
     let t0 = std::time::Instant::now();
     let (prepared, fingerprint) = args.run.prepare_fold(cfg.image_size, out_dir, fold)?;
     let (tr, va, te) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     println!("CNN preset {} ({} parameters), {} epochs, batch {}", args.run.preset, cfg.param_count(), cfg.epochs_for(tr.len()), cfg.batch_size);
     let opts: TrainOptions = args.run.run_options("cnn-real", out_dir, &fingerprint, 0);
-    let ens = train_ensemble(&cfg, args.members, &tr, &va, &device, &opts)?;
+    let ens = train_ensemble(cfg, args.members, &tr, &va, device, &opts)?;
     let out = &ens.members[0];
     // Validation with and without test-time flips, and of member 0 against the ensemble: the
     // evidence for choosing those settings (the test split is scored once, with the ones asked).
     let mut val_lines = Vec::new();
     for flip in [false, true] {
         let model = out.model.with_test_time_flip(flip);
-        let vm = TestMetrics::from_scores(&predict_proba(&model, &va, cfg.batch_size, &device)?, &va.labels, 0.5)?;
+        let vm = TestMetrics::from_scores(&predict_proba(&model, &va, cfg.batch_size, device)?, &va.labels, 0.5)?;
         val_lines.push(format!("{}: accuracy {:.4} AUROC {:.4}", if flip { "with flips" } else { "without" }, vm.accuracy, vm.auroc.unwrap_or(f64::NAN)));
     }
     println!("validation (member 0), test-time flips {}", val_lines.join("; "));
@@ -121,7 +120,7 @@ fn run_one(args: &Args, cfg: &CnnConfig, out_dir: &std::path::Path, fold: Option
         for k in 1..=args.members {
             let sub = CnnEnsemble::new(ens.ensemble.members()[..k].to_vec())?;
             let score = |set: &mri_synth::train::ImageSet| -> Result<TestMetrics> {
-                Ok(TestMetrics::from_scores(&predict_proba(&sub, set, cfg.batch_size, &device)?, &set.labels, 0.5)?)
+                Ok(TestMetrics::from_scores(&predict_proba(&sub, set, cfg.batch_size, device)?, &set.labels, 0.5)?)
             };
             let (v, t) = (score(&va)?, score(&te)?);
             println!(
@@ -133,7 +132,7 @@ fn run_one(args: &Args, cfg: &CnnConfig, out_dir: &std::path::Path, fold: Option
             );
         }
     }
-    let probs = predict_proba(&ens.ensemble, &te, cfg.batch_size, &device)?;
+    let probs = predict_proba(&ens.ensemble, &te, cfg.batch_size, device)?;
     let m = TestMetrics::from_scores(&probs, &te.labels, 0.5)?;
     let epochs: Vec<String> = ens.members.iter().map(|o| format!("{} (val loss {:.4})", o.best_epoch, o.best_val_loss)).collect();
     println!(

@@ -13,6 +13,7 @@ use std::path::Path;
 use mri_metrics::{percentile_interval, subset_metrics, GroupBootstrap, Interval};
 use serde::{Deserialize, Serialize};
 
+use crate::report::Intervals;
 use crate::SynthError;
 
 /// One run's test scores, with what a paired comparison needs to check and resample them.
@@ -66,35 +67,15 @@ impl TestScores {
         self.labels.iter().map(|&l| l == 1).collect()
     }
 
-    /// 95 % intervals of accuracy and AUROC from a bootstrap over the near-duplicate groups
-    /// (the report's intervals, for one run).
+    /// 95 % intervals of accuracy, F1 and AUROC from a bootstrap over the near-duplicate
+    /// groups: a report row's intervals ([`Intervals::of`]), for one run.
     ///
     /// # Errors
     /// As [`GroupBootstrap::new`].
-    pub fn intervals(&self, replicates: usize, seed: u64) -> Result<RunIntervals, SynthError> {
-        let truth = self.truth();
+    pub fn intervals(&self, replicates: usize, seed: u64) -> Result<Intervals, SynthError> {
         let mut boot = GroupBootstrap::new(&self.groups, seed)?;
         boot.replicates = replicates;
-        let at = |idx: &[usize]| subset_metrics(&self.scores, &truth, self.threshold, idx).ok();
-        Ok(RunIntervals { accuracy: boot.interval(|idx| Some(at(idx)?.accuracy)), auroc: boot.interval(|idx| at(idx)?.auroc), groups: boot.n_groups() })
-    }
-}
-
-/// One run's 95 % group-bootstrap intervals.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RunIntervals {
-    /// Accuracy.
-    pub accuracy: Option<Interval>,
-    /// AUROC.
-    pub auroc: Option<Interval>,
-    /// Independent groups resampled.
-    pub groups: usize,
-}
-
-impl std::fmt::Display for RunIntervals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |i: Option<Interval>| i.map(|i| format!("[{:.3}, {:.3}]", i.low, i.high)).unwrap_or_else(|| "undefined".into());
-        write!(f, "accuracy {}, AUROC {} (95 % intervals over {} near-duplicate groups)", show(self.accuracy), show(self.auroc), self.groups)
+        Ok(Intervals::of(&boot, &self.scores, &self.truth(), self.threshold))
     }
 }
 

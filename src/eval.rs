@@ -109,7 +109,7 @@ impl FoldSummary {
         }
         let mean_sd = |v: &[f64]| -> (f64, f64) {
             let m = v.iter().sum::<f64>() / v.len() as f64;
-            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1).max(1) as f64).sqrt())
+            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
         };
         let (accuracy_mean, accuracy_sd) = mean_sd(&folds.iter().map(|m| m.accuracy).collect::<Vec<_>>());
         let aurocs: Vec<f64> = folds.iter().filter_map(|m| m.auroc).collect();

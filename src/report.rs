@@ -200,6 +200,28 @@ pub struct Intervals {
     pub groups: usize,
 }
 
+impl Intervals {
+    /// The intervals of `scores` against `truth` at `threshold` over `boot`'s replicates: what
+    /// every report row carries, and what `train_cnn` prints for its test split.
+    pub fn of(boot: &GroupBootstrap, scores: &[f64], truth: &[bool], threshold: f64) -> Self {
+        let at = |idx: &[usize]| subset_metrics(scores, truth, threshold, idx).ok();
+        Intervals {
+            accuracy: boot.interval(|idx| Some(at(idx)?.accuracy)),
+            f1: boot.interval(|idx| Some(at(idx)?.f1)),
+            auroc: boot.interval(|idx| at(idx)?.auroc),
+            groups: boot.n_groups(),
+        }
+    }
+}
+
+impl std::fmt::Display for Intervals {
+    /// Accuracy and AUROC, the two figures the docs quote.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |i: Option<Interval>| i.map(|i| format!("[{:.3}, {:.3}]", i.low, i.high)).unwrap_or_else(|| "undefined".into());
+        write!(f, "accuracy {}, AUROC {} (95 % intervals over {} near-duplicate groups)", show(self.accuracy), show(self.auroc), self.groups)
+    }
+}
+
 /// A row minus the real-trained row of the same model, on the same test slices.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PairedDifference {
@@ -228,12 +250,7 @@ pub fn add_intervals(rows: &mut [ResultRow], test_labels: &[u32], test_groups: &
     boot.replicates = BOOTSTRAP_REPLICATES;
     let at = |r: &ResultRow, idx: &[usize]| subset_metrics(&r.test_scores, &truth, r.threshold, idx).ok();
     for r in rows.iter_mut().filter(|r| r.test_scores.len() == truth.len()) {
-        r.ci95 = Some(Intervals {
-            accuracy: boot.interval(|idx| Some(at(r, idx)?.accuracy)),
-            f1: boot.interval(|idx| Some(at(r, idx)?.f1)),
-            auroc: boot.interval(|idx| at(r, idx)?.auroc),
-            groups: boot.n_groups(),
-        });
+        r.ci95 = Some(Intervals::of(&boot, &r.test_scores, &truth, r.threshold));
     }
     let reals: Vec<ResultRow> = rows.iter().filter(|r| r.train_data == TrainData::Real).cloned().collect();
     for r in rows.iter_mut().filter(|r| r.train_data != TrainData::Real && r.test_scores.len() == truth.len()) {

@@ -60,11 +60,6 @@ impl FromStr for ConfigOverride {
 /// [`TrainError::ConfigOverride`] for a path that names no field of the config (the message
 /// lists the fields where the path left off) or a value the field's type refuses.
 pub fn apply_overrides<T: Serialize + DeserializeOwned>(cfg: &T, overrides: &[ConfigOverride]) -> Result<T> {
-    if overrides.is_empty() {
-        return serde_json::to_value(cfg)
-            .and_then(serde_json::from_value)
-            .map_err(|e| TrainError::ConfigOverride { path: String::new(), reason: e.to_string() });
-    }
     let mut json = serde_json::to_value(cfg).map_err(|e| TrainError::ConfigOverride { path: String::new(), reason: e.to_string() })?;
     for o in overrides {
         let err = |reason: String| TrainError::ConfigOverride { path: o.path_text(), reason };
@@ -80,7 +75,7 @@ pub fn apply_overrides<T: Serialize + DeserializeOwned>(cfg: &T, overrides: &[Co
         }
         *node = o.value.clone();
         // Deserialise after each override so that an error names the override that caused it.
-        serde_json::from_value::<T>(json.clone()).map_err(|e| err(format!("{} is refused: {e}", o.value)))?;
+        T::deserialize(&json).map_err(|e| err(format!("{} is refused: {e}", o.value)))?;
     }
     serde_json::from_value(json).map_err(|e| TrainError::ConfigOverride { path: String::new(), reason: e.to_string() })
 }

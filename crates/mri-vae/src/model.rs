@@ -32,15 +32,21 @@ enum Bottleneck {
     Spatial { mu: Conv2d, logvar: Conv2d, dec_in: Conv2d, channels: usize },
 }
 
+/// One decoder scale: nearest upsample → conv → BN → ReLU (no BN or ReLU on the last), then
+/// the extra conv 3×3 → BN → ReLU layers of `decoder_extra_convs` (none on the last).
+struct DecoderBlock {
+    conv: Conv2d,
+    bn: Option<BatchNorm2d>,
+    extra: Vec<(Conv2d, BatchNorm2d)>,
+}
+
 /// The generative VAE. Weight names: `enc{i}.conv.*`, `enc{i}.bn.*`, `mu.*`, `logvar.*`,
 /// `dec_in.*` (linear layers for a flat code, convs for a spatial one), `dec{j}.conv.*`,
-/// `dec{j}.bn.*` (no BN on the last decoder block).
+/// `dec{j}.bn.*` (no BN on the last decoder block), `dec{j}.extra{k}.{conv,bn}.*`.
 pub struct GenerativeVae {
     enc: Vec<(Conv2d, BatchNorm2d)>,
     bottleneck_layers: Bottleneck,
-    dec: Vec<(Conv2d, Option<BatchNorm2d>)>,
-    /// Per decoder block, the extra conv 3×3 → BN → ReLU layers after it (`decoder_extra_convs`).
-    dec_extra: Vec<Vec<(Conv2d, BatchNorm2d)>>,
+    dec: Vec<DecoderBlock>,
     top_channels: usize,
     bottleneck: usize,
     latent: usize,
@@ -75,23 +81,21 @@ impl GenerativeVae {
         let mut outs: Vec<usize> = cfg.channels.iter().rev().skip(1).copied().collect();
         outs.push(1);
         let mut dec = Vec::new();
-        let mut dec_extra = Vec::new();
         let n = outs.len();
         for (j, &c) in outs.iter().enumerate() {
             let p = vb.pp(format!("dec{j}"));
             let conv = Conv2d::new(c_in, c, 3, 1, 1, p.pp("conv"))?;
-            let bn = if j + 1 < n { Some(BatchNorm2d::new(c, p.pp("bn"))?) } else { None };
-            dec.push((conv, bn));
-            let extra_convs = if j + 1 < n { cfg.decoder_extra_convs } else { 0 };
+            let inner = j + 1 < n;
+            let bn = if inner { Some(BatchNorm2d::new(c, p.pp("bn"))?) } else { None };
             let mut extra = Vec::new();
-            for k in 0..extra_convs {
+            for k in 0..if inner { cfg.decoder_extra_convs } else { 0 } {
                 let q = p.pp(format!("extra{k}"));
                 extra.push((Conv2d::new(c, c, 3, 1, 1, q.pp("conv"))?, BatchNorm2d::new(c, q.pp("bn"))?));
             }
-            dec_extra.push(extra);
+            dec.push(DecoderBlock { conv, bn, extra });
             c_in = c;
         }
-        Ok(GenerativeVae { enc, bottleneck_layers, dec, dec_extra, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+        Ok(GenerativeVae { enc, bottleneck_layers, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
     }
 }
 
@@ -118,12 +122,12 @@ impl VaeModel for GenerativeVae {
             Bottleneck::Flat { dec_in, .. } => dec_in.forward(z)?.relu()?.reshape((n, top, b, b))?,
             Bottleneck::Spatial { dec_in, channels, .. } => dec_in.forward(&z.reshape((n, *channels, b, b))?)?.relu()?,
         };
-        for ((conv, bn), extra) in self.dec.iter().zip(&self.dec_extra) {
-            x = conv.forward(&upsample2(&x)?)?;
-            if let Some(bn) = bn {
+        for block in &self.dec {
+            x = block.conv.forward(&upsample2(&x)?)?;
+            if let Some(bn) = &block.bn {
                 x = bn.forward_relu_t(&x, train)?;
             }
-            for (conv, bn) in extra {
+            for (conv, bn) in &block.extra {
                 x = bn.forward_relu_t(&conv.forward(&x)?, train)?;
             }
         }
