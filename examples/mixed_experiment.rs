@@ -7,7 +7,8 @@
 //! Writes `split.json`, `report.json`, `report.md`, `figures/`, `checkpoints/`, `detectors/`
 //! and `synthetic/<generator>/<class>/` into `--out`. Re-running with the same `--out` skips
 //! complete stages and resumes interrupted trainings; other data, split, seed, preset or size
-//! there is refused with the difference named (`--fresh` starts over). `--epochs` overrides
+//! there is refused with the difference named (`--fresh` starts over). `--folds K` runs the
+//! study once per fold of a grouped K-fold cross-validation and writes `folds.md` (mean ± sd). `--epochs` overrides
 //! every model's epochs (exactly that many: the presets' step minimums for small sets no
 //! longer apply).
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
+use mri_synth::crossval::run_cross_validation;
 use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec};
 use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{GanDLayout, GeneratorKind};
@@ -76,6 +78,11 @@ struct Args {
     /// `--gan-set ema_decay=0`).
     #[arg(long = "gan-set", value_name = "PATH=VALUE")]
     gan_set: Vec<ConfigOverride>,
+    /// Grouped K-fold cross-validation: the whole study K times (`--out/fold{i}`, each testing
+    /// one K-th of the near-duplicate groups, every group once), then every row's mean ± sd
+    /// over folds (`folds.md`, `folds.json`). K times the main job's time.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    folds: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -90,6 +97,7 @@ fn main() -> Result<()> {
         generator_steps: a.generator_steps,
         seed: a.run.seed,
         split: a.run.split,
+        fold: None,
         generators: a.generators,
         synthetic_per_class: a.synthetic_per_class.map(|n| n as usize),
         skip_invalid: a.run.skip_invalid,
@@ -103,6 +111,12 @@ fn main() -> Result<()> {
         vae_overrides: a.vae_set,
         gan_overrides: a.gan_set,
     };
+    if let Some(k) = a.folds {
+        let cv = run_cross_validation(&spec, k as usize, &device)?;
+        println!("\n{}", cv.markdown());
+        println!("wrote {}", spec.out.join("folds.md").display());
+        return Ok(());
+    }
     let report = run_experiment(&spec, &device)?;
     println!("\n{}", classification_table(&report));
     println!("wrote {} ({:.1} s)", spec.out.join("report.md").display(), report.timings_s["total"]);

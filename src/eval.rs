@@ -107,10 +107,6 @@ impl FoldSummary {
         if folds.len() < 2 {
             return Err(MetricsError::Empty);
         }
-        let mean_sd = |v: &[f64]| -> (f64, f64) {
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
-        };
         let (accuracy_mean, accuracy_sd) = mean_sd(&folds.iter().map(|m| m.accuracy).collect::<Vec<_>>());
         let aurocs: Vec<f64> = folds.iter().filter_map(|m| m.auroc).collect();
         let (auroc_mean, auroc_sd) = if aurocs.len() >= 2 {
@@ -121,6 +117,12 @@ impl FoldSummary {
         };
         Ok(FoldSummary { folds: folds.len(), accuracy_mean, accuracy_sd, auroc_mean, auroc_sd, per_fold: folds.to_vec() })
     }
+}
+
+/// Mean and sample standard deviation (n − 1) of at least two values.
+pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
 }
 
 impl std::fmt::Display for FoldSummary {

@@ -20,7 +20,7 @@ use mri_cluster::{DetectorFile, ErrorMapOptions};
 use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
 use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
-use mri_preprocess::SplitPart;
+use mri_preprocess::{Fold, SplitPart};
 use mri_train::{Checkpoint, ConfigOverride, Fingerprint, ImageSet, Preset, RunOptions};
 use mri_vae::AnomalyVaeConfig;
 use serde::de::DeserializeOwned;
@@ -91,6 +91,9 @@ pub struct ExperimentSpec {
     pub seed: u64,
     /// Train / val / test fractions.
     pub split: SplitFractions,
+    /// One fold of a grouped cross-validation as the test split instead of the fractions'
+    /// test share ([`crate::crossval::run_cross_validation`] runs every fold).
+    pub fold: Option<Fold>,
     /// Generators to compare.
     pub generators: Vec<GeneratorKind>,
     /// Synthetic images per class (default: as many as real training images of that class).
@@ -131,6 +134,7 @@ impl ExperimentSpec {
             generator_steps: None,
             seed: 0,
             split: SplitFractions::default(),
+            fold: None,
             generators: vec![GeneratorKind::Vae, GeneratorKind::Gan],
             synthetic_per_class: None,
             skip_invalid: false,
@@ -352,7 +356,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         skip_invalid: spec.skip_invalid,
         phantoms_per_class: spec.phantoms_per_class,
         split: spec.split,
-        fold: None,
+        fold: spec.fold,
         verbose: !spec.quiet,
     })?;
     let fingerprint = prepared.fingerprint(Some(spec.preset));

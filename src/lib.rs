@@ -9,6 +9,7 @@
 //! `report.md`, written by [`report`]), [`rundir`] (an output folder bound to one run by its
 //! fingerprint), [`shortcut`] (what the original files' geometry alone predicts), [`eval`],
 //! [`compare`] (paired differences between runs on the same test slices: ablation rows),
+//! [`crossval`] (the study over the folds of a grouped cross-validation, mean ± sd),
 //! [`plots`] and [`throughput`].
 //!
 //! | module | crate | what it does |
@@ -42,6 +43,7 @@ macro_rules! from_str_by_name {
 
 pub mod anomaly;
 pub mod compare;
+pub mod crossval;
 pub mod data;
 pub mod eval;
 pub mod experiment;

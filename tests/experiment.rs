@@ -200,3 +200,42 @@ fn option_kinds_parse_their_serde_spellings_and_list_them_on_error() {
     let e = "gans".parse::<GeneratorKind>().unwrap_err().to_string();
     assert!(e.contains("generator \"gans\"") && e.contains("vae, gan"), "{e}");
 }
+
+#[test]
+fn cross_validation_tests_every_slice_once_and_summarises_the_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ExperimentSpec {
+        epochs: Some(1),
+        generators: vec![mri_synth::generators::GeneratorKind::Vae],
+        dae: mri_synth::experiment::DaeStages::Off,
+        ..quick_spec(dir.path())
+    };
+    let cv = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
+    assert_eq!(cv.folds, 2);
+    // Every slice is tested in exactly one fold.
+    let splits: Vec<_> = (0..2).map(|i| mri_synth::preprocess::SplitManifest::read(&dir.path().join(format!("fold{i}/split.json"))).unwrap()).collect();
+    let tested = |m: &mri_synth::preprocess::SplitManifest| -> std::collections::BTreeSet<String> {
+        m.items.iter().filter(|i| i.split == mri_synth::preprocess::SplitPart::Test).map(|i| i.path.clone()).collect()
+    };
+    let (t0, t1) = (tested(&splits[0]), tested(&splits[1]));
+    assert!(t0.is_disjoint(&t1));
+    assert_eq!(t0.len() + t1.len(), splits[0].items.len());
+    // One summary row per report row: cnn real / synthetic / mixed, the baseline, 5 VAE
+    // techniques × 3 sets; each with both folds, the means between the folds' values.
+    assert_eq!(cv.rows.len(), 3 + 1 + 15);
+    for r in &cv.rows {
+        assert_eq!(r.test.per_fold.len(), 2);
+        let (a, b) = (r.test.per_fold[0].accuracy, r.test.per_fold[1].accuracy);
+        assert!((r.test.accuracy_mean - (a + b) / 2.0).abs() < 1e-12);
+        assert!((r.test.accuracy_sd - (a - b).abs() / 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(r.vs_real_accuracy.is_some(), r.train_data != TrainData::Real, "{} {}", r.model, r.train_data);
+    }
+    let md = std::fs::read_to_string(dir.path().join("folds.md")).unwrap();
+    assert!(md.contains("2-fold grouped cross-validation") && md.contains("| cnn | real |"), "{md}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("folds.json")).unwrap()).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), cv.rows.len());
+    // A second call reuses both folds' stages.
+    let again = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
+    assert_eq!(again.rows[0].test.accuracy_mean, cv.rows[0].test.accuracy_mean);
+    assert!(mri_synth::crossval::run_cross_validation(&spec, 1, &Device::Cpu).is_err());
+}
