@@ -194,7 +194,7 @@ pub fn train_generators(
                     LatentSampler::FittedGaussian => {
                         // Deterministic from the kept weights and the training images: refitted on
                         // every call, saved beside the checkpoint for `load_generator`.
-                        let g = LatentGaussian::fit(&r.model, &tr, cfg.batch_size, device)?;
+                        let g = LatentGaussian::fit(&r.model, &tr, cfg.batch_size, cfg.latent_shrinkage, device)?;
                         let path = latent_file(&ckpt_dir, &opts.name);
                         mri_preprocess::fsutil::write_atomic(&path, serde_json::to_string(&g).expect("serialises").as_bytes())?;
                         Some(g)

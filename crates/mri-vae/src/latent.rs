@@ -37,9 +37,10 @@ pub struct LatentGaussian {
 
 impl LatentGaussian {
     /// Fits the Gaussian to the codes μ of every image of `set` (eval mode). The covariance
-    /// is shrunk towards its mean variance, Σ' = (1 − s)·Σ + s·(tr Σ / d)·I with s = d / (n + d),
-    /// so that it stays positive definite when there are fewer images than dimensions.
-    pub fn fit<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize, device: &Device) -> Result<Self> {
+    /// is shrunk towards its mean variance, Σ' = (1 − s)·Σ + s·(tr Σ / d)·I, so that it stays
+    /// positive definite when there are fewer images than dimensions: s = `shrinkage`, or
+    /// d / (n + d) when `None`.
+    pub fn fit<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize, shrinkage: Option<f64>, device: &Device) -> Result<Self> {
         if set.len() < 2 {
             return Err(VaeError::Data(format!("fitting a latent Gaussian needs at least 2 images, got {}", set.len())));
         }
@@ -51,11 +52,11 @@ impl LatentGaussian {
             let (mu, _) = model.encode(&x, false)?;
             codes.extend(mu.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
         }
-        Self::from_codes(&codes, d)
+        Self::from_codes(&codes, d, shrinkage)
     }
 
-    /// Fits the Gaussian to `codes` (n × dim, row-major).
-    pub fn from_codes(codes: &[f64], dim: usize) -> Result<Self> {
+    /// Fits the Gaussian to `codes` (n × dim, row-major), shrunk as [`LatentGaussian::fit`] says.
+    pub fn from_codes(codes: &[f64], dim: usize, shrinkage: Option<f64>) -> Result<Self> {
         let n = codes.len() / dim.max(1);
         if dim == 0 || n < 2 || codes.len() != n * dim {
             return Err(VaeError::Data(format!("{} values are not at least 2 codes of dimension {dim}", codes.len())));
@@ -76,7 +77,11 @@ impl LatentGaussian {
             }
         }
         let trace: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
-        let s = dim as f64 / (n + dim) as f64;
+        let s = match shrinkage {
+            Some(s) if s > 0.0 && s <= 1.0 => s,
+            Some(s) => return Err(VaeError::Config(format!("latent_shrinkage must be in (0, 1], got {s}"))),
+            None => dim as f64 / (n + dim) as f64,
+        };
         let floor = (trace / dim as f64).max(1e-8);
         for i in 0..dim {
             for j in 0..=i {

@@ -41,10 +41,12 @@ pub trait VaeSpec: Serialize + Sync {
     fn kl_warmup_steps(&self) -> usize;
     /// Where samples draw their codes (the prior for the anomaly VAE, which is not sampled).
     fn sampler(&self) -> LatentSampler;
+    /// Shrinkage of the fitted code Gaussian's covariance (`None`: automatic).
+    fn latent_shrinkage(&self) -> Option<f64>;
 }
 
 macro_rules! spec {
-    ($cfg:ty, $model:ty, $kind:expr, $sampler:expr) => {
+    ($cfg:ty, $model:ty, $kind:expr, $sampler:expr, $shrinkage:expr) => {
         impl VaeSpec for $cfg {
             type Model = $model;
             const KIND: ModelKind = $kind;
@@ -79,11 +81,15 @@ macro_rules! spec {
                 #[allow(clippy::redundant_closure_call)]
                 ($sampler)(self)
             }
+            fn latent_shrinkage(&self) -> Option<f64> {
+                #[allow(clippy::redundant_closure_call)]
+                ($shrinkage)(self)
+            }
         }
     };
 }
-spec!(VaeConfig, GenerativeVae, ModelKind::GenerativeVae, |c: &VaeConfig| c.sampler);
-spec!(AnomalyVaeConfig, AnomalyVae, ModelKind::AnomalyVae, |_: &AnomalyVaeConfig| LatentSampler::Prior);
+spec!(VaeConfig, GenerativeVae, ModelKind::GenerativeVae, |c: &VaeConfig| c.sampler, |c: &VaeConfig| c.latent_shrinkage);
+spec!(AnomalyVaeConfig, AnomalyVae, ModelKind::AnomalyVae, |_: &AnomalyVaeConfig| LatentSampler::Prior, |_: &AnomalyVaeConfig| None);
 
 /// The loss of one batch, split into its parts (per image, averaged over the batch).
 pub struct LossParts {
@@ -258,7 +264,11 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
             // Samples as the finished model will draw them: from the fitted code Gaussian when
             // the config says so (refitted to the current weights), else from fixed prior noise.
             let z = if self.cfg.sampler() == LatentSampler::FittedGaussian {
-                LatentGaussian::fit(&self.model, self.train, self.cfg.batch_size(), self.device)?.sample(16, self.seed, self.device)?
+                LatentGaussian::fit(&self.model, self.train, self.cfg.batch_size(), self.cfg.latent_shrinkage(), self.device)?.sample(
+                    16,
+                    self.seed,
+                    self.device,
+                )?
             } else {
                 self.fixed_noise.clone()
             };

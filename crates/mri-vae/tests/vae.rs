@@ -217,7 +217,7 @@ fn latent_gaussian_fits_codes_and_min_steps_set_the_epochs() {
     // Codes from N((1, −2), [[4, 1.2], [1.2, 1]]) via a fixed Cholesky factor.
     let eps: Vec<f32> = mri_train::seeded_normal(3, "codes", (4000, 2), &candle_core::Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let codes: Vec<f64> = eps.chunks(2).flat_map(|e| [1.0 + 2.0 * e[0] as f64, -2.0 + 0.6 * e[0] as f64 + 0.8 * e[1] as f64]).collect();
-    let g = LatentGaussian::from_codes(&codes, 2).unwrap();
+    let g = LatentGaussian::from_codes(&codes, 2, None).unwrap();
     assert!((g.mean[0] - 1.0).abs() < 0.1 && (g.mean[1] + 2.0).abs() < 0.05, "{:?}", g.mean);
     // L·Lᵀ ≈ the covariance (shrinkage at n = 4000, d = 2 is negligible).
     let (l00, l10, l11) = (g.chol[0], g.chol[2], g.chol[3]);
@@ -227,8 +227,19 @@ fn latent_gaussian_fits_codes_and_min_steps_set_the_epochs() {
     assert_eq!(a, g.sample(5, 9, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
     assert_eq!(a.len(), 10);
     // Fewer codes than dimensions still give a positive-definite factor.
-    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0, 1.0, 0.5, 0.0], 3).is_ok());
-    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0], 3).is_err());
+    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0, 1.0, 0.5, 0.0], 3, None).is_ok());
+    assert!(LatentGaussian::from_codes(&[0.0, 1.0, 2.0], 3, None).is_err());
+    // A set shrinkage s: Σ' = (1 − s)·Σ + s·(tr Σ / d)·I. Two codes (1, 0) and (−1, 0): Σ =
+    // [[2, 0], [0, 0]], tr Σ / d = 1; s = 0.1 gives [[1.9, 0], [0, 0.1]].
+    let g = LatentGaussian::from_codes(&[1.0, 0.0, -1.0, 0.0], 2, Some(0.1)).unwrap();
+    let (l00, l10, l11) = (g.chol[0], g.chol[2], g.chol[3]);
+    assert!((l00 * l00 - 1.9).abs() < 1e-12 && l10.abs() < 1e-12 && (l11 * l11 - 0.1).abs() < 1e-12, "{:?}", g.chol);
+    // The automatic s = d / (n + d) = 0.5 here: [[1.5, 0], [0, 0.5]].
+    let g = LatentGaussian::from_codes(&[1.0, 0.0, -1.0, 0.0], 2, None).unwrap();
+    assert!((g.chol[0] * g.chol[0] - 1.5).abs() < 1e-12 && (g.chol[3] * g.chol[3] - 0.5).abs() < 1e-12, "{:?}", g.chol);
+    for bad in [0.0, -0.1, 1.5] {
+        assert!(LatentGaussian::from_codes(&[1.0, 0.0, -1.0, 0.0], 2, Some(bad)).is_err(), "{bad}");
+    }
     let cfg = VaeConfig { min_steps: 10, epochs: 2, batch_size: 8, ..VaeConfig::quick(16) };
     assert_eq!(cfg.epochs_for(20), 4, "3 batches an epoch, 10 steps");
     assert_eq!(cfg.epochs_for(200), 2);
