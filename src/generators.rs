@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use mri_gan::{DiscriminatorBlur, GanConfig};
 use mri_train::{apply_overrides, save_recon_grid, write_class_pngs, Checkpoint, ConfigOverride, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
-use mri_vae::{LatentGaussian, LatentSampler, VaeConfig, VaeModel};
+use mri_vae::{CodeSampler, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
 use crate::SynthError;
@@ -98,9 +98,9 @@ pub struct ClassGeneratorReport {
 
 /// A trained generator of one class, ready to sample.
 pub enum ClassGenerator {
-    /// A generative VAE, with the Gaussian fitted to its training codes when its config
-    /// samples from one ([`mri_vae::LatentSampler::FittedGaussian`]).
-    Vae(mri_vae::GenerativeVae, Option<LatentGaussian>),
+    /// A generative VAE, with the sampler fitted to its training codes when its config
+    /// samples from one ([`mri_vae::LatentSampler::FittedGaussian`], `TwoStage`).
+    Vae(mri_vae::GenerativeVae, Option<CodeSampler>),
     /// A GAN's generator.
     Gan(mri_gan::Generator),
 }
@@ -189,17 +189,15 @@ pub fn train_generators(
                 // The VAE selects on validation loss; fall back to train when a class has no val images.
                 let va = if va.is_empty() { tr.clone() } else { va };
                 let r = mri_vae::train_vae(&cfg, &tr, &va, device, &opts)?;
-                let codes = match cfg.sampler {
-                    LatentSampler::Prior => None,
-                    LatentSampler::FittedGaussian => {
-                        // Deterministic from the kept weights and the training images: refitted on
-                        // every call, saved beside the checkpoint for `load_generator`.
-                        let g = LatentGaussian::fit(&r.model, &tr, cfg.batch_size, cfg.latent_shrinkage, device)?;
-                        let path = latent_file(&ckpt_dir, &opts.name);
-                        mri_preprocess::fsutil::write_atomic(&path, serde_json::to_string(&g).expect("serialises").as_bytes())?;
-                        Some(g)
-                    }
-                };
+                // Deterministic from the kept weights, the training images and the seed:
+                // refitted on every call, saved beside the checkpoint for `load_generator`.
+                let codes = CodeSampler::fit(&r.model, &tr, &cfg, spec.seed, device)?;
+                let path = latent_file(&ckpt_dir, &opts.name);
+                match &codes {
+                    Some(c) => mri_preprocess::fsutil::write_atomic(&path, serde_json::to_string(c).expect("serialises").as_bytes())?,
+                    None if path.exists() => std::fs::remove_file(&path).map_err(|e| SynthError::Io { path: path.clone(), source: e })?,
+                    None => {}
+                }
                 (ClassGenerator::Vae(r.model, codes), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
             }
             GeneratorKind::Gan => {
@@ -242,18 +240,22 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, Sy
     match ck.model_kind()? {
         ModelKind::GenerativeVae => {
             let (cfg, model, _) = mri_vae::load_vae::<VaeConfig>(&ck, device)?;
-            let codes = match cfg.sampler {
-                LatentSampler::Prior => None,
-                LatentSampler::FittedGaussian => {
-                    let name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-                    let path = latent_file(ck.sidecar.parent().unwrap_or(Path::new(".")), &name);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        SynthError::Invalid(format!(
-                            "{}: cannot read the latent Gaussian this VAE samples from ({e}); train_generators writes it",
-                            path.display()
-                        ))
-                    })?;
-                    Some(serde_json::from_str(&text).map_err(|e| SynthError::Invalid(format!("{}: not a latent Gaussian: {e}", path.display())))?)
+            // The sampler file, not the checkpoint's config, says how the VAE samples: the
+            // sampler is a sampling-only setting, so a finished VAE re-sampled with another one
+            // keeps its checkpoint and gets a new file (`train_generators` removes the file of
+            // a VAE that samples from the prior).
+            let name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let path = latent_file(ck.sidecar.parent().unwrap_or(Path::new(".")), &name);
+            let codes = match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    Some(serde_json::from_str::<CodeSampler>(&text).map_err(|e| SynthError::Invalid(format!("{}: not a code sampler: {e}", path.display())))?)
+                }
+                Err(_) if cfg.sampler == mri_vae::LatentSampler::Prior => None,
+                Err(e) => {
+                    return Err(SynthError::Invalid(format!(
+                        "{}: cannot read the code sampler this VAE samples from ({e}); train_generators writes it",
+                        path.display()
+                    )))
                 }
             };
             Ok(ClassGenerator::Vae(model, codes))

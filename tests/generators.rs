@@ -62,11 +62,68 @@ fn train_write_and_reload_both_generators() {
             let latent = dir.path().join("checkpoints/vae-yes.latent.json");
             std::fs::remove_file(&latent).unwrap();
             let e = load_generator(&dir.path().join(&name), &dev).err().unwrap().to_string();
-            assert!(e.contains("vae-yes.latent.json") && e.contains("latent Gaussian"), "{e}");
+            assert!(e.contains("vae-yes.latent.json") && e.contains("code sampler"), "{e}");
         }
         // A second call finds complete checkpoints and trains nothing.
         let again = train_generators(&gspec, &tr, &va, &dev).unwrap();
         let c: Vec<f32> = again[0].1.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, c);
     }
+}
+
+/// The two-stage sampler end to end: fitted after training, saved beside the checkpoint,
+/// reloaded with the same samples; a trained VAE re-sampled with another sampler (a
+/// sampling-only setting) reuses its weights instead of being refused or retrained.
+#[test]
+fn two_stage_vae_generator_reloads_and_resamples() {
+    let mut spec = DataSpec::phantoms(16, 3);
+    spec.phantoms_per_class = 12;
+    spec.verbose = false;
+    let data = PreparedData::load(&spec).unwrap();
+    let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let gspec = |overrides: &[&str]| GeneratorSpec {
+        kind: GeneratorKind::Vae,
+        preset: mri_synth::train::Preset::Quick,
+        image_size: 16,
+        epochs: Some(1),
+        steps: None,
+        gan_d: GanDLayout::default(),
+        overrides: overrides.iter().map(|o| o.parse().unwrap()).collect(),
+        seed: 2,
+        out: dir.path().to_path_buf(),
+        figure_every: 0,
+        quiet: true,
+        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+    };
+    let two = gspec(&[r#"sampler="two-stage""#, "second_stage.steps=50", "second_stage.hidden=16", "second_stage.latent=4"]);
+    let trained = train_generators(&two, &tr, &va, &dev).unwrap();
+    let latent: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("checkpoints/vae-yes.latent.json")).unwrap()).unwrap();
+    assert_eq!(latent["config"]["steps"], 50, "{latent}");
+    let reloaded = load_generator(&dir.path().join("checkpoints/vae-yes.json"), &dev).unwrap();
+    let a: Vec<f32> = trained[0].1.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = reloaded.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+    assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+    // The same weights sampled from the fitted Gaussian instead: the checkpoint is reused (no
+    // retraining: the weights file is untouched) and the samples differ.
+    let weights = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = weights(dir.path());
+    let gauss = train_generators(&gspec(&[r#"sampler="fitted-gaussian""#]), &tr, &va, &dev).unwrap();
+    assert_eq!(before, weights(dir.path()));
+    let c: Vec<f32> = gauss[0].1.sample(3, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_ne!(a, c);
+    assert!(matches!(
+        load_generator(&dir.path().join("checkpoints/vae-yes.json"), &dev).unwrap(),
+        mri_synth::generators::ClassGenerator::Vae(_, Some(mri_synth::vae::CodeSampler::Gaussian(_)))
+    ));
 }

@@ -81,6 +81,10 @@ pub struct VaeConfig {
     /// only (a trained model's weights do not depend on it). Missing in older configs: `None`.
     #[serde(default)]
     pub latent_shrinkage: Option<f64>,
+    /// The second stage of [`LatentSampler::TwoStage`] (sampling only). Missing in older
+    /// configs: the default.
+    #[serde(default)]
+    pub second_stage: crate::SecondStageConfig,
     /// Flat code vector (the study) or a spatial code map. Missing in older configs: flat.
     #[serde(default)]
     pub latent_layout: LatentLayout,
@@ -105,6 +109,7 @@ impl VaeConfig {
             kl_warmup_steps: 0,
             sampler: LatentSampler::Prior,
             latent_shrinkage: None,
+            second_stage: crate::SecondStageConfig::default(),
             latent_layout: LatentLayout::Flat,
             decoder_extra_convs: 0,
         }
@@ -160,6 +165,7 @@ impl VaeConfig {
                 )));
             }
         }
+        self.second_stage.check()?;
         if let Some(s) = self.latent_shrinkage {
             if !(s > 0.0 && s <= 1.0) {
                 return Err(VaeError::Config(format!("latent_shrinkage must be in (0, 1], got {s}")));

@@ -11,6 +11,8 @@ use mri_train::{seeded_normal, ImageSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::VaeModel;
+use crate::two_stage::SecondStage;
+use crate::VaeConfig;
 use crate::{Result, VaeError};
 
 /// Where a generative VAE draws its latent codes.
@@ -22,6 +24,80 @@ pub enum LatentSampler {
     Prior,
     /// A Gaussian with the mean and (shrunk) covariance of the training images' codes μ.
     FittedGaussian,
+    /// A second, small VAE fitted to the training images' codes μ ([`SecondStage`]: the
+    /// two-stage VAE of Dai & Wipf).
+    TwoStage,
+}
+
+/// What a generative VAE's codes are drawn from, fitted to its training codes (saved beside
+/// its checkpoint as `<name>.latent.json`; files from before the two-stage sampler hold a
+/// bare [`LatentGaussian`], which still reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CodeSampler {
+    /// [`LatentSampler::FittedGaussian`].
+    Gaussian(LatentGaussian),
+    /// [`LatentSampler::TwoStage`].
+    TwoStage(SecondStage),
+}
+
+impl CodeSampler {
+    /// Fits what `cfg.sampler` says to the codes μ of every image of `set` (eval mode); `None`
+    /// for the prior. `seed` seeds the second stage.
+    ///
+    /// # Errors
+    /// Fewer than two images, candle errors.
+    pub fn fit<M: VaeModel>(model: &M, set: &ImageSet, cfg: &VaeConfig, seed: u64, device: &Device) -> Result<Option<Self>> {
+        Ok(match cfg.sampler {
+            LatentSampler::Prior => None,
+            LatentSampler::FittedGaussian => Some(CodeSampler::Gaussian(LatentGaussian::from_codes(
+                &training_codes(model, set, cfg.batch_size, device)?,
+                model.latent(),
+                cfg.latent_shrinkage,
+            )?)),
+            LatentSampler::TwoStage => Some(CodeSampler::TwoStage(SecondStage::fit(
+                &training_codes(model, set, cfg.batch_size, device)?,
+                model.latent(),
+                cfg.second_stage,
+                seed,
+                device,
+            )?)),
+        })
+    }
+
+    /// Dimension of the codes it draws.
+    pub fn dim(&self) -> usize {
+        match self {
+            CodeSampler::Gaussian(g) => g.dim,
+            CodeSampler::TwoStage(s) => s.code_dim,
+        }
+    }
+
+    /// `n` codes from the seeded stream `samples`: (n, dim).
+    pub fn sample(&self, n: usize, seed: u64, device: &Device) -> Result<Tensor> {
+        match self {
+            CodeSampler::Gaussian(g) => g.sample(n, seed, device),
+            CodeSampler::TwoStage(s) => s.sample(n, seed, device),
+        }
+    }
+}
+
+/// The codes μ of every image of `set` (eval mode), n × latent, row-major.
+///
+/// # Errors
+/// Fewer than two images, candle errors.
+pub fn training_codes<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize, device: &Device) -> Result<Vec<f64>> {
+    if set.len() < 2 {
+        return Err(VaeError::Data(format!("fitting a code sampler needs at least 2 images, got {}", set.len())));
+    }
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut codes: Vec<f64> = Vec::with_capacity(set.len() * model.latent());
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, _) = set.batch(chunk, None, device)?;
+        let (mu, _) = model.encode(&x, false)?;
+        codes.extend(mu.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
+    }
+    Ok(codes)
 }
 
 /// A Gaussian N(mean, L Lᵀ) over latent codes.
@@ -41,18 +117,7 @@ impl LatentGaussian {
     /// positive definite when there are fewer images than dimensions: s = `shrinkage`, or
     /// d / (n + d) when `None`.
     pub fn fit<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize, shrinkage: Option<f64>, device: &Device) -> Result<Self> {
-        if set.len() < 2 {
-            return Err(VaeError::Data(format!("fitting a latent Gaussian needs at least 2 images, got {}", set.len())));
-        }
-        let d = model.latent();
-        let idx: Vec<usize> = (0..set.len()).collect();
-        let mut codes: Vec<f64> = Vec::with_capacity(set.len() * d);
-        for chunk in idx.chunks(batch_size.max(1)) {
-            let (x, _) = set.batch(chunk, None, device)?;
-            let (mu, _) = model.encode(&x, false)?;
-            codes.extend(mu.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
-        }
-        Self::from_codes(&codes, d, shrinkage)
+        Self::from_codes(&training_codes(model, set, batch_size, device)?, model.latent(), shrinkage)
     }
 
     /// Fits the Gaussian to `codes` (n × dim, row-major), shrunk as [`LatentGaussian::fit`] says.

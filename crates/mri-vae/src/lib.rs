@@ -17,9 +17,10 @@
 //! seeded reparameterisation noise, checkpoints every epoch so a killed run resumes where it
 //! stopped, reconstruction / sample grids every N epochs; a KL warm-up and a minimum number of
 //! optimiser steps (small sets get more epochs). [`sample`] decodes seeded prior noise;
-//! [`sample_from`] decodes codes drawn from a [`LatentGaussian`] fitted to the training codes
-//! (what the default preset's generative VAE does: with β = 0.01 its codes lie far from
-//! N(0, I)); [`reconstruct_set`] gives the reconstructions anomaly scoring needs.
+//! [`sample_from`] decodes codes drawn from a [`CodeSampler`] fitted to the training codes: a
+//! [`LatentGaussian`] (what the default preset's generative VAE does: with β = 0.01 its codes
+//! lie far from N(0, I)) or a [`SecondStage`] VAE on the codes (the two-stage VAE);
+//! [`reconstruct_set`] gives the reconstructions anomaly scoring needs.
 //!
 //! Weight names (safetensors keys, readable with Python's `safetensors.numpy.load_file`):
 //! generative — `enc{i}.conv.{weight,bias}`, `enc{i}.bn.{weight,bias,running_mean,running_var}`,
@@ -51,13 +52,15 @@ mod config;
 mod latent;
 mod model;
 mod trainer;
+mod two_stage;
 
 pub use config::{AnomalyDecoder, AnomalyVaeConfig, LatentLayout, VaeConfig, VaeLoss};
-pub use latent::{LatentGaussian, LatentSampler};
+pub use latent::{training_codes, CodeSampler, LatentGaussian, LatentSampler};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
 pub use trainer::{
     evaluate_vae_loss, load_vae, reconstruct_set, sample, sample_from, train_vae, vae_loss, vae_loss_weighted, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput,
 };
+pub use two_stage::{DenseWeights, SecondStage, SecondStageConfig};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

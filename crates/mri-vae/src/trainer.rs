@@ -11,7 +11,7 @@ use mri_train::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AnomalyVaeConfig, VaeConfig, VaeLoss};
-use crate::latent::{LatentGaussian, LatentSampler};
+use crate::latent::{CodeSampler, LatentGaussian, LatentSampler};
 use crate::model::{AnomalyVae, GenerativeVae, VaeModel};
 use crate::{Result, VaeError};
 
@@ -263,7 +263,9 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
         if S::KIND == ModelKind::GenerativeVae {
             // Samples as the finished model will draw them: from the fitted code Gaussian when
             // the config says so (refitted to the current weights), else from fixed prior noise.
-            let z = if self.cfg.sampler() == LatentSampler::FittedGaussian {
+            // A two-stage sampler's progress grids use the fitted Gaussian too: refitting its
+            // second stage at every figure would cost seconds each.
+            let z = if self.cfg.sampler() != LatentSampler::Prior {
                 LatentGaussian::fit(&self.model, self.train, self.cfg.batch_size(), self.cfg.latent_shrinkage(), self.device)?.sample(
                     16,
                     self.seed,
@@ -329,12 +331,12 @@ pub fn sample<M: VaeModel>(model: &M, n: usize, seed: u64, batch_size: usize, de
     sample_from(model, None, n, seed, batch_size, device)
 }
 
-/// `n` images decoded from latents drawn from `codes` (a Gaussian fitted to the training codes)
+/// `n` images decoded from latents drawn from `codes` (a sampler fitted to the training codes)
 /// or, with `None`, from the prior N(0, I); seeded (stream `samples`), (n, 1, S, S) in [0, 1].
-pub fn sample_from<M: VaeModel>(model: &M, codes: Option<&LatentGaussian>, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
+pub fn sample_from<M: VaeModel>(model: &M, codes: Option<&CodeSampler>, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
     let z = match codes {
-        Some(g) if g.dim != model.latent() => {
-            return Err(VaeError::Data(format!("the latent Gaussian has dimension {}, the model {}", g.dim, model.latent())));
+        Some(g) if g.dim() != model.latent() => {
+            return Err(VaeError::Data(format!("the code sampler has dimension {}, the model {}", g.dim(), model.latent())));
         }
         Some(g) => g.sample(n, seed, device)?,
         None => seeded_normal(seed, "samples", (n, model.latent()), device)?,
