@@ -6,12 +6,17 @@ use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{load_generator, train_generators, write_synthetic, GanDLayout, GeneratorKind, GeneratorSpec};
 use mri_synth::preprocess::SplitPart;
 
-#[test]
-fn train_write_and_reload_both_generators() {
+/// 12 phantoms a class at 16 px, split.
+fn tiny_phantoms() -> PreparedData {
     let mut spec = DataSpec::phantoms(16, 3);
     spec.phantoms_per_class = 12;
     spec.verbose = false;
-    let data = PreparedData::load(&spec).unwrap();
+    PreparedData::load(&spec).unwrap()
+}
+
+#[test]
+fn train_write_and_reload_both_generators() {
+    let data = tiny_phantoms();
     let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
     let dev = Device::Cpu;
     for kind in [GeneratorKind::Vae, GeneratorKind::Gan] {
@@ -76,10 +81,7 @@ fn train_write_and_reload_both_generators() {
 /// sampling-only setting) reuses its weights instead of being refused or retrained.
 #[test]
 fn two_stage_vae_generator_reloads_and_resamples() {
-    let mut spec = DataSpec::phantoms(16, 3);
-    spec.phantoms_per_class = 12;
-    spec.verbose = false;
-    let data = PreparedData::load(&spec).unwrap();
+    let data = tiny_phantoms();
     let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
     let dev = Device::Cpu;
     let dir = tempfile::tempdir().unwrap();

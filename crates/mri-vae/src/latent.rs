@@ -82,6 +82,21 @@ impl CodeSampler {
     }
 }
 
+/// The number of codes in `codes` (n × `dim`, row-major, n ≥ 2) and their per-dimension mean.
+pub(crate) fn code_count_and_mean(codes: &[f64], dim: usize) -> Result<(usize, Vec<f64>)> {
+    let n = codes.len() / dim.max(1);
+    if dim == 0 || n < 2 || codes.len() != n * dim {
+        return Err(VaeError::Data(format!("{} values are not at least 2 codes of dimension {dim}", codes.len())));
+    }
+    let mut mean = vec![0f64; dim];
+    for c in codes.chunks(dim) {
+        for (m, v) in mean.iter_mut().zip(c) {
+            *m += v / n as f64;
+        }
+    }
+    Ok((n, mean))
+}
+
 /// The codes μ of every image of `set` (eval mode), n × latent, row-major.
 ///
 /// # Errors
@@ -122,16 +137,7 @@ impl LatentGaussian {
 
     /// Fits the Gaussian to `codes` (n × dim, row-major), shrunk as [`LatentGaussian::fit`] says.
     pub fn from_codes(codes: &[f64], dim: usize, shrinkage: Option<f64>) -> Result<Self> {
-        let n = codes.len() / dim.max(1);
-        if dim == 0 || n < 2 || codes.len() != n * dim {
-            return Err(VaeError::Data(format!("{} values are not at least 2 codes of dimension {dim}", codes.len())));
-        }
-        let mut mean = vec![0f64; dim];
-        for c in codes.chunks(dim) {
-            for (m, v) in mean.iter_mut().zip(c) {
-                *m += v / n as f64;
-            }
-        }
+        let (n, mean) = code_count_and_mean(codes, dim)?;
         let mut cov = vec![0f64; dim * dim];
         for c in codes.chunks(dim) {
             for i in 0..dim {

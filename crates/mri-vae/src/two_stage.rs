@@ -15,6 +15,7 @@ use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use mri_train::{seeded_normal, seeded_var_builder, Adam, AdamConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::latent::code_count_and_mean;
 use crate::{Result, VaeError};
 
 /// How the second stage is built and trained.
@@ -126,16 +127,7 @@ impl SecondStage {
     /// Fewer than two codes, a bad config, candle errors.
     pub fn fit(codes: &[f64], dim: usize, config: SecondStageConfig, seed: u64, device: &Device) -> Result<Self> {
         config.check()?;
-        let n = codes.len() / dim.max(1);
-        if dim == 0 || n < 2 || codes.len() != n * dim {
-            return Err(VaeError::Data(format!("{} values are not at least 2 codes of dimension {dim}", codes.len())));
-        }
-        let mut mean = vec![0f64; dim];
-        for c in codes.chunks(dim) {
-            for (m, v) in mean.iter_mut().zip(c) {
-                *m += v / n as f64;
-            }
-        }
+        let (n, mean) = code_count_and_mean(codes, dim)?;
         let var: f64 = codes.chunks(dim).flat_map(|c| c.iter().zip(&mean).map(|(v, m)| (v - m).powi(2))).sum::<f64>() / (n * dim) as f64;
         let scale = var.sqrt().max(1e-8);
         let x: Vec<f32> = codes.chunks(dim).flat_map(|c| c.iter().zip(&mean).map(move |(v, m)| ((v - m) / scale) as f32)).collect();
