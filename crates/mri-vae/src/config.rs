@@ -166,11 +166,7 @@ impl VaeConfig {
             }
         }
         self.second_stage.check()?;
-        if let Some(s) = self.latent_shrinkage {
-            if !(s > 0.0 && s <= 1.0) {
-                return Err(VaeError::Config(format!("latent_shrinkage must be in (0, 1], got {s}")));
-            }
-        }
+        crate::latent::check_shrinkage(self.latent_shrinkage)?;
         self.adam.check()?;
         Ok(())
     }

@@ -48,20 +48,11 @@ impl CodeSampler {
     /// # Errors
     /// Fewer than two images, candle errors.
     pub fn fit<M: VaeModel>(model: &M, set: &ImageSet, cfg: &VaeConfig, seed: u64, device: &Device) -> Result<Option<Self>> {
+        let codes = || training_codes(model, set, cfg.batch_size, device);
         Ok(match cfg.sampler {
             LatentSampler::Prior => None,
-            LatentSampler::FittedGaussian => Some(CodeSampler::Gaussian(LatentGaussian::from_codes(
-                &training_codes(model, set, cfg.batch_size, device)?,
-                model.latent(),
-                cfg.latent_shrinkage,
-            )?)),
-            LatentSampler::TwoStage => Some(CodeSampler::TwoStage(SecondStage::fit(
-                &training_codes(model, set, cfg.batch_size, device)?,
-                model.latent(),
-                cfg.second_stage,
-                seed,
-                device,
-            )?)),
+            LatentSampler::FittedGaussian => Some(CodeSampler::Gaussian(LatentGaussian::from_codes(&codes()?, model.latent(), cfg.latent_shrinkage)?)),
+            LatentSampler::TwoStage => Some(CodeSampler::TwoStage(SecondStage::fit(&codes()?, model.latent(), cfg.second_stage, seed, device)?)),
         })
     }
 
@@ -79,6 +70,14 @@ impl CodeSampler {
             CodeSampler::Gaussian(g) => g.sample(n, seed, device),
             CodeSampler::TwoStage(s) => s.sample(n, seed, device),
         }
+    }
+}
+
+/// A set covariance shrinkage must lie in (0, 1]; `None` (automatic) always passes.
+pub(crate) fn check_shrinkage(shrinkage: Option<f64>) -> Result<()> {
+    match shrinkage {
+        Some(s) if !(s > 0.0 && s <= 1.0) => Err(VaeError::Config(format!("latent_shrinkage must be in (0, 1], got {s}"))),
+        _ => Ok(()),
     }
 }
 
@@ -148,11 +147,8 @@ impl LatentGaussian {
             }
         }
         let trace: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
-        let s = match shrinkage {
-            Some(s) if s > 0.0 && s <= 1.0 => s,
-            Some(s) => return Err(VaeError::Config(format!("latent_shrinkage must be in (0, 1], got {s}"))),
-            None => dim as f64 / (n + dim) as f64,
-        };
+        check_shrinkage(shrinkage)?;
+        let s = shrinkage.unwrap_or(dim as f64 / (n + dim) as f64);
         let floor = (trace / dim as f64).max(1e-8);
         for i in 0..dim {
             for j in 0..=i {

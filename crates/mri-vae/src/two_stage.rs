@@ -189,9 +189,4 @@ impl SecondStage {
         let mean = Tensor::from_slice(&self.code_mean, (1, self.code_dim), device)?;
         Ok(decode(&layers, &z)?.affine(f64::from(self.code_scale), 0.0)?.broadcast_add(&mean)?)
     }
-
-    /// The decoder's parameter count.
-    pub fn param_count(&self) -> usize {
-        self.decoder.iter().map(|l| l.weight.len() + l.bias.len()).sum()
-    }
 }
