@@ -101,8 +101,9 @@ pub enum ClassGenerator {
     /// A generative VAE, with the sampler fitted to its training codes when its config
     /// samples from one ([`mri_vae::LatentSampler::FittedGaussian`], `TwoStage`).
     Vae(mri_vae::GenerativeVae, Option<CodeSampler>),
-    /// A GAN's generator.
-    Gan(mri_gan::Generator),
+    /// A GAN's generator, with the class it draws when it is class-conditional
+    /// ([`GanConfig::classes`]; `None` for a per-class GAN).
+    Gan(mri_gan::Generator, Option<u32>),
 }
 
 impl ClassGenerator {
@@ -110,15 +111,29 @@ impl ClassGenerator {
     pub fn sample(&self, n: usize, seed: u64, device: &Device) -> Result<Tensor, SynthError> {
         Ok(match self {
             ClassGenerator::Vae(m, codes) => mri_vae::sample_from(m, codes.as_ref(), n, seed, 64, device)?,
-            ClassGenerator::Gan(g) => mri_gan::sample(g, n, seed, 64, device)?,
+            ClassGenerator::Gan(g, class) => {
+                if g.classes() > 0 && class.is_none() {
+                    return Err(SynthError::Invalid("a class-conditional GAN draws one class at a time: choose it with ClassGenerator::of_class".into()));
+                }
+                mri_gan::sample(g, *class, n, seed, 64, device)?
+            }
         })
+    }
+
+    /// The same generator drawing class `label` when it is a class-conditional GAN (one model
+    /// for every class); any other generator is returned as it is (it draws its own class).
+    pub fn of_class(self, label: u32) -> Self {
+        match self {
+            ClassGenerator::Gan(g, _) if g.classes() > 0 => ClassGenerator::Gan(g, Some(label)),
+            other => other,
+        }
     }
 
     /// Latent dimension.
     pub fn latent(&self) -> usize {
         match self {
             ClassGenerator::Vae(m, _) => m.latent(),
-            ClassGenerator::Gan(g) => g.latent(),
+            ClassGenerator::Gan(g, _) => g.latent(),
         }
     }
 }
@@ -127,6 +142,9 @@ impl ClassGenerator {
 pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
     format!("{}-{class}", kind.name())
 }
+
+/// Checkpoint name of a class-conditional GAN (one model for both classes): `gan-conditional`.
+pub const CONDITIONAL_GAN_NAME: &str = "gan-conditional";
 
 /// Changes to a preset's GAN discriminator, from the command line: one place that knows them
 /// (the examples and the experiment only carry this struct).
@@ -155,7 +173,10 @@ impl GanDLayout {
 
 /// Trains (or resumes, or just loads when complete) one generator per class on the classes'
 /// images of `train` (`val` is used for the VAE's model selection). Returns the generators
-/// and what each training did.
+/// and what each training did. A class-conditional GAN (`classes` set in its config) is one
+/// model trained once on every class ([`CONDITIONAL_GAN_NAME`]; its steps are the model's,
+/// covering both classes); each class gets it with [`ClassGenerator::of_class`], and its
+/// training's seconds are shared out between the classes' reports.
 pub fn train_generators(
     spec: &GeneratorSpec,
     train: &ImageSet,
@@ -164,6 +185,8 @@ pub fn train_generators(
 ) -> Result<Vec<(String, ClassGenerator, ClassGeneratorReport)>, SynthError> {
     let ckpt_dir = spec.out.join("checkpoints");
     let mut out = Vec::new();
+    // The class-conditional GAN, once trained: (generator, parameters, history, seconds).
+    let mut conditional: Option<(mri_gan::Generator, usize, serde_json::Value, f64)> = None;
     for (label, class) in CLASSES {
         let (tr, va) = (train.of_class(label), val.of_class(label));
         if tr.is_empty() {
@@ -205,13 +228,29 @@ pub fn train_generators(
                 (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
                 spec.gan_d.apply(&mut cfg);
                 let cfg = apply_overrides(&cfg, &spec.overrides)?;
-                let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                 let (g, d) = cfg.param_counts();
-                (ClassGenerator::Gan(r.generator), g + d, serde_json::to_value(&r.history).expect("serialises"))
+                if cfg.classes > 0 {
+                    if conditional.is_none() {
+                        let opts = RunOptions { name: CONDITIONAL_GAN_NAME.into(), ..opts };
+                        let r = mri_gan::train_gan(&cfg, train, device, &opts)?;
+                        let history = serde_json::to_value(&r.history).expect("serialises");
+                        conditional = Some((r.generator, g + d, history, t0.elapsed().as_secs_f64()));
+                    }
+                    let (generator, params, history, _) = conditional.as_ref().expect("trained above");
+                    (ClassGenerator::Gan(generator.clone(), Some(label)), *params, history.clone())
+                } else {
+                    let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
+                    (ClassGenerator::Gan(r.generator, None), g + d, serde_json::to_value(&r.history).expect("serialises"))
+                }
             }
         };
         let report = ClassGeneratorReport { class: class.into(), train_images: tr.len(), params, history, seconds: t0.elapsed().as_secs_f64() };
         out.push((class.to_string(), gen, report));
+    }
+    if let Some((_, _, _, seconds)) = conditional {
+        for (_, _, report) in &mut out {
+            report.seconds = seconds / CLASSES.len() as f64;
+        }
     }
     Ok(out)
 }
@@ -234,7 +273,8 @@ pub fn latent_file(ckpt_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Loads a class generator from its checkpoint (any `X.safetensors` / `X.json` written by
-/// [`train_generators`]), whichever kind it is.
+/// [`train_generators`]), whichever kind it is. A class-conditional GAN comes without a class:
+/// choose one with [`ClassGenerator::of_class`].
 pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
     let ck = Checkpoint::from_file(path);
     match ck.model_kind()? {
@@ -260,7 +300,7 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, Sy
             };
             Ok(ClassGenerator::Vae(model, codes))
         }
-        ModelKind::Gan => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1)),
+        ModelKind::Gan => Ok(ClassGenerator::Gan(mri_gan::load_gan(&ck, device)?.1, None)),
         other => Err(SynthError::Invalid(format!("{}: holds a {other} model, not a generator", ck.sidecar.display()))),
     }
 }

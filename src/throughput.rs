@@ -203,7 +203,7 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
             let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
             let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(mri_gan::SN_U))?;
             let train = time_steps(spec.warmup, spec.steps, |_| {
-                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, &cfg, 0)?;
+                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0)?;
                 Ok(())
             })?;
             let z = seeded_normal(2, "throughput/z", (b, cfg.latent), device)?;

@@ -129,3 +129,50 @@ fn two_stage_vae_generator_reloads_and_resamples() {
         mri_synth::generators::ClassGenerator::Vae(_, Some(mri_synth::vae::CodeSampler::Gaussian(_)))
     ));
 }
+
+#[test]
+fn a_class_conditional_gan_is_one_model_that_draws_each_class() {
+    use mri_synth::generators::{ClassGenerator, CONDITIONAL_GAN_NAME};
+    let data = tiny_phantoms();
+    let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let gspec = GeneratorSpec {
+        kind: GeneratorKind::Gan,
+        preset: mri_synth::train::Preset::Quick,
+        image_size: 16,
+        epochs: Some(2),
+        steps: None,
+        gan_d: GanDLayout::default(),
+        overrides: vec!["classes=2".parse().unwrap(), "d_minibatch_std=4".parse().unwrap()],
+        seed: 3,
+        out: dir.path().to_path_buf(),
+        figure_every: 1,
+        quiet: true,
+        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+    };
+    let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
+    // One checkpoint for both classes; no per-class ones.
+    let ckpt = dir.path().join(format!("checkpoints/{CONDITIONAL_GAN_NAME}.json"));
+    assert!(ckpt.exists() && !dir.path().join("checkpoints/gan-yes.json").exists());
+    let draw = |g: &ClassGenerator| -> Vec<f32> { g.sample(4, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap() };
+    let (yes, no) = (draw(&trained[0].1), draw(&trained[1].1));
+    assert_ne!(yes, no, "same noise, different class: different images");
+    assert!(yes.iter().chain(&no).all(|v| (0.0..=1.0).contains(v)));
+    // The training's time is shared between the classes' reports, the history is the model's.
+    assert_eq!(trained[0].2.seconds, trained[1].2.seconds);
+    assert_eq!(trained[0].2.history.as_array().unwrap().len(), 2);
+    // Reloaded, it needs a class; with one, it draws what training returned.
+    let reloaded = load_generator(&ckpt, &dev).unwrap();
+    let e = reloaded.sample(2, 1, &dev).err().unwrap().to_string();
+    assert!(e.contains("one class at a time"), "{e}");
+    assert_eq!(draw(&reloaded.of_class(1)), yes);
+    // A second call finds the checkpoint complete and trains nothing.
+    let again = train_generators(&gspec, &tr, &va, &dev).unwrap();
+    assert_eq!(draw(&again[1].1), no);
+    // Labels outside the classes are refused with the reason.
+    let mut one = gspec.clone();
+    one.overrides = vec!["classes=1".parse().unwrap()];
+    let e = train_generators(&one, &tr, &va, &dev).err().unwrap().to_string();
+    assert!(e.contains("classes must be 0"), "{e}");
+}

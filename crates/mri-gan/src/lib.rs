@@ -15,14 +15,18 @@
 //! vectors are saved with the checkpoint), an exponential moving average of the generator's
 //! weights that does the sampling, DCGAN's N(0, 0.02) initialisation, and a minimum number of
 //! optimiser steps. No R1 or gradient penalty: candle has no second-order gradients (candle
-//! issue 2462).
+//! issue 2462). Two further options, off in every preset: a minibatch-standard-deviation
+//! channel in the discriminator ([`minibatch_std`], against a generator that draws one head
+//! for every noise) and a class-conditional GAN (`classes`: one generator with a class
+//! embedding and a projection discriminator for both classes, [`sample`] given the class).
 //!
 //! [`train_gan`] logs D and G losses, D(x) and D(G(z)) per epoch, writes sample grids from fixed
 //! noise every N epochs, checkpoints every epoch and resumes a killed run exactly.
 //!
 //! Weight names (safetensors keys, readable with Python's `safetensors.numpy.load_file`):
 //! `generator.fc.*`, `generator.block{i}.conv.*`, `generator.block{i}.bn.*`, `generator.out.*`,
-//! `discriminator.conv{i}.*`, `discriminator.out.*`; optimiser state in `NAME-last.optim.safetensors`
+//! `discriminator.conv{i}.*`, `discriminator.out.*` (conditional: also `generator.class_embed`,
+//! `discriminator.proj.*`); optimiser state in `NAME-last.optim.safetensors`
 //! as `g.m.<var>`, `g.v.<var>`, `d.m.<var>`, `d.v.<var>`.
 //!
 //! ```
@@ -36,8 +40,13 @@
 //! let cfg = GanConfig { epochs: 1, ..GanConfig::quick(16) };
 //! let dev = candle_core::Device::Cpu;
 //! let out = train_gan(&cfg, &set.of_class(1), &dev, &RunOptions::quiet(0)).unwrap();
-//! let images = sample(&out.generator, 4, 1, 8, &dev).unwrap();
+//! let images = sample(&out.generator, None, 4, 1, 8, &dev).unwrap();
 //! assert_eq!(images.dims(), &[4, 1, 16, 16]);
+//!
+//! // One class-conditional GAN for both classes, asked for tumour slices (label 1).
+//! let cond = GanConfig { classes: 2, ..cfg };
+//! let out = train_gan(&cond, &set, &dev, &RunOptions::quiet(0)).unwrap();
+//! assert_eq!(sample(&out.generator, Some(1), 4, 1, 8, &dev).unwrap().dims(), &[4, 1, 16, 16]);
 //! ```
 //!
 //! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init and
@@ -53,7 +62,7 @@ mod spectral;
 mod trainer;
 
 pub use diffaug::DiffAugment;
-pub use model::{binomial_blur3, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
+pub use model::{binomial_blur3, minibatch_std, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
 pub use spectral::{SnWeight, SN_U};
 pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput};
 

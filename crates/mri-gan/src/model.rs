@@ -86,6 +86,28 @@ pub struct GanConfig {
     /// Missing in older configs: off.
     #[serde(default)]
     pub d_blur: DiscriminatorBlur,
+    /// Minibatch standard deviation in the discriminator (Karras et al., "Progressive growing
+    /// of GANs", 2018): before the final linear layer, the discriminator's last feature map
+    /// gains one channel holding the standard deviation of every feature across a group of
+    /// this many images of the batch, averaged over features and pixels. A generator that
+    /// draws the same head for every noise gives a smaller deviation than real batches do, and
+    /// the discriminator can see it — the lever against the low diversity of longer GAN runs
+    /// (MS-SSIM between samples 0.73 against the real 0.39 on Br35H). 0 = off (the study).
+    /// Groups are the largest divisor of the batch size that is ≤ this. Missing in older
+    /// configs: 0.
+    #[serde(default)]
+    pub d_minibatch_std: usize,
+    /// Class-conditional GAN over this many classes (0 = one unconditional GAN per class, the
+    /// study). The generator adds a learned class embedding (N(0, 1), `latent` wide) to its
+    /// input: fc sees [z, e_y]. The discriminator is a projection discriminator (Miyato &
+    /// Koyama, "cGANs with projection discriminator", ICLR 2018): logit = w·φ(x) + b +
+    /// ⟨E_y, φ(x)⟩ with φ(x) its flattened last features and E a (classes × features)
+    /// embedding, spectrally normalised with the rest when `spectral_norm` is set. One model
+    /// learns both classes, so what differs between its tumour and healthy slices is what the
+    /// classes differ in, not two generators' separate artefacts — and each optimiser step
+    /// trains both. Missing in older configs: 0.
+    #[serde(default)]
+    pub classes: usize,
 }
 
 /// Anti-aliased downsampling in the discriminator: the input of a (strided) conv is blurred by
@@ -142,6 +164,8 @@ impl GanConfig {
             dcgan_init: false,
             d_avg_pool: false,
             d_blur: DiscriminatorBlur::Off,
+            d_minibatch_std: 0,
+            classes: 0,
         }
     }
 
@@ -204,6 +228,9 @@ impl GanConfig {
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(GanError::Config(format!("ema_decay must be in [0, 1), got {}", self.ema_decay)));
         }
+        if self.classes == 1 {
+            return Err(GanError::Config("classes must be 0 (unconditional) or at least 2".into()));
+        }
         Ok(())
     }
 
@@ -215,7 +242,8 @@ impl GanConfig {
     /// Parameters of the generator and of the discriminator.
     pub fn param_counts(&self) -> (usize, usize) {
         let s0 = self.start_side();
-        let mut g = self.latent * self.g_base * s0 * s0 + self.g_base * s0 * s0;
+        let conditional = usize::from(self.classes > 0);
+        let mut g = (1 + conditional) * self.latent * self.g_base * s0 * s0 + self.g_base * s0 * s0 + self.classes * self.latent;
         let mut c_in = self.g_base;
         for &c in &self.g_channels {
             g += c_in * c * 9 + c + 2 * c;
@@ -229,7 +257,8 @@ impl GanConfig {
             c_in = c;
         }
         let side = self.image_size >> self.d_channels.len();
-        d += c_in * side * side + 1;
+        let features = (c_in + usize::from(self.d_minibatch_std > 0)) * side * side;
+        d += features + 1 + self.classes * features;
         (g, d)
     }
 }
@@ -259,8 +288,10 @@ fn gan_linear(cfg: &GanConfig, d_in: usize, d_out: usize, vb: VarBuilder) -> can
 
 /// The generator. Weight names (under the trainer's `generator` prefix): `fc.*`,
 /// `block{i}.conv.*`, `block{i}.bn.*`, `out.*`.
+#[derive(Debug, Clone)]
 pub struct Generator {
     fc: Linear,
+    class_embed: Option<Tensor>,
     blocks: Vec<(Conv2d, BatchNorm2d)>,
     out: Conv2d,
     base: usize,
@@ -273,7 +304,13 @@ impl Generator {
     pub fn new(cfg: &GanConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
         let s0 = cfg.start_side();
-        let fc = gan_linear(cfg, cfg.latent, cfg.g_base * s0 * s0, vb.pp("fc"))?;
+        let conditional = cfg.classes > 0;
+        let fc = gan_linear(cfg, cfg.latent * (1 + usize::from(conditional)), cfg.g_base * s0 * s0, vb.pp("fc"))?;
+        let class_embed = if conditional {
+            Some(vb.get_with_hints((cfg.classes, cfg.latent), "class_embed", candle_nn::Init::Randn { mean: 0.0, stdev: 1.0 })?)
+        } else {
+            None
+        };
         let mut blocks = Vec::new();
         let mut c_in = cfg.g_base;
         for (i, &c) in cfg.g_channels.iter().enumerate() {
@@ -282,12 +319,37 @@ impl Generator {
             c_in = c;
         }
         let out = gan_conv(cfg, c_in, 1, 3, 1, 1, vb.pp("out"))?;
-        Ok(Generator { fc, blocks, out, base: cfg.g_base, start: s0, latent: cfg.latent })
+        Ok(Generator { fc, class_embed, blocks, out, base: cfg.g_base, start: s0, latent: cfg.latent })
     }
 
     /// Latent dimension.
     pub fn latent(&self) -> usize {
         self.latent
+    }
+
+    /// Number of classes of a class-conditional generator (0 = unconditional).
+    pub fn classes(&self) -> usize {
+        self.class_embed.as_ref().map_or(0, |e| e.dims()[0])
+    }
+
+    /// Images (N, 1, S, S) in [−1, 1] from latents (N, latent) and, for a class-conditional
+    /// generator, class labels (N,) of dtype u32 (`None` for an unconditional one).
+    ///
+    /// # Errors
+    /// Labels missing for a conditional generator or given to an unconditional one.
+    pub fn forward_class(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> candle_core::Result<Tensor> {
+        let n = z.dim(0)?;
+        let input = match (&self.class_embed, labels) {
+            (Some(e), Some(y)) => Tensor::cat(&[z, &e.index_select(y, 0)?], 1)?,
+            (None, None) => z.clone(),
+            (Some(_), None) => candle_core::bail!("a class-conditional generator needs class labels"),
+            (None, Some(_)) => candle_core::bail!("an unconditional generator takes no class labels"),
+        };
+        let mut x = self.fc.forward(&input)?.relu()?.reshape((n, self.base, self.start, self.start))?;
+        for (conv, bn) in &self.blocks {
+            x = bn.forward_relu_t(&conv.forward(&up(&x)?)?, train)?;
+        }
+        self.out.forward(&up(&x)?)?.tanh()
     }
 }
 
@@ -296,24 +358,23 @@ fn up(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 impl ModuleT for Generator {
-    /// Images (N, 1, S, S) in [−1, 1] from latents (N, latent).
+    /// Images (N, 1, S, S) in [−1, 1] from latents (N, latent) of an unconditional generator
+    /// ([`Generator::forward_class`] for a conditional one).
     fn forward_t(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let n = z.dim(0)?;
-        let mut x = self.fc.forward(z)?.relu()?.reshape((n, self.base, self.start, self.start))?;
-        for (conv, bn) in &self.blocks {
-            x = bn.forward_relu_t(&conv.forward(&up(&x)?)?, train)?;
-        }
-        self.out.forward(&up(&x)?)?.tanh()
+        self.forward_class(z, None, train)
     }
 }
 
 /// The discriminator. Weight names (under `discriminator`): `conv{i}.*`, `out.*`; with spectral
-/// normalisation also `conv{i}.sn_u`, `out.sn_u` (power-iteration vectors, not trained).
+/// normalisation also `conv{i}.sn_u`, `out.sn_u` (power-iteration vectors, not trained); a
+/// class-conditional one also `proj.weight` (and `proj.sn_u`).
 pub struct Discriminator {
     convs: Vec<(SnWeight, Tensor)>,
     out: (SnWeight, Tensor),
+    proj: Option<SnWeight>,
     avg_pool: bool,
     blur: DiscriminatorBlur,
+    minibatch_std: usize,
 }
 
 impl Discriminator {
@@ -330,14 +391,38 @@ impl Discriminator {
         }
         let side = cfg.image_size >> cfg.d_channels.len();
         let p = vb.pp("out");
-        let out: Linear = gan_linear(cfg, c_in * side * side, 1, p.clone())?;
+        let features = (c_in + usize::from(cfg.d_minibatch_std > 0)) * side * side;
+        let out: Linear = gan_linear(cfg, features, 1, p.clone())?;
         let out = (SnWeight::new(out.weight().clone(), cfg.spectral_norm, &p)?, out.bias().expect("linear has a bias").clone());
-        Ok(Discriminator { convs, out, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur })
+        let proj = if cfg.classes > 0 {
+            let p = vb.pp("proj");
+            let init = if cfg.dcgan_init { DCGAN_INIT } else { candle_nn::init::DEFAULT_KAIMING_NORMAL };
+            Some(SnWeight::new(p.get_with_hints((cfg.classes, features), "weight", init)?, cfg.spectral_norm, &p)?)
+        } else {
+            None
+        };
+        Ok(Discriminator { convs, out, proj, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std })
     }
 
-    /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1]. With `update_sn`, each
-    /// spectrally normalised weight first takes one power-iteration step (once per D step).
+    /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1] of an unconditional
+    /// discriminator. With `update_sn`, each spectrally normalised weight first takes one
+    /// power-iteration step (once per D step).
     pub fn forward_sn(&self, xs: &Tensor, update_sn: bool) -> candle_core::Result<Tensor> {
+        self.forward_class(xs, None, update_sn)
+    }
+
+    /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1] and, for a
+    /// class-conditional discriminator, their class labels (N,) u32 (the projection term
+    /// ⟨E_y, φ(x)⟩ is added). `update_sn` as in [`Discriminator::forward_sn`].
+    ///
+    /// # Errors
+    /// Labels missing for a conditional discriminator or given to an unconditional one.
+    pub fn forward_class(&self, xs: &Tensor, labels: Option<&Tensor>, update_sn: bool) -> candle_core::Result<Tensor> {
+        match (&self.proj, labels) {
+            (Some(_), None) => candle_core::bail!("a class-conditional discriminator needs class labels"),
+            (None, Some(_)) => candle_core::bail!("an unconditional discriminator takes no class labels"),
+            _ => {}
+        }
         let mut x = xs.clone();
         for (layer, (w, b)) in self.convs.iter().enumerate() {
             let stride = if self.avg_pool { 1 } else { 2 };
@@ -349,9 +434,34 @@ impl Discriminator {
                 x = x.avg_pool2d(2)?;
             }
         }
+        if self.minibatch_std > 0 {
+            x = minibatch_std(&x, self.minibatch_std)?;
+        }
         let (w, b) = &self.out;
-        x.flatten_from(1)?.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)
+        let features = x.flatten_from(1)?;
+        let logit = features.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)?;
+        match (&self.proj, labels) {
+            (Some(e), Some(y)) => logit + (e.weight(update_sn)?.index_select(y, 0)? * &features)?.sum_keepdim(1)?,
+            _ => Ok(logit),
+        }
     }
+}
+
+/// `x` (N, C, H, W) with one more channel: the standard deviation of each feature across a
+/// group of G images, averaged over the C·H·W features, the same value on every pixel of
+/// every image of the group. G is the largest divisor of N that is ≤ `group`; image i belongs
+/// to group i mod N/G. After StyleGAN2-ADA's `MinibatchStdLayer` (NVlabs/stylegan2-ada-pytorch,
+/// training/networks.py) with one statistic channel. Plain tensor ops: every device, autograd.
+pub fn minibatch_std(x: &Tensor, group: usize) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let g = (1..=group.min(n)).rev().find(|g| n % g == 0).unwrap_or(1);
+    let groups = n / g;
+    let y = x.reshape((g, groups, c * h * w))?;
+    let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let sd = (centred.sqr()?.mean(0)? + 1e-8)?.sqrt()?; // (groups, C·H·W)
+    let stat = sd.mean_keepdim(1)?.reshape((1, groups, 1))?; // (1, groups, 1)
+    let plane = stat.broadcast_as((g, groups, h * w))?.contiguous()?.reshape((n, 1, h, w))?;
+    Tensor::cat(&[x, &plane], 1)
 }
 
 /// Each channel of `x` (N, C, H, W) blurred by [1 2 1]ᵀ[1 2 1] / 16 with zero padding (same

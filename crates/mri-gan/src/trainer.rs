@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use mri_train::{
     bce_with_logits, run_epochs, save_recon_grid, seeded_normal, seeded_var_builder, stream_seed, Adam, Checkpoint, EpochProgress, EpochTask, ImageSet,
@@ -101,6 +101,8 @@ struct GanTask<'a> {
     ema: Option<(Generator, VarMap)>,
     train: &'a ImageSet,
     fixed_noise: Tensor,
+    /// Class labels of the fixed noise (first half class 0, …) for a conditional GAN.
+    fixed_labels: Option<Tensor>,
     seed: u64,
     device: &'a Device,
 }
@@ -142,8 +144,9 @@ impl EpochTask for GanTask<'_> {
         let batches = self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size);
         let mut sums = [0f64; 4];
         for idx in &batches {
-            let (x, _) = self.train.batch(idx, None, self.device)?;
-            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, self.cfg, self.seed)?;
+            let (x, labels) = self.train.batch(idx, None, self.device)?;
+            let labels = (self.cfg.classes > 0).then_some(&labels);
+            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, labels, self.cfg, self.seed)?;
             if let Some((_, vm)) = &self.ema {
                 update_ema(vm, &self.g_vm, self.cfg.ema_decay, self.adam_g.steps())?;
             }
@@ -170,7 +173,7 @@ impl EpochTask for GanTask<'_> {
     }
     fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
         let g = self.ema.as_ref().map(|(g, _)| g).unwrap_or(&self.g);
-        let img = ((g.forward_t(&self.fixed_noise, false)? + 1.0)? * 0.5)?;
+        let img = ((g.forward_class(&self.fixed_noise, self.fixed_labels.as_ref(), false)? + 1.0)? * 0.5)?;
         save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &img, None)?;
         Ok(())
     }
@@ -179,18 +182,30 @@ impl EpochTask for GanTask<'_> {
 /// One GAN step on real images `real` in [0, 1]: a discriminator step on real and detached fake
 /// images, then a generator step, with `cfg`'s loss, DiffAugment (streams `gan/aug/…/<step>`)
 /// and spectral normalisation (one power iteration, in the D step's first forward). Noise
-/// comes from streams `gan/d/<step>` and `gan/g/<step>`. Returns (d_loss, g_loss, D(x), D(G(z)))
-/// with D(·) the mean sigmoid of the logits.
-pub fn gan_step(g: &Generator, d: &Discriminator, adam_g: &mut Adam, adam_d: &mut Adam, real: &Tensor, cfg: &GanConfig, seed: u64) -> Result<[f64; 4]> {
+/// comes from streams `gan/d/<step>` and `gan/g/<step>`. A class-conditional GAN takes the
+/// real images' labels (u32) and draws its fakes of the same classes, so both steps see the
+/// data's class mix. Returns (d_loss, g_loss, D(x), D(G(z))) with D(·) the mean sigmoid of the
+/// logits.
+#[allow(clippy::too_many_arguments)]
+pub fn gan_step(
+    g: &Generator,
+    d: &Discriminator,
+    adam_g: &mut Adam,
+    adam_d: &mut Adam,
+    real: &Tensor,
+    labels: Option<&Tensor>,
+    cfg: &GanConfig,
+    seed: u64,
+) -> Result<[f64; 4]> {
     let n = real.dim(0)?;
     let dev = real.device();
     let step = adam_d.steps();
     let aug = |x: &Tensor, which: &str| cfg.diff_augment.apply(x, stream_seed(seed, &format!("gan/aug/{which}/{step}")));
     let real = aug(&real.affine(2.0, -1.0)?, "real")?;
     let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, cfg.latent), dev)?;
-    let fake = aug(&g.forward_t(&z_d, true)?.detach(), "fake-d")?;
-    let logit_real = d.forward_sn(&real, cfg.spectral_norm)?;
-    let logit_fake = d.forward_sn(&fake, false)?;
+    let fake = aug(&g.forward_class(&z_d, labels, true)?.detach(), "fake-d")?;
+    let logit_real = d.forward_class(&real, labels, cfg.spectral_norm)?;
+    let logit_fake = d.forward_class(&fake, labels, false)?;
     let d_loss = match cfg.loss {
         GanLoss::Bce => {
             let ones = Tensor::ones((n, 1), DType::F32, dev)?;
@@ -201,7 +216,7 @@ pub fn gan_step(g: &Generator, d: &Discriminator, adam_g: &mut Adam, adam_d: &mu
     };
     adam_d.backward_step(&d_loss)?;
     let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
-    let logit_g = d.forward_sn(&aug(&g.forward_t(&z_g, true)?, "fake-g")?, false)?;
+    let logit_g = d.forward_class(&aug(&g.forward_class(&z_g, labels, true)?, "fake-g")?, labels, false)?;
     let g_loss = match cfg.loss {
         GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones((n, 1), DType::F32, dev)?)?,
         GanLoss::Hinge => logit_g.mean_all()?.neg()?,
@@ -211,7 +226,9 @@ pub fn gan_step(g: &Generator, d: &Discriminator, adam_g: &mut Adam, adam_d: &mu
     Ok([d_loss.to_scalar::<f32>()? as f64, g_loss.to_scalar::<f32>()? as f64, mean_p(&logit_real)?, mean_p(&logit_fake)?])
 }
 
-/// Trains a GAN on every image of `train` (one class: filter with [`ImageSet::of_class`]).
+/// Trains a GAN on every image of `train` (one class: filter with [`ImageSet::of_class`]; a
+/// class-conditional config, `classes` > 0, trains on every class at once, labels as they are
+/// in `train`).
 ///
 /// G and D have their own `VarMap`s and Adam optimisers. Deterministic for a seed on the CPU.
 /// With a checkpoint folder, each epoch saves `NAME` (both networks' weights, keys
@@ -226,12 +243,19 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
     if train.side != cfg.image_size {
         return Err(GanError::Data(format!("training images are {0}×{0}, the config expects {1}", train.side, cfg.image_size)));
     }
+    if cfg.classes > 0 {
+        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= cfg.classes) {
+            return Err(GanError::Data(format!("label {bad} in the training set, but the GAN is conditional on {} classes", cfg.classes)));
+        }
+    }
     let (g, g_vm, d, d_vm) = build_gan(cfg, opts.seed, device)?;
     let adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
     let adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(SN_U))?;
     let ema = if cfg.ema_decay > 0.0 { Some(build_ema(cfg, &g_vm, device)?) } else { None };
     let fixed_noise = seeded_normal(opts.seed, "fixed-noise", (16, cfg.latent), device)?;
-    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, seed: opts.seed, device };
+    let fixed_labels =
+        if cfg.classes > 0 { Some(Tensor::from_vec((0..16).map(|i| (i * cfg.classes / 16) as u32).collect::<Vec<_>>(), 16, device)?) } else { None };
+    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, fixed_labels, seed: opts.seed, device };
     let out = run_epochs(&mut task, opts)?;
     let (generator, g_ema_varmap) = match task.ema {
         Some((g, vm)) => (g, Some(vm)),
@@ -268,13 +292,23 @@ pub fn load_gan(ckpt: &Checkpoint, device: &Device) -> Result<(GanConfig, Genera
 }
 
 /// `n` generated images from seeded noise (stream `samples`), eval mode, mapped to [0, 1]:
-/// (n, 1, S, S).
-pub fn sample(g: &Generator, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
+/// (n, 1, S, S); of class `class` for a class-conditional generator (`None` for an
+/// unconditional one).
+///
+/// # Errors
+/// A class missing for a conditional generator, given to an unconditional one, or out of range.
+pub fn sample(g: &Generator, class: Option<u32>, n: usize, seed: u64, batch_size: usize, device: &Device) -> Result<Tensor> {
+    if let Some(c) = class {
+        if c as usize >= g.classes() {
+            return Err(GanError::Config(format!("class {c} asked of a generator conditional on {} classes", g.classes())));
+        }
+    }
     let z = seeded_normal(seed, "samples", (n, g.latent()), device)?;
     let mut parts = Vec::new();
     for start in (0..n).step_by(batch_size.max(1)) {
         let len = batch_size.max(1).min(n - start);
-        parts.push(((g.forward_t(&z.narrow(0, start, len)?, false)? + 1.0)? * 0.5)?);
+        let labels = class.map(|c| Tensor::from_vec(vec![c; len], len, device)).transpose()?;
+        parts.push(((g.forward_class(&z.narrow(0, start, len)?, labels.as_ref(), false)? + 1.0)? * 0.5)?);
     }
     Ok(Tensor::cat(&parts, 0)?)
 }

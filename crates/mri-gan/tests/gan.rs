@@ -58,7 +58,7 @@ fn shapes_ranges_and_parameter_counts() {
         let v: Vec<f32> = img.flatten_all().unwrap().to_vec1().unwrap();
         assert!(v.iter().all(|p| (-1.0..=1.0).contains(p)), "generator output leaves [-1, 1]");
         assert_eq!(d.forward(&img).unwrap().dims(), &[3, 1]);
-        let s: Vec<f32> = sample(&g, 5, 0, 2, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let s: Vec<f32> = sample(&g, None, 5, 0, 2, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(s.iter().all(|p| (0.0..=1.0).contains(p)), "samples leave [0, 1]");
         let count = |vm: &VarMap| {
             vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with(mri_gan::SN_U)).map(|(_, v)| v.elem_count()).sum::<usize>()
@@ -95,8 +95,8 @@ fn same_seed_same_weights_and_resume_equals_uninterrupted() {
     let ck = Checkpoint::at(dir.path(), "gan-yes");
     let (loaded_cfg, g, _) = load_gan(&ck, &dev).unwrap();
     assert_eq!(loaded_cfg, cfg);
-    let s1: Vec<f32> = sample(&a.generator, 4, 2, 4, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let s2: Vec<f32> = sample(&g, 4, 2, 4, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let s1: Vec<f32> = sample(&a.generator, None, 4, 2, 4, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let s2: Vec<f32> = sample(&g, None, 4, 2, 4, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(s1, s2);
     // A mismatched config, then a truncated optimiser file.
     let other = GanConfig { g_base: 4, ..cfg.clone() };

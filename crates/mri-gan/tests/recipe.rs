@@ -112,7 +112,7 @@ fn full_recipe_resumes_bit_for_bit_and_samples_from_the_ema_generator() {
     assert_eq!(w(ema), w(resumed.g_ema_varmap.as_ref().unwrap()));
     // The loaded generator is the EMA one: its samples equal the trained EMA generator's.
     let (_, g, _) = load_gan(&Checkpoint::at(dir.path(), "gan-yes"), &dev).unwrap();
-    assert_eq!(values(&sample(&g, 3, 5, 3, &dev).unwrap()), values(&sample(&whole.generator, 3, 5, 3, &dev).unwrap()));
+    assert_eq!(values(&sample(&g, None, 3, 5, 3, &dev).unwrap()), values(&sample(&whole.generator, None, 3, 5, 3, &dev).unwrap()));
 }
 
 #[test]
@@ -192,4 +192,74 @@ fn inner_layer_blur_keeps_the_image_unblurred_for_the_first_conv() {
     };
     let (off, every, inner) = (logit(DiscriminatorBlur::Off), logit(DiscriminatorBlur::EveryLayer), logit(DiscriminatorBlur::InnerLayers));
     assert!(off != every && inner != every && inner != off, "{off} {every} {inner}");
+}
+
+#[test]
+fn minibatch_std_sees_a_collapsed_batch_and_passes_gradients() {
+    let dev = Device::Cpu;
+    // Six images of 2×2×2 features with known values: groups of 3 (the largest divisor of 6
+    // that is ≤ 4); image i belongs to group i mod 2.
+    let data: Vec<f32> = (0..6 * 8).map(|i| ((i * 37) % 11) as f32 * 0.1).collect();
+    let x = Var::from_vec(data.clone(), (6, 2, 2, 2), &dev).unwrap();
+    let y = mri_gan::minibatch_std(x.as_tensor(), 4).unwrap();
+    assert_eq!(y.dims(), &[6, 3, 2, 2]);
+    let yv = values(&y);
+    for group in 0..2 {
+        let members: Vec<usize> = (0..6).filter(|i| i % 2 == group).collect();
+        let mut mean_sd = 0.0f64;
+        for f in 0..8 {
+            let v: Vec<f64> = members.iter().map(|&i| f64::from(data[i * 8 + f])).collect();
+            let m = v.iter().sum::<f64>() / 3.0;
+            mean_sd += (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / 3.0 + 1e-8).sqrt() / 8.0;
+        }
+        for &i in &members {
+            // The input channels pass through; the statistic fills the new channel's 4 pixels.
+            assert_eq!(&yv[i * 12..i * 12 + 8], &data[i * 8..i * 8 + 8]);
+            for p in 0..4 {
+                assert!((f64::from(yv[i * 12 + 8 + p]) - mean_sd).abs() < 1e-5, "group {group}: {} vs {mean_sd}", yv[i * 12 + 8 + p]);
+            }
+        }
+    }
+    // A batch of one repeated image (a collapsed generator) gives a statistic of ~0.
+    let same = Tensor::from_vec(data[..8].repeat(4), (4, 2, 2, 2), &dev).unwrap();
+    let s = values(&mri_gan::minibatch_std(&same, 4).unwrap().narrow(1, 2, 1).unwrap());
+    assert!(s.iter().all(|v| v.abs() < 1e-3), "{s:?}");
+    // Gradients reach the input through the statistic.
+    let grads = mri_gan::minibatch_std(x.as_tensor(), 4).unwrap().narrow(1, 2, 1).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = values(grads.get(&x).unwrap());
+    assert!(g.iter().any(|v| v.abs() > 1e-6) && g.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn minibatch_std_and_conditional_gans_train_and_count_their_parameters() {
+    let dev = Device::Cpu;
+    let count = |vm: &VarMap| {
+        vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with("sn_u")).map(|(_, v)| v.elem_count()).sum::<usize>()
+    };
+    let quick = GanConfig::quick(16).param_counts();
+    let both = phantom_set(16, 6, 4);
+    for (mbstd, classes) in [(4, 0), (0, 2), (4, 2)] {
+        let cfg = GanConfig { d_minibatch_std: mbstd, classes, spectral_norm: true, loss: GanLoss::Hinge, epochs: 2, ..GanConfig::quick(16) };
+        let (g, g_vm, _, d_vm) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+        assert_eq!((count(&g_vm), count(&d_vm)), cfg.param_counts(), "mbstd {mbstd} classes {classes}");
+        assert!(cfg.param_counts().1 > quick.1 && (classes == 0 || cfg.param_counts().0 > quick.0));
+        assert_eq!(g.classes(), classes);
+        // A conditional GAN trains on both classes at once; a per-class one on one class.
+        let set = if classes > 0 { both.clone() } else { both.of_class(1) };
+        let out = train_gan(&cfg, &set, &dev, &RunOptions::quiet(2)).unwrap();
+        assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+        if classes > 0 {
+            let (a, b) = (sample(&out.generator, Some(0), 3, 5, 3, &dev).unwrap(), sample(&out.generator, Some(1), 3, 5, 3, &dev).unwrap());
+            assert_ne!(values(&a), values(&b));
+            assert!(sample(&out.generator, None, 3, 5, 3, &dev).is_err() && sample(&out.generator, Some(2), 3, 5, 3, &dev).is_err());
+        } else {
+            assert!(sample(&out.generator, Some(0), 3, 5, 3, &dev).is_err());
+        }
+    }
+    // Labels beyond the classes are refused before training.
+    let cfg = GanConfig { classes: 2, ..GanConfig::quick(16) };
+    let mut three = both.clone();
+    three.labels[0] = 2;
+    let e = train_gan(&cfg, &three, &dev, &RunOptions::quiet(1)).err().unwrap().to_string();
+    assert!(e.contains("label 2"), "{e}");
 }
