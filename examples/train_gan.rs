@@ -7,6 +7,9 @@
 //! Writes `checkpoints/gan-{yes,no}.*` (both networks; `-last` adds both optimisers),
 //! `figures/gan-*-samples-epochNNN.png`, `split.json` and `history.json` (D and G losses,
 //! D(x), D(G(z)) per epoch) into `--out`. Re-running with the same `--out` resumes.
+//! `--set classes=2` trains one class-conditional GAN for both classes instead
+//! (`checkpoints/gan-conditional.*`; its grids: healthy slices, label 0, in the first half);
+//! `--set d_minibatch_std=4` adds the minibatch-deviation channel to the discriminator.
 
 mod common;
 
@@ -75,6 +78,7 @@ fn main() -> Result<()> {
     let trained = train_generators(&spec, &prepared.image_set(SplitPart::Train), &prepared.image_set(SplitPart::Val), &device)?;
     for (class, _, r) in &trained {
         println!("gan-{class}: {} training images, {} parameters (G + D), {:.1} s", r.train_images, r.params, r.seconds);
+        // A class-conditional GAN is one model: its seconds are shared out between the classes.
     }
     let reports: Vec<_> = trained.iter().map(|t| &t.2).collect();
     std::fs::write(a.out.join("history.json"), serde_json::to_string_pretty(&reports)?)?;

@@ -216,11 +216,28 @@ pub fn gan_step(
     };
     adam_d.backward_step(&d_loss)?;
     let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
-    let logit_g = d.forward_class(&aug(&g.forward_class(&z_g, labels, true)?, "fake-g")?, labels, false)?;
-    let g_loss = match cfg.loss {
+    let half = n / 2;
+    let seeking = cfg.mode_seeking > 0.0 && half > 0;
+    // Mode seeking pairs image i with image i + n/2: in a conditional GAN the second half
+    // repeats the first half's classes, so that a pair differs by its noise only.
+    let labels_g = match labels {
+        Some(y) if seeking => Some(Tensor::cat(&[y.narrow(0, 0, half)?, y.narrow(0, 0, half)?, y.narrow(0, 2 * half, n - 2 * half)?], 0)?),
+        other => other.cloned(),
+    };
+    let fake_g = g.forward_class(&z_g, labels_g.as_ref(), true)?;
+    let logit_g = d.forward_class(&aug(&fake_g, "fake-g")?, labels_g.as_ref(), false)?;
+    let mut g_loss = match cfg.loss {
         GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones((n, 1), DType::F32, dev)?)?,
         GanLoss::Hinge => logit_g.mean_all()?.neg()?,
     };
+    if seeking {
+        // MSGAN (Mao et al., "Mode seeking GANs for diverse image synthesis", CVPR 2019;
+        // HelenMao/MSGAN): λ / (mean|G(z1) − G(z2)| / mean|z1 − z2| + 1e-5) — a generator
+        // that maps different noise to the same image pays for it.
+        let pair_gap = |x: &Tensor| -> candle_core::Result<Tensor> { (x.narrow(0, 0, half)? - x.narrow(0, half, half)?)?.abs()?.mean_all() };
+        let ratio = (pair_gap(&fake_g)? / pair_gap(&z_g)?.to_scalar::<f32>()? as f64)?;
+        g_loss = (g_loss + ((ratio + 1e-5)?.recip()? * cfg.mode_seeking)?)?;
+    }
     adam_g.backward_step(&g_loss)?;
     let mean_p = |l: &Tensor| -> candle_core::Result<f64> { Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()? as f64) };
     Ok([d_loss.to_scalar::<f32>()? as f64, g_loss.to_scalar::<f32>()? as f64, mean_p(&logit_real)?, mean_p(&logit_fake)?])

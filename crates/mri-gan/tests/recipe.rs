@@ -263,3 +263,26 @@ fn minibatch_std_and_conditional_gans_train_and_count_their_parameters() {
     let e = train_gan(&cfg, &three, &dev, &RunOptions::quiet(1)).err().unwrap().to_string();
     assert!(e.contains("label 2"), "{e}");
 }
+
+#[test]
+fn mode_seeking_adds_a_positive_term_to_the_generator_loss_only() {
+    use mri_gan::{build_gan, gan_step};
+    use mri_train::Adam;
+    let dev = Device::Cpu;
+    let set = phantom_set(16, 6, 4);
+    let (real, labels) = set.batch(&[0, 1, 2, 3, 4, 5, 6], None, &dev).unwrap();
+    let step = |lambda: f64, classes: usize| {
+        let cfg = GanConfig { mode_seeking: lambda, classes, loss: GanLoss::Hinge, ..GanConfig::quick(16) };
+        let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
+        let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
+        let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
+        gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, (classes > 0).then_some(&labels), &cfg, 3).unwrap()
+    };
+    for classes in [0, 2] {
+        let (off, on) = (step(0.0, classes), step(1.0, classes));
+        assert_eq!(off[0], on[0], "the discriminator's step is unchanged");
+        assert!(on[1] > off[1] + 1e-3, "classes {classes}: {} vs {}", on[1], off[1]);
+    }
+    let e = GanConfig { mode_seeking: -1.0, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("mode_seeking"), "{e}");
+}
