@@ -102,7 +102,7 @@ pub struct GanConfig {
     /// input: fc sees [z, e_y]. The discriminator is a projection discriminator (Miyato &
     /// Koyama, "cGANs with projection discriminator", ICLR 2018): logit = w·φ(x) + b +
     /// ⟨E_y, φ(x)⟩ with φ(x) its flattened last features and E a (classes × features)
-    /// embedding, spectrally normalised with the rest when `spectral_norm` is set. One model
+    /// embedding that starts at zero (not spectrally normalised: see [`Discriminator::new`]). One model
     /// learns both classes, so what differs between its tumour and healthy slices is what the
     /// classes differ in, not two generators' separate artefacts — and each optimiser step
     /// trains both. Missing in older configs: 0.
@@ -378,7 +378,7 @@ impl ModuleT for Generator {
 
 /// The discriminator. Weight names (under `discriminator`): `conv{i}.*`, `out.*`; with spectral
 /// normalisation also `conv{i}.sn_u`, `out.sn_u` (power-iteration vectors, not trained); a
-/// class-conditional one also `proj.weight` (and `proj.sn_u`).
+/// class-conditional one also `proj.weight`.
 pub struct Discriminator {
     convs: Vec<(SnWeight, Tensor)>,
     out: (SnWeight, Tensor),
@@ -405,10 +405,14 @@ impl Discriminator {
         let features = (c_in + usize::from(cfg.d_minibatch_std > 0)) * side * side;
         let out: Linear = gan_linear(cfg, features, 1, p.clone())?;
         let out = (SnWeight::new(out.weight().clone(), cfg.spectral_norm, &p)?, out.bias().expect("linear has a bias").clone());
+        // The class embedding starts at zero and is not spectrally normalised: the
+        // discriminator starts out unconditional and the class term grows only as far as the
+        // data need it. A normalised, randomly initialised embedding (σ = 1 from the first
+        // step) collapsed the conditional generator to one image per class within a few hundred
+        // steps, on phantoms and on Br35H alike.
         let proj = if cfg.classes > 0 {
             let p = vb.pp("proj");
-            let init = if cfg.dcgan_init { DCGAN_INIT } else { candle_nn::init::DEFAULT_KAIMING_NORMAL };
-            Some(SnWeight::new(p.get_with_hints((cfg.classes, features), "weight", init)?, cfg.spectral_norm, &p)?)
+            Some(SnWeight::new(p.get_with_hints((cfg.classes, features), "weight", candle_nn::Init::Const(0.0))?, false, &p)?)
         } else {
             None
         };
