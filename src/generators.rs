@@ -185,8 +185,8 @@ pub fn train_generators(
 ) -> Result<Vec<(String, ClassGenerator, ClassGeneratorReport)>, SynthError> {
     let ckpt_dir = spec.out.join("checkpoints");
     let mut out = Vec::new();
-    // The class-conditional GAN, once trained: (generator, parameters, history, seconds).
-    let mut conditional: Option<(mri_gan::Generator, usize, serde_json::Value, f64)> = None;
+    // The class-conditional GAN, once trained: (generator, history, seconds).
+    let mut conditional: Option<(mri_gan::Generator, serde_json::Value, f64)> = None;
     for (label, class) in CLASSES {
         let (tr, va) = (train.of_class(label), val.of_class(label));
         if tr.is_empty() {
@@ -234,10 +234,10 @@ pub fn train_generators(
                         let opts = RunOptions { name: CONDITIONAL_GAN_NAME.into(), ..opts };
                         let r = mri_gan::train_gan(&cfg, train, device, &opts)?;
                         let history = serde_json::to_value(&r.history).expect("serialises");
-                        conditional = Some((r.generator, g + d, history, t0.elapsed().as_secs_f64()));
+                        conditional = Some((r.generator, history, t0.elapsed().as_secs_f64()));
                     }
-                    let (generator, params, history, _) = conditional.as_ref().expect("trained above");
-                    (ClassGenerator::Gan(generator.clone(), Some(label)), *params, history.clone())
+                    let (generator, history, _) = conditional.as_ref().expect("trained above");
+                    (ClassGenerator::Gan(generator.clone(), Some(label)), g + d, history.clone())
                 } else {
                     let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
                     (ClassGenerator::Gan(r.generator, None), g + d, serde_json::to_value(&r.history).expect("serialises"))
@@ -247,7 +247,7 @@ pub fn train_generators(
         let report = ClassGeneratorReport { class: class.into(), train_images: tr.len(), params, history, seconds: t0.elapsed().as_secs_f64() };
         out.push((class.to_string(), gen, report));
     }
-    if let Some((_, _, _, seconds)) = conditional {
+    if let Some((_, _, seconds)) = conditional {
         for (_, _, report) in &mut out {
             report.seconds = seconds / CLASSES.len() as f64;
         }

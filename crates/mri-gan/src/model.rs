@@ -382,7 +382,7 @@ impl ModuleT for Generator {
 pub struct Discriminator {
     convs: Vec<(SnWeight, Tensor)>,
     out: (SnWeight, Tensor),
-    proj: Option<SnWeight>,
+    proj: Option<Tensor>,
     avg_pool: bool,
     blur: DiscriminatorBlur,
     minibatch_std: usize,
@@ -410,12 +410,7 @@ impl Discriminator {
         // data need it. A normalised, randomly initialised embedding (σ = 1 from the first
         // step) collapsed the conditional generator to one image per class within a few hundred
         // steps, on phantoms and on Br35H alike.
-        let proj = if cfg.classes > 0 {
-            let p = vb.pp("proj");
-            Some(SnWeight::new(p.get_with_hints((cfg.classes, features), "weight", candle_nn::Init::Const(0.0))?, false, &p)?)
-        } else {
-            None
-        };
+        let proj = if cfg.classes > 0 { Some(vb.pp("proj").get_with_hints((cfg.classes, features), "weight", candle_nn::Init::Const(0.0))?) } else { None };
         Ok(Discriminator { convs, out, proj, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std })
     }
 
@@ -456,7 +451,7 @@ impl Discriminator {
         let features = x.flatten_from(1)?;
         let logit = features.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)?;
         match (&self.proj, labels) {
-            (Some(e), Some(y)) => logit + (e.weight(update_sn)?.index_select(y, 0)? * &features)?.sum_keepdim(1)?,
+            (Some(e), Some(y)) => logit + (e.index_select(y, 0)? * &features)?.sum_keepdim(1)?,
             _ => Ok(logit),
         }
     }
