@@ -40,6 +40,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    mri_train::limit_candle_spinning();
     let a = Args::parse();
     let device = a.run.device()?;
     let kind = a.generator;

@@ -86,6 +86,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    mri_train::limit_candle_spinning();
     let a = Args::parse();
     let device = a.run.device()?;
     let spec = ExperimentSpec {

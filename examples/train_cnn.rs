@@ -66,6 +66,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    mri_train::limit_candle_spinning();
     let args = Args::parse();
     let device = args.run.device()?;
     let mut cfg = CnnConfig::preset(args.run.preset, args.run.image_size);

@@ -54,6 +54,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    mri_train::limit_candle_spinning();
     let a = Args::parse();
     let device = a.run.device()?;
     let image_size = match a.kind {

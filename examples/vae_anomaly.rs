@@ -96,6 +96,7 @@ fn localize(
 }
 
 fn main() -> Result<()> {
+    mri_train::limit_candle_spinning();
     let a = Args::parse();
     let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;

@@ -271,7 +271,7 @@ impl ResidualBlock {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        (h + skip)?.relu()
+        mri_train::relu(&(h + skip)?)
     }
 }
 
@@ -378,7 +378,7 @@ impl Cnn {
             }
         };
         for (drop, fc) in &self.fcs {
-            x = fc.forward(&drop.forward_t(&x, train)?)?.relu()?;
+            x = mri_train::relu(&fc.forward(&drop.forward_t(&x, train)?)?)?;
         }
         Ok(x)
     }

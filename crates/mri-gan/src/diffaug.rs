@@ -79,15 +79,15 @@ impl DiffAugment {
         }
         let shift = (h.min(w) as f32 * self.translation).round() as usize;
         if shift > 0 {
-            // Pad the background (−1 → 0 after the +1), then cut each image's window.
-            let padded = (x + 1.0)?.pad_with_zeros(2, shift, shift)?.pad_with_zeros(3, shift, shift)?;
-            let mut parts = Vec::with_capacity(n);
-            for i in 0..n {
-                let dy = rng.gen_range(0..=2 * shift);
-                let dx = rng.gen_range(0..=2 * shift);
-                parts.push(padded.narrow(0, i, 1)?.narrow(2, dy, h)?.narrow(3, dx, w)?);
-            }
-            x = (Tensor::cat(&parts, 0)? - 1.0)?;
+            // Each image moved by its own (dy, dx) in ±shift, the background (−1) coming in.
+            let offsets: Vec<(isize, isize)> = (0..n)
+                .map(|_| {
+                    let dy = rng.gen_range(0..=2 * shift);
+                    let dx = rng.gen_range(0..=2 * shift);
+                    (shift as isize - dy as isize, shift as isize - dx as isize)
+                })
+                .collect();
+            x = mri_train::translate(&x, &offsets, -1.0)?;
         }
         let size = (h.min(w) as f32 * self.cutout).round() as usize;
         if size > 0 {

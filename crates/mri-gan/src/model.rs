@@ -356,7 +356,7 @@ impl Generator {
             (Some(_), None) => candle_core::bail!("a class-conditional generator needs class labels"),
             (None, Some(_)) => candle_core::bail!("an unconditional generator takes no class labels"),
         };
-        let mut x = self.fc.forward(&input)?.relu()?.reshape((n, self.base, self.start, self.start))?;
+        let mut x = mri_train::relu(&self.fc.forward(&input)?)?.reshape((n, self.base, self.start, self.start))?;
         for (conv, bn) in &self.blocks {
             x = bn.forward_relu_t(&conv.forward(&up(&x)?)?, train)?;
         }
@@ -439,7 +439,7 @@ impl Discriminator {
             if self.blur.blurs(layer) {
                 x = binomial_blur3(&x)?;
             }
-            x = candle_nn::ops::leaky_relu(&mri_train::fastconv::conv2d(&x, &w.weight(update_sn)?, Some(b), stride, 1)?, 0.2)?;
+            x = mri_train::leaky_relu(&mri_train::fastconv::conv2d(&x, &w.weight(update_sn)?, Some(b), stride, 1)?, 0.2)?;
             if self.avg_pool {
                 x = x.avg_pool2d(2)?;
             }

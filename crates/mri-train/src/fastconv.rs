@@ -113,6 +113,16 @@ fn im2col_into(x: &[f32], g: ConvGeometry, parallel: bool, out: &mut Vec<f32>) {
     }
 }
 
+/// The outputs `ox` in `lo..hi` whose input column `ox·s − p + j` lies in `[0, w)`, for a
+/// row of `wo` outputs with stride `s`, padding `p` and kernel column `j` (empty: `lo == hi`).
+fn strided_range(w: usize, wo: usize, s: usize, p: isize, j: usize) -> (usize, usize) {
+    let first = p - j as isize; // ox·s ≥ p − j
+    let lo = if first <= 0 { 0 } else { (first as usize).div_ceil(s) }.min(wo);
+    let end = w as isize + p - j as isize; // ox·s < w + p − j
+    let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(s) }.min(wo).max(lo);
+    (lo, hi)
+}
+
 /// Row `row` of the im2col matrix into `dst` (N·Ho·Wo long; every element written, the
 /// padding as 0).
 fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
@@ -141,9 +151,15 @@ fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
                     drow[lo..hi].copy_from_slice(&srow[x0..x0 + hi - lo]);
                 }
             } else {
-                for (ox, d) in drow.iter_mut().enumerate() {
-                    let xx = (ox * s) as isize - p + j as isize;
-                    *d = if xx >= 0 && xx < g.w as isize { srow[xx as usize] } else { 0.0 };
+                // Strided: the valid outputs are one range, read every s-th input.
+                let (lo, hi) = strided_range(g.w, wo, s, p, j);
+                drow[..lo].fill(0.0);
+                drow[hi..].fill(0.0);
+                if hi > lo {
+                    let x0 = (lo * s) as isize - p + j as isize;
+                    for (d, v) in drow[lo..hi].iter_mut().zip(srow[x0 as usize..].iter().step_by(s)) {
+                        *d = *v;
+                    }
                 }
             }
         }
@@ -213,10 +229,11 @@ fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
                         }
                     }
                 } else {
-                    for (ox, v) in srow.iter().enumerate() {
-                        let xx = (ox * s) as isize - p + j as isize;
-                        if xx >= 0 && xx < g.w as isize {
-                            drow[xx as usize] += v;
+                    let (lo, hi) = strided_range(g.w, wo, s, p, j);
+                    if hi > lo {
+                        let x0 = (lo * s) as isize - p + j as isize;
+                        for (d, v) in drow[x0 as usize..].iter_mut().step_by(s).zip(&srow[lo..hi]) {
+                            *d += v;
                         }
                     }
                 }

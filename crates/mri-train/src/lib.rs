@@ -24,8 +24,12 @@
 //! - [`EpochProgress`]: an indicatif bar per epoch with the losses, silent in quiet mode.
 //! - [`fastconv`]: conv and transposed conv as im2col / col2im + GEMM with GEMM backward
 //!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere.
+//! - [`activation`]: ReLU and leaky ReLU ([`relu`], [`leaky_relu`]) as one pass forward and one
+//!   backward on the CPU.
 //! - [`fastnorm`]: fused batch norm ([`BatchNorm2d`]) and 2×2 max-pool ([`max_pool2`]) with
 //!   their own backward passes on the CPU.
+//! - [`translate`]: a per-image shift of a batch with one pass forward and one backward on the
+//!   CPU (DiffAugment's translation).
 //! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation, or
 //!   the full seeded [`AugmentConfig`] (geometry, intensity, noise, blur, cutout).
 //!
@@ -51,6 +55,7 @@
 //! `thiserror` (the error enum).
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod augment;
 pub mod checkpoint;
 pub mod data;
@@ -69,7 +74,9 @@ pub mod progress;
 pub mod run;
 pub mod samples;
 pub mod schedule;
+pub mod shift;
 
+pub use activation::{leaky_relu, relu};
 pub use augment::{AugmentConfig, AugmentParams};
 pub use checkpoint::{restore, snapshot, var_values, Checkpoint, FileEntry, OptimizerState, Sidecar};
 pub use data::ImageSet;
@@ -87,6 +94,7 @@ pub use progress::EpochProgress;
 pub use run::{check_resumable, epochs_for, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
 pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
+pub use shift::translate;
 
 /// Everything that can go wrong while training, saving or loading.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +150,27 @@ pub enum TrainError {
 
 /// The crate's result type.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Spin iterations after which an idle worker of candle's element-wise thread pool parks,
+/// unless `CANDLE_BARRIER_POOL_SPIN_LIMIT` says otherwise (see [`limit_candle_spinning`]).
+pub const CANDLE_SPIN_LIMIT: u32 = 1000;
+
+/// Sets `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`] unless it is set already.
+///
+/// candle-core 0.11.1 runs its element-wise ops on a pool of its own beside rayon's
+/// (utils.rs, `BarrierPool`); after every op its idle workers spin 25 000 times before they
+/// park. On two cores they spin on the core that rayon's conv and GEMM threads need: a
+/// quarter of a GAN training step's samples were that spinning (docs/performance.md,
+/// session 15); with 1000 spins, training ran 10–20 % faster in the same sitting (session
+/// 16). The pool reads the variable once, when it is first used, and changing the
+/// environment is only sound while the process has a single thread: call this first thing
+/// in `main`.
+pub fn limit_candle_spinning() {
+    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, CANDLE_SPIN_LIMIT.to_string());
+    }
+}
 
 /// Runs `work` on a worker of rayon's global pool and returns its result.
 ///

@@ -301,3 +301,61 @@ fn untracked_input_of_a_transposed_conv_gets_no_gradient() {
     let theirs = x.conv_transpose2d(wt.as_tensor(), 1, 0, 2, 1).unwrap();
     assert_no_input_gradient_same_weight_gradient(ours, theirs, &x, &wt);
 }
+
+#[test]
+fn fused_activations_match_candle_forward_and_backward() {
+    let dev = Device::Cpu;
+    // Odd sizes, one large enough for several parallel chunks, and a non-contiguous input.
+    for dims in [vec![1usize, 1, 3, 5], vec![2, 3, 7, 11], vec![3, 5, 101, 67]] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, dims.as_slice(), &dev).unwrap()).unwrap();
+        for slope in [0.2, 0.01] {
+            let ours = mri_train::leaky_relu(x.as_tensor(), slope).unwrap();
+            let theirs = candle_nn::ops::leaky_relu(x.as_tensor(), slope).unwrap();
+            assert_same_op(ours, theirs, &[&x], &format!("leaky relu {slope} {dims:?}"));
+        }
+        // Random normals are never exactly 0, where the two ReLU gradients differ by convention.
+        assert_same_op(mri_train::relu(x.as_tensor()).unwrap(), x.as_tensor().relu().unwrap(), &[&x], &format!("relu {dims:?}"));
+        let t = x.as_tensor().transpose(2, 3).unwrap();
+        assert_same_op(
+            mri_train::leaky_relu(&t, 0.2).unwrap(),
+            candle_nn::ops::leaky_relu(&t, 0.2).unwrap(),
+            &[&x],
+            &format!("leaky relu of a transpose {dims:?}"),
+        );
+    }
+    // PyTorch's rule at 0: no gradient through ReLU, `slope` of it through leaky ReLU.
+    let z = Var::from_tensor(&Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    let g = mri_train::relu(z.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(z.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0; 4]);
+    let g = mri_train::leaky_relu(z.as_tensor(), 0.2).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(z.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.2; 4]);
+}
+
+/// Per-image shift built from candle's ops: pad by `m`, one window per image, cat.
+fn translate_reference(x: &Tensor, offsets: &[(isize, isize)], fill: f64, m: usize) -> Tensor {
+    let (_, _, h, w) = x.dims4().unwrap();
+    let padded = (x - fill).unwrap().pad_with_zeros(2, m, m).unwrap().pad_with_zeros(3, m, m).unwrap();
+    let parts: Vec<Tensor> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, &(dy, dx))| {
+            padded.narrow(0, i, 1).unwrap().narrow(2, (m as isize - dy) as usize, h).unwrap().narrow(3, (m as isize - dx) as usize, w).unwrap()
+        })
+        .collect();
+    (Tensor::cat(&parts, 0).unwrap() + fill).unwrap()
+}
+
+#[test]
+fn translate_matches_pad_narrow_cat_forward_and_backward() {
+    let dev = Device::Cpu;
+    // Odd sides, shifts in every direction, zero, and one past the image (all fill).
+    let offsets = [(0isize, 0isize), (2, -3), (-1, 4), (5, 5), (-7, 0), (8, -9)];
+    for (c, h, w) in [(1usize, 7usize, 9usize), (3, 8, 5)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (offsets.len(), c, h, w), &dev).unwrap()).unwrap();
+        let ours = mri_train::translate(x.as_tensor(), &offsets, -1.0).unwrap();
+        let theirs = translate_reference(x.as_tensor(), &offsets, -1.0, 9);
+        assert_same_op(ours, theirs, &[&x], &format!("translate {c}x{h}x{w}"));
+    }
+    let x = Tensor::zeros((2, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
+    assert!(mri_train::translate(&x, &[(0, 0)], -1.0).is_err(), "one offset per image");
+}

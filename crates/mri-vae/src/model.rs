@@ -103,7 +103,7 @@ impl VaeModel for GenerativeVae {
     fn encode(&self, xs: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
         let mut x = xs.clone();
         for (conv, bn) in &self.enc {
-            x = candle_nn::ops::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
+            x = mri_train::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
         }
         match &self.bottleneck_layers {
             Bottleneck::Flat { mu, logvar, .. } => {
@@ -119,8 +119,8 @@ impl VaeModel for GenerativeVae {
         let n = z.dim(0)?;
         let (b, top) = (self.bottleneck, self.top_channels);
         let mut x = match &self.bottleneck_layers {
-            Bottleneck::Flat { dec_in, .. } => dec_in.forward(z)?.relu()?.reshape((n, top, b, b))?,
-            Bottleneck::Spatial { dec_in, channels, .. } => dec_in.forward(&z.reshape((n, *channels, b, b))?)?.relu()?,
+            Bottleneck::Flat { dec_in, .. } => mri_train::relu(&dec_in.forward(z)?)?.reshape((n, top, b, b))?,
+            Bottleneck::Spatial { dec_in, channels, .. } => mri_train::relu(&dec_in.forward(&z.reshape((n, *channels, b, b))?)?)?,
         };
         for block in &self.dec {
             x = block.conv.forward(&upsample2(&x)?)?;
@@ -193,7 +193,7 @@ impl VaeModel for AnomalyVae {
     fn encode(&self, xs: &Tensor, _train: bool) -> candle_core::Result<(Tensor, Tensor)> {
         let mut x = xs.clone();
         for conv in &self.enc {
-            x = conv.forward(&x)?.relu()?;
+            x = mri_train::relu(&conv.forward(&x)?)?;
         }
         let x = x.flatten_from(1)?;
         Ok((self.mu.forward(&x)?, self.logvar.forward(&x)?))
@@ -201,12 +201,12 @@ impl VaeModel for AnomalyVae {
 
     fn decode_logits(&self, z: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
         let n = z.dim(0)?;
-        let mut x = self.dec_in.forward(z)?.relu()?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
+        let mut x = mri_train::relu(&self.dec_in.forward(z)?)?.reshape((n, self.top_channels, self.bottleneck, self.bottleneck))?;
         let last = self.dec.len() - 1;
         for (j, conv) in self.dec.iter().enumerate() {
             x = conv.forward(&x)?;
             if j < last {
-                x = x.relu()?;
+                x = mri_train::relu(&x)?;
             }
         }
         Ok(x)
