@@ -40,7 +40,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::limit_candle_spinning();
+    mri_train::configure_candle_threads();
     let a = Args::parse();
     let device = a.run.device()?;
     let kind = a.generator;

@@ -64,7 +64,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::limit_candle_spinning();
+    mri_train::configure_candle_threads();
     let args = Args::parse();
     let start = Instant::now();
     let ds = match &args.data {

@@ -66,7 +66,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::limit_candle_spinning();
+    mri_train::configure_candle_threads();
     let args = Args::parse();
     let device = args.run.device()?;
     let mut cfg = CnnConfig::preset(args.run.preset, args.run.image_size);

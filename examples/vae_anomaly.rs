@@ -96,7 +96,7 @@ fn localize(
 }
 
 fn main() -> Result<()> {
-    mri_train::limit_candle_spinning();
+    mri_train::configure_candle_threads();
     let a = Args::parse();
     let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;

@@ -164,20 +164,60 @@ impl Runner<'_> {
     /// Runs `f` unless `stages/<name>.json` holds its result for this run's fingerprint;
     /// records the time.
     fn stage<T: Serialize + DeserializeOwned>(&mut self, name: &str, f: impl FnOnce() -> Result<T, SynthError>) -> Result<T, SynthError> {
-        let path = self.spec.out.join("stages").join(format!("{name}.json"));
-        if let Some(st) = read_stage::<T>(&path, &self.fingerprint, &self.settings)? {
-            println!("stage {name}: complete from an earlier run ({:.1} s then)", st.seconds);
-            self.timings.insert(name.into(), st.seconds);
-            return Ok(st.value);
+        if let Some(value) = self.cached(name)? {
+            return Ok(value);
         }
         let t0 = Instant::now();
         let value = f()?;
-        let seconds = t0.elapsed().as_secs_f64();
-        let text = serde_json::to_string(&StageFile { fingerprint: self.fingerprint.clone(), settings: self.settings.clone(), seconds, value: &value })
-            .expect("serialises");
+        self.record(name, &value, t0.elapsed().as_secs_f64())?;
+        Ok(value)
+    }
+
+    /// [`Runner::stage`] for independent stages, those not yet done side by side
+    /// ([`mri_train::concurrently`]); each one's time is its own wall time, so the stages'
+    /// times add up to more than the time they took together.
+    fn stages<T: Serialize + DeserializeOwned + Send>(&mut self, jobs: Vec<(String, mri_train::Job<'_, Result<T, SynthError>>)>) -> Result<Vec<T>, SynthError> {
+        let mut done: Vec<Option<T>> = Vec::new();
+        let mut todo = Vec::new();
+        for (i, (name, job)) in jobs.into_iter().enumerate() {
+            done.push(self.cached(&name)?);
+            if done[i].is_none() {
+                let timed: mri_train::Job<'_, (Result<T, SynthError>, f64)> = Box::new(move || {
+                    let t0 = Instant::now();
+                    let value = job();
+                    (value, t0.elapsed().as_secs_f64())
+                });
+                todo.push((i, name, timed));
+            }
+        }
+        let (slots, (names, timed)): (Vec<usize>, (Vec<String>, Vec<_>)) = todo.into_iter().map(|(i, n, j)| (i, (n, j))).unzip();
+        for ((i, name), (value, seconds)) in slots.into_iter().zip(names).zip(mri_train::concurrently(timed)) {
+            let value = value?;
+            self.record(&name, &value, seconds)?;
+            done[i] = Some(value);
+        }
+        Ok(done.into_iter().map(|v| v.expect("cached or run")).collect())
+    }
+
+    /// The result in `stages/<name>.json` if it was computed for this run's fingerprint and
+    /// settings (its time recorded as this run's).
+    fn cached<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, SynthError> {
+        let path = self.spec.out.join("stages").join(format!("{name}.json"));
+        Ok(read_stage::<T>(&path, &self.fingerprint, &self.settings)?.map(|st| {
+            println!("stage {name}: complete from an earlier run ({:.1} s then)", st.seconds);
+            self.timings.insert(name.into(), st.seconds);
+            st.value
+        }))
+    }
+
+    /// Writes `stages/<name>.json` and records the stage's time.
+    fn record<T: Serialize>(&mut self, name: &str, value: &T, seconds: f64) -> Result<(), SynthError> {
+        let path = self.spec.out.join("stages").join(format!("{name}.json"));
+        let text =
+            serde_json::to_string(&StageFile { fingerprint: self.fingerprint.clone(), settings: self.settings.clone(), seconds, value }).expect("serialises");
         mri_preprocess::fsutil::write_atomic(&path, text.as_bytes())?;
         self.timings.insert(name.into(), seconds);
-        Ok(value)
+        Ok(())
     }
 
     /// Training options of a model called `name` in this run.
@@ -246,6 +286,12 @@ fn cnn_stage(cfg: &CnnConfig, opts: &TrainOptions, train: &ImageSet, val: &Image
     let test_m = TestMetrics::from_scores_f64(&scores, &test.labels, 0.5)?;
     println!("  {}: best val epoch {} — test {test_m}", opts.name, out.best_epoch);
     Ok(CnnStage { test: test_m, scores, best_epoch: out.best_epoch, history: serde_json::to_value(&out.history).expect("serialises") })
+}
+
+/// How one anomaly stage trains its model.
+enum AnomalyTrainer {
+    Vae(AnomalyVaeConfig),
+    Dae(DaeConfig),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -488,18 +534,30 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     let st = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
     push_cnn(&mut rows, st, cnn_cfg.epochs_for(train.len()), TrainData::Real, None, "cnn-real");
     geometry_row(&mut runner, &prepared, &mut rows)?;
+    // The CNNs on synthetic and mixed sets are independent of each other: side by side.
+    let mut cnn_jobs = Vec::new();
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
             let name = format!("cnn-{what}-{g}");
-            println!("stage {name}:");
-            let opts = runner.run_options(&name, 0);
             let cfg = match spec.cnn_budget {
                 CnnBudget::SameImages => CnnConfig { epochs: equal_budget_epochs(cnn_cfg.epochs, train.len(), set.len()), ..cnn_cfg.clone() },
                 CnnBudget::SameEpochs => cnn_cfg.clone(),
             };
-            let st = runner.stage(&name, || cnn_stage(&cfg, &opts, &set, &val, &test, device))?;
-            push_cnn(&mut rows, st, cfg.epochs_for(set.len()), what, Some(g), &name);
+            cnn_jobs.push((name, cfg, set, what, g));
         }
+    }
+    let stage_jobs: Vec<(String, mri_train::Job<'_, Result<CnnStage, SynthError>>)> = cnn_jobs
+        .iter()
+        .map(|(name, cfg, set, _, _)| {
+            println!("stage {name}:");
+            let opts = runner.run_options(name, 0);
+            let (val, test) = (&val, &test);
+            let job: mri_train::Job<'_, Result<CnnStage, SynthError>> = Box::new(move || cnn_stage(cfg, &opts, set, val, test, device));
+            (name.clone(), job)
+        })
+        .collect();
+    for ((name, cfg, set, what, g), st) in cnn_jobs.iter().zip(runner.stages(stage_jobs)?) {
+        push_cnn(&mut rows, st, cfg.epochs_for(set.len()), *what, Some(*g), name);
     }
 
     // Fidelity, diversity and privacy of each synthetic set, on features of the real-data CNN.
@@ -625,27 +683,17 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         Ok(AnomalyStage { rows: vec![AnomalyRow { model: r.model, test: r.test, detector: file, scores }], val_healthy_psnr_db: None })
     })?;
     push_anomaly(&mut rows, st, None, TrainData::Real, None);
-    println!("stage anomaly-vae-real:");
-    let opts = runner.run_options("anomaly-vae-real", 0);
-    let st = runner.stage("anomaly-vae-real", || anomaly_stage(&anomaly_cfg, &opts, &train.of_class(0), &val, &test, &spec.out, device))?;
-    push_anomaly(&mut rows, st, Some(AnomalyModel::Vae), TrainData::Real, None);
-    localize(&mut runner, "anomaly-vae-real", TrainData::Real, None)?;
     // Every anomaly model sees as many training images as the real-data one (a mixed set's model
     // trains for fewer epochs): the anomaly budget of the main job holds whatever the data, and
     // the comparison is at equal compute.
     let n_real_healthy = train.of_class(0).len();
+    let mut anomaly_jobs = vec![("anomaly-vae-real".to_string(), AnomalyTrainer::Vae(anomaly_cfg.clone()), train.of_class(0), TrainData::Real, None)];
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.of_class(0)), (TrainData::Mixed, train.of_class(0).concat(&syn.of_class(0))?)] {
-            let name = format!("anomaly-vae-{what}-{g}");
-            println!("stage {name}:");
-            let opts = runner.run_options(&name, 0);
             let cfg = AnomalyVaeConfig { epochs: equal_budget_epochs(anomaly_cfg.epochs, n_real_healthy, set.len()), ..anomaly_cfg.clone() };
-            let st = runner.stage(&name, || anomaly_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, Some(AnomalyModel::Vae), what, Some(g));
-            localize(&mut runner, &name, what, Some(g))?;
+            anomaly_jobs.push((format!("anomaly-vae-{what}-{g}"), AnomalyTrainer::Vae(cfg), set, what, Some(g)));
         }
     }
-
     if spec.dae != DaeStages::Off {
         let mut sets = vec![(TrainData::Real, None, train.of_class(0))];
         if spec.dae == DaeStages::All {
@@ -659,34 +707,71 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                 None => "anomaly-dae-real".to_string(),
                 Some(g) => format!("anomaly-dae-{what}-{g}"),
             };
-            println!("stage {name}:");
-            let opts = runner.run_options(&name, 0);
             let cfg = DaeConfig { epochs: equal_budget_epochs(dae_cfg.epochs, n_real_healthy, set.len()), ..dae_cfg.clone() };
-            let st = runner.stage(&name, || dae_stage(&cfg, &opts, &set, &val, &test, &spec.out, device))?;
-            push_anomaly(&mut rows, st, Some(AnomalyModel::Dae), what, g);
-            if let Some((mv, mt)) = &masked {
-                let stage = format!("localization-{name}");
-                let row = runner.stage(&stage, || {
-                    let (_, model, _) = mri_dae::load_dae(&Checkpoint::at(&ckpt_dir, &name), device)?;
-                    let row = crate::quality::localization_row_dae(
-                        &model,
-                        what,
-                        g,
-                        mv,
-                        mt,
-                        &spec.out.join("figures").join(format!("localization-{name}.png")),
-                        device,
-                    )?;
-                    println!(
-                        "  {stage}: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)",
-                        row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images
-                    );
-                    Ok(row)
-                })?;
-                localization.push(row);
+            anomaly_jobs.push((name, AnomalyTrainer::Dae(cfg), set, what, g));
+        }
+    }
+    // The anomaly models are independent of each other: the anomaly VAEs side by side, then the
+    // DAEs side by side (a DAE beside the short VAEs left one core idle for most of its time:
+    // the phantom job's DAE took 136 s on one core of a lane against 79 s on both).
+    let is_dae = |i: &usize| matches!(anomaly_jobs[*i].1, AnomalyTrainer::Dae(_));
+    let batches: [Vec<usize>; 2] = [(0..anomaly_jobs.len()).filter(|i| !is_dae(i)).collect(), (0..anomaly_jobs.len()).filter(is_dae).collect()];
+    let mut trained: Vec<Option<AnomalyStage>> = (0..anomaly_jobs.len()).map(|_| None).collect();
+    for batch in &batches {
+        let stage_jobs: Vec<(String, mri_train::Job<'_, Result<AnomalyStage, SynthError>>)> = batch
+            .iter()
+            .map(|&i| {
+                let (name, trainer, set, _, _) = &anomaly_jobs[i];
+                println!("stage {name}:");
+                let opts = runner.run_options(name, 0);
+                let (val, test, out) = (&val, &test, &spec.out);
+                let job: mri_train::Job<'_, Result<AnomalyStage, SynthError>> = Box::new(move || match trainer {
+                    AnomalyTrainer::Vae(cfg) => anomaly_stage(cfg, &opts, set, val, test, out, device),
+                    AnomalyTrainer::Dae(cfg) => dae_stage(cfg, &opts, set, val, test, out, device),
+                });
+                (name.clone(), job)
+            })
+            .collect();
+        for (&i, st) in batch.iter().zip(runner.stages(stage_jobs)?) {
+            trained[i] = Some(st);
+        }
+    }
+    // The DAEs' localisation rows, after the VAEs' (`localize` holds `localization` until then).
+    let mut dae_localization = Vec::new();
+    for ((name, trainer, _, what, g), st) in anomaly_jobs.iter().zip(trained) {
+        let st = st.expect("every anomaly stage ran");
+        match trainer {
+            AnomalyTrainer::Vae(_) => {
+                push_anomaly(&mut rows, st, Some(AnomalyModel::Vae), *what, *g);
+                localize(&mut runner, name, *what, *g)?;
+            }
+            AnomalyTrainer::Dae(_) => {
+                push_anomaly(&mut rows, st, Some(AnomalyModel::Dae), *what, *g);
+                if let Some((mv, mt)) = &masked {
+                    let stage = format!("localization-{name}");
+                    let row = runner.stage(&stage, || {
+                        let (_, model, _) = mri_dae::load_dae(&Checkpoint::at(&ckpt_dir, name), device)?;
+                        let row = crate::quality::localization_row_dae(
+                            &model,
+                            *what,
+                            *g,
+                            mv,
+                            mt,
+                            &spec.out.join("figures").join(format!("localization-{name}.png")),
+                            device,
+                        )?;
+                        println!(
+                            "  {stage}: pixel AUROC {:.3}, best Dice {:.3}, Dice at the val threshold {:.3} ({} slices)",
+                            row.pixel_auroc, row.dice, row.dice_val_threshold, row.n_images
+                        );
+                        Ok(row)
+                    })?;
+                    dae_localization.push(row);
+                }
             }
         }
     }
+    localization.extend(dae_localization);
 
     // Intervals over the test split's near-duplicate groups; paired differences to real.
     add_intervals(&mut rows, &test.labels, &prepared.part_of(&prepared.groups, SplitPart::Test), spec.seed)?;

@@ -512,7 +512,7 @@ pub fn write_report(
             md.push_str(&format!("- `synthetic/{}/{class}-grid.png`: {} samples, class {class}\n", g.name(), g.name()));
         }
     }
-    md.push_str("- `figures/loss-cnn.svg`, `figures/loss-vae.svg`, `figures/loss-gan.svg`: loss curves\n- `figures/roc-cnn.svg`, `figures/roc-anomaly-*.svg`: ROC curves on real test\n- `figures/anomaly-*.png`: original | reconstruction | error map | decision, tumour rows first\n\n## Time (s)\n\n| stage | seconds |\n|---|---|\n");
+    md.push_str("- `figures/loss-cnn.svg`, `figures/loss-vae.svg`, `figures/loss-gan.svg`: loss curves\n- `figures/roc-cnn.svg`, `figures/roc-anomaly-*.svg`: ROC curves on real test\n- `figures/anomaly-*.png`: original | reconstruction | error map | decision, tumour rows first\n\n## Time (s)\n\nWall time of each stage. Independent trainings run side by side, each on its share of the cores (the two classes of a generator; the CNNs on synthetic and mixed sets; the anomaly VAEs and the DAE): their times overlap, and `total` is the job's.\n\n| stage | seconds |\n|---|---|\n");
     for (k, v) in &report.timings_s {
         md.push_str(&format!("| {k} | {v:.1} |\n"));
     }

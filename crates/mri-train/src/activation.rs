@@ -39,9 +39,14 @@ impl CustomOp1 for LeakyRelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, "leaky relu")?;
         let slope = self.slope;
-        // collect_into_vec writes every element once: no zero-fill of the fresh buffer.
-        let mut y = Vec::new();
-        x.par_iter().with_min_len(CHUNK).map(|&v| if v > 0.0 { v } else { slope * v }).collect_into_vec(&mut y);
+        // Chunked loops over slices: these vectorise, where a per-element parallel iterator
+        // (`par_iter().map().collect_into_vec()`) did not (7 % of a CNN step in a profile).
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = if v > 0.0 { v } else { slope * v };
+            }
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -62,8 +67,12 @@ impl CustomOp2 for LeakyReluGrad {
             candle_core::bail!("leaky relu gradient: {} elements for an input of {}", g.len(), x.len());
         }
         let slope = self.slope;
-        let mut dx = Vec::new();
-        g.par_iter().zip(x).with_min_len(CHUNK).map(|(&g, &v)| if v > 0.0 { g } else { slope * g }).collect_into_vec(&mut dx);
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(x.par_chunks(CHUNK))).for_each(|(d, (g, x))| {
+            for ((d, &g), &v) in d.iter_mut().zip(g).zip(x) {
+                *d = if v > 0.0 { g } else { slope * g };
+            }
+        });
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }

@@ -152,24 +152,79 @@ pub enum TrainError {
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 /// Spin iterations after which an idle worker of candle's element-wise thread pool parks,
-/// unless `CANDLE_BARRIER_POOL_SPIN_LIMIT` says otherwise (see [`limit_candle_spinning`]).
+/// unless `CANDLE_BARRIER_POOL_SPIN_LIMIT` says otherwise (see [`configure_candle_threads`]).
 pub const CANDLE_SPIN_LIMIT: u32 = 1000;
 
-/// Sets `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`] unless it is set already.
+/// Sets `CANDLE_NUM_THREADS=1` and `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`],
+/// each unless it is set already.
 ///
 /// candle-core 0.11.1 runs its element-wise ops on a pool of its own beside rayon's
-/// (utils.rs, `BarrierPool`); after every op its idle workers spin 25 000 times before they
-/// park. On two cores they spin on the core that rayon's conv and GEMM threads need: a
-/// quarter of a GAN training step's samples were that spinning (docs/performance.md,
-/// session 15); with 1000 spins, training ran 10–20 % faster in the same sitting (session
-/// 16). The pool reads the variable once, when it is first used, and changing the
-/// environment is only sound while the process has a single thread: call this first thing
-/// in `main`.
-pub fn limit_candle_spinning() {
-    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
-    if std::env::var_os(VAR).is_none() {
-        std::env::set_var(VAR, CANDLE_SPIN_LIMIT.to_string());
+/// (utils.rs, `BarrierPool`, one worker fewer than `CANDLE_NUM_THREADS`, default: the cores);
+/// after every op its idle workers spin 25 000 times before they park, on the core that
+/// rayon's conv and GEMM threads need: a quarter of a GAN training step's samples were that
+/// spinning (docs/performance.md, session 15). With 1000 spins training ran 10–20 % faster
+/// in the same sitting, and with no worker at all (`CANDLE_NUM_THREADS=1`: element-wise ops on
+/// the calling thread) as fast again (session 16). One thread is also what lets
+/// [`concurrently`] run two trainings side by side: the pool serialises its callers. The pool
+/// reads the variables once, when it is first used, and changing the environment is only
+/// sound while the process has a single thread: call this first thing in `main`.
+pub fn configure_candle_threads() {
+    for (var, value) in [("CANDLE_NUM_THREADS", "1".to_string()), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT.to_string())] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
     }
+}
+
+/// One independent job for [`concurrently`].
+pub type Job<'a, R> = Box<dyn FnOnce() -> R + Send + 'a>;
+
+/// Runs independent `jobs` side by side, each lane of them on its own share of the cores, and
+/// returns their results in the order given.
+///
+/// On two cores, two trainings each on one thread get through more images together than one
+/// after the other on both threads, because a lone training's small convolutions and
+/// element-wise ops do not keep two threads busy. Measured on the 2-core machine, default
+/// preset (docs/performance.md, session 16): generative VAE 205 img/s on two threads against
+/// 121 + 117 side by side, CNN 631 against 457 + 428, DAE 174 against 106 + 106. The jobs run
+/// in `min(jobs, threads)` lanes, each a rayon pool of `threads / lanes` threads (so that the
+/// kernels' parallel loops and GEMMs stay inside their lane) taking the next job in the given
+/// order whenever it is free: put long jobs first. Every kernel here gives the same bits whatever its thread count
+/// (docs/performance.md), so results do not depend on this. One job, one thread, or a pool
+/// that cannot be built: the jobs run one after the other in [`in_pool`].
+pub fn concurrently<R: Send>(jobs: Vec<Job<'_, R>>) -> Vec<R> {
+    let threads = rayon::current_num_threads();
+    let lanes = jobs.len().min(threads);
+    let pools: Option<Vec<rayon::ThreadPool>> = if lanes < 2 {
+        None
+    } else {
+        (0..lanes).map(|l| rayon::ThreadPoolBuilder::new().num_threads(threads / lanes).thread_name(move |i| format!("mri-lane{l}-{i}")).build().ok()).collect()
+    };
+    let Some(pools) = pools else {
+        return in_pool(|| jobs.into_iter().map(|job| job()).collect());
+    };
+    let n = jobs.len();
+    // A shared queue: each lane takes the next job when it is free (a long job first, then
+    // the short ones, keeps the lanes even).
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+    let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pools
+            .iter()
+            .map(|pool| {
+                let next = &next;
+                scope.spawn(move || pool.install(|| std::iter::from_fn(next).map(|(i, job)| (i, job())).collect::<Vec<_>>()))
+            })
+            .collect();
+        for h in handles {
+            // A job that panicked panics here too, as it would have run in line.
+            for (i, r) in h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results.into_iter().map(|r| r.expect("every job ran")).collect()
 }
 
 /// Runs `work` on a worker of rayon's global pool and returns its result.

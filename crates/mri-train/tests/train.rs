@@ -148,3 +148,32 @@ fn fused_adam_matches_the_tensor_op_update() {
         assert!(fast.1.iter().zip(init_b.to_vec1::<f32>().unwrap()).any(|(a, b)| (a - b).abs() > 1e-3));
     }
 }
+
+/// A conv layer's forward and both gradients on seeded inputs (batch 5, 20 px: the per-image
+/// parallel path), as bits.
+fn conv_step_bits(seed: u64) -> Vec<u32> {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&seeded_normal(seed, "x", (5, 3, 20, 20), &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&seeded_normal(seed, "w", (4, 3, 3, 3), &dev).unwrap()).unwrap();
+    let y = leaky_relu(&fastconv::conv2d(x.as_tensor(), w.as_tensor(), None, 1, 1).unwrap(), 0.2).unwrap();
+    let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    [y, grads.get(x.as_tensor()).unwrap().clone(), grads.get(w.as_tensor()).unwrap().clone()]
+        .iter()
+        .flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .map(f32::to_bits)
+        .collect()
+}
+
+#[test]
+fn concurrent_jobs_return_in_order_with_the_bits_of_one_after_the_other() {
+    let seeds = [1u64, 2, 3];
+    let one_after_the_other: Vec<Vec<u32>> = seeds.iter().map(|&s| in_pool(|| conv_step_bits(s))).collect();
+    let jobs: Vec<Job<'_, Vec<u32>>> = seeds.iter().map(|&s| -> Job<'_, Vec<u32>> { Box::new(move || conv_step_bits(s)) }).collect();
+    assert_eq!(concurrently(jobs), one_after_the_other);
+    // Borrowing jobs, a single job, and none.
+    let names = ["a", "b"];
+    let jobs: Vec<Job<'_, String>> = names.iter().map(|n| -> Job<'_, String> { Box::new(move || n.repeat(2)) }).collect();
+    assert_eq!(concurrently(jobs), vec!["aa".to_string(), "bb".to_string()]);
+    assert_eq!(concurrently(vec![Box::new(|| 7) as Job<'_, i32>]), vec![7]);
+    assert!(concurrently(Vec::<Job<'_, i32>>::new()).is_empty());
+}
