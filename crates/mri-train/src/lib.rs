@@ -189,9 +189,10 @@ pub type Job<'a, R> = Box<dyn FnOnce() -> R + Send + 'a>;
 /// 121 + 117 side by side, CNN 631 against 457 + 428, DAE 174 against 106 + 106. The jobs run
 /// in `min(jobs, threads)` lanes, each a rayon pool of `threads / lanes` threads (so that the
 /// kernels' parallel loops and GEMMs stay inside their lane) taking the next job in the given
-/// order whenever it is free: put long jobs first. Every kernel here gives the same bits whatever its thread count
-/// (docs/performance.md), so results do not depend on this. One job, one thread, or a pool
-/// that cannot be built: the jobs run one after the other in [`in_pool`].
+/// order whenever it is free: put long jobs first. Every kernel here gives the same bits
+/// whatever its thread count (docs/performance.md), so results do not depend on this. One
+/// job, one thread, or a pool that cannot be built: the jobs run one after the other in
+/// [`in_pool`].
 pub fn concurrently<R: Send>(jobs: Vec<Job<'_, R>>) -> Vec<R> {
     let threads = rayon::current_num_threads();
     let lanes = jobs.len().min(threads);
