@@ -11,10 +11,10 @@
 //! candle's ops. The gradient is `g` where `x > 0` and `slope·g` elsewhere (PyTorch's rule:
 //! 0 at `x = 0` for ReLU, where candle passes `g`).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::fastconv::contiguous_f32;
+use crate::fastconv::{contiguous_f32, cpu_f32};
 
 /// Elements per rayon task: large enough that the fork costs nothing next to the pass.
 const CHUNK: usize = 1 << 14;
@@ -77,14 +77,10 @@ impl CustomOp2 for LeakyReluGrad {
     }
 }
 
-fn fused_path(x: &Tensor) -> bool {
-    matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
-}
-
 /// Leaky ReLU with negative slope `slope`: the fused kernel on the CPU for f32,
 /// `candle_nn::ops::leaky_relu` otherwise.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
-    if fused_path(x) {
+    if cpu_f32(x) {
         x.contiguous()?.apply_op1(LeakyRelu { slope: slope as f32 })
     } else {
         candle_nn::ops::leaky_relu(x, slope)
@@ -94,7 +90,7 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
 /// ReLU: the fused kernel on the CPU for f32 (leaky ReLU of slope 0), candle's `relu`
 /// otherwise.
 pub fn relu(x: &Tensor) -> candle_core::Result<Tensor> {
-    if fused_path(x) {
+    if cpu_f32(x) {
         x.contiguous()?.apply_op1(LeakyRelu { slope: 0.0 })
     } else {
         x.relu()

@@ -57,6 +57,12 @@ impl ConvGeometry {
     }
 }
 
+/// Whether `t` is an f32 tensor on the CPU: the tensors this crate's fused kernels take (other
+/// devices and dtypes fall back to candle's ops).
+pub(crate) fn cpu_f32(t: &Tensor) -> bool {
+    matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32
+}
+
 /// The f32 values of a contiguous CPU storage; an error naming `what` otherwise.
 pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let data = match storage {
@@ -326,7 +332,7 @@ impl CustomOp1 for Col2Im {
 const MAX_COLS_ELEMENTS: usize = 1 << 22;
 
 fn fast_path(x: &Tensor, w: &Tensor) -> bool {
-    matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && w.dtype() == DType::F32
+    cpu_f32(x) && w.dtype() == DType::F32
 }
 
 fn batch_chunks(n: usize, per_image: usize) -> Vec<(usize, usize)> {

@@ -11,11 +11,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, ModuleT, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, ModuleT, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use crate::fastconv::contiguous_f32;
+use crate::fastconv::{contiguous_f32, cpu_f32};
 
 /// Per-channel batch statistics of the last forward pass: mean and 1/√(var + ε).
 #[derive(Debug, Default)]
@@ -193,7 +193,7 @@ impl BatchNorm2d {
     fn forward_train(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let (n, _, h, w) = x.dims4()?;
         let m = (n * h * w) as f64;
-        let (y, mean, var) = if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        let (y, mean, var) = if cpu_f32(x) {
             let op = BnTrain { eps: self.eps, relu, stats: Arc::default() };
             let stats = op.stats.clone();
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
@@ -281,7 +281,7 @@ impl CustomOp1 for MaxPool2 {
 /// tests/fastconv.rs. The fallback path (GPUs) still has that behaviour.
 pub fn max_pool2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && h % 2 == 0 && w % 2 == 0 {
+    if cpu_f32(x) && h % 2 == 0 && w % 2 == 0 {
         x.contiguous()?.apply_op1(MaxPool2)
     } else {
         x.max_pool2d(2)
@@ -334,7 +334,7 @@ impl CustomOp1 for Upsample2 {
 /// backward is a grouped convolution, one small conv per channel on the CPU).
 pub fn upsample2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if cpu_f32(x) {
         x.contiguous()?.apply_op1(Upsample2)
     } else {
         x.upsample_nearest2d(2 * h, 2 * w)

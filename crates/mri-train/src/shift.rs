@@ -7,10 +7,10 @@
 //! O(N²) in the batch size. DiffAugment's translation (mri-gan) does this on every generator
 //! step. Here the shift is one custom op whose backward is the opposite shift.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::fastconv::contiguous_f32;
+use crate::fastconv::{contiguous_f32, cpu_f32};
 
 /// `out[n, c, y, x] = x[n, c, y − dy_n, x − dx_n]`, `fill` where that lies outside.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub fn translate(x: &Tensor, offsets: &[(isize, isize)], fill: f64) -> candle_co
     if offsets.len() != n {
         candle_core::bail!("translate: {} offsets for a batch of {n}", offsets.len());
     }
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if cpu_f32(x) {
         return x.contiguous()?.apply_op1(Translate { offsets: offsets.to_vec(), fill: fill as f32 });
     }
     // Pad by the largest shift, then cut each image's window.
