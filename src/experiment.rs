@@ -178,20 +178,20 @@ impl Runner<'_> {
     /// times add up to more than the time they took together.
     fn stages<T: Serialize + DeserializeOwned + Send>(&mut self, jobs: Vec<(String, mri_train::Job<'_, Result<T, SynthError>>)>) -> Result<Vec<T>, SynthError> {
         let mut done: Vec<Option<T>> = Vec::new();
-        let mut todo = Vec::new();
+        // The stages still to run: (slot in `done`, name) beside their timed jobs.
+        let (mut pending, mut timed) = (Vec::new(), Vec::new());
         for (i, (name, job)) in jobs.into_iter().enumerate() {
             done.push(self.cached(&name)?);
             if done[i].is_none() {
-                let timed: mri_train::Job<'_, (Result<T, SynthError>, f64)> = Box::new(move || {
+                pending.push((i, name));
+                timed.push(Box::new(move || {
                     let t0 = Instant::now();
                     let value = job();
                     (value, t0.elapsed().as_secs_f64())
-                });
-                todo.push((i, name, timed));
+                }) as mri_train::Job<'_, (Result<T, SynthError>, f64)>);
             }
         }
-        let (slots, (names, timed)): (Vec<usize>, (Vec<String>, Vec<_>)) = todo.into_iter().map(|(i, n, j)| (i, (n, j))).unzip();
-        for ((i, name), (value, seconds)) in slots.into_iter().zip(names).zip(mri_train::concurrently(timed)) {
+        for ((i, name), (value, seconds)) in pending.into_iter().zip(mri_train::concurrently(timed)) {
             let value = value?;
             self.record(&name, &value, seconds)?;
             done[i] = Some(value);
@@ -202,8 +202,7 @@ impl Runner<'_> {
     /// The result in `stages/<name>.json` if it was computed for this run's fingerprint and
     /// settings (its time recorded as this run's).
     fn cached<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, SynthError> {
-        let path = self.spec.out.join("stages").join(format!("{name}.json"));
-        Ok(read_stage::<T>(&path, &self.fingerprint, &self.settings)?.map(|st| {
+        Ok(read_stage::<T>(&self.stage_file(name), &self.fingerprint, &self.settings)?.map(|st| {
             println!("stage {name}: complete from an earlier run ({:.1} s then)", st.seconds);
             self.timings.insert(name.into(), st.seconds);
             st.value
@@ -212,12 +211,16 @@ impl Runner<'_> {
 
     /// Writes `stages/<name>.json` and records the stage's time.
     fn record<T: Serialize>(&mut self, name: &str, value: &T, seconds: f64) -> Result<(), SynthError> {
-        let path = self.spec.out.join("stages").join(format!("{name}.json"));
         let text =
             serde_json::to_string(&StageFile { fingerprint: self.fingerprint.clone(), settings: self.settings.clone(), seconds, value }).expect("serialises");
-        mri_preprocess::fsutil::write_atomic(&path, text.as_bytes())?;
+        mri_preprocess::fsutil::write_atomic(&self.stage_file(name), text.as_bytes())?;
         self.timings.insert(name.into(), seconds);
         Ok(())
+    }
+
+    /// `stages/<name>.json` of this run.
+    fn stage_file(&self, name: &str) -> std::path::PathBuf {
+        self.spec.out.join("stages").join(format!("{name}.json"))
     }
 
     /// Training options of a model called `name` in this run.

@@ -200,36 +200,32 @@ pub fn train_generators(
         figures_dir: Some(spec.out.join("figures")),
         figure_every: spec.figure_every,
     };
-    let gan_cfg = || -> Result<GanConfig, SynthError> {
-        let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
-        (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
-        spec.gan_d.apply(&mut cfg);
-        Ok(apply_overrides(&cfg, &spec.overrides)?)
-    };
-    if spec.kind == GeneratorKind::Gan {
-        let cfg = gan_cfg()?;
-        if cfg.classes > 0 {
-            // One class-conditional GAN on the whole training set, handed to each class; its
-            // time is reported split over the classes.
-            let t0 = Instant::now();
-            let r = mri_gan::train_gan(&cfg, train, device, &opts_for(CONDITIONAL_GAN_NAME.into()))?;
-            let history = serde_json::to_value(&r.history).expect("serialises");
-            let seconds = t0.elapsed().as_secs_f64() / CLASSES.len() as f64;
-            let (g, d) = cfg.param_counts();
-            return Ok(CLASSES
-                .iter()
-                .map(|&(label, class)| {
-                    let report = ClassGeneratorReport {
-                        class: class.into(),
-                        train_images: train.of_class(label).len(),
-                        params: g + d,
-                        history: history.clone(),
-                        seconds,
-                    };
-                    (class.to_string(), ClassGenerator::Gan(r.generator.clone(), Some(label)), report)
-                })
-                .collect());
+    // A GAN's config, built once for both classes.
+    let gan_cfg = match spec.kind {
+        GeneratorKind::Gan => {
+            let mut cfg = GanConfig::preset(spec.preset, Some(spec.image_size));
+            (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
+            spec.gan_d.apply(&mut cfg);
+            Some(apply_overrides(&cfg, &spec.overrides)?)
         }
+        GeneratorKind::Vae => None,
+    };
+    if let Some(cfg) = gan_cfg.as_ref().filter(|c| c.classes > 0) {
+        // One class-conditional GAN on the whole training set, handed to each class; its
+        // time is reported split over the classes.
+        let t0 = Instant::now();
+        let r = mri_gan::train_gan(cfg, train, device, &opts_for(CONDITIONAL_GAN_NAME.into()))?;
+        let history = serde_json::to_value(&r.history).expect("serialises");
+        let seconds = t0.elapsed().as_secs_f64() / CLASSES.len() as f64;
+        let (g, d) = cfg.param_counts();
+        return Ok(CLASSES
+            .iter()
+            .map(|&(label, class)| {
+                let report =
+                    ClassGeneratorReport { class: class.into(), train_images: train.of_class(label).len(), params: g + d, history: history.clone(), seconds };
+                (class.to_string(), ClassGenerator::Gan(r.generator.clone(), Some(label)), report)
+            })
+            .collect());
     }
     // One model per class, the classes side by side (mri_train::concurrently: each on one
     // core of two gets through more steps than both cores on one model after the other).
@@ -257,9 +253,9 @@ pub fn train_generators(
                 (ClassGenerator::Vae(r.model, codes), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
             }
             GeneratorKind::Gan => {
-                let cfg = gan_cfg()?;
+                let cfg = gan_cfg.as_ref().expect("built above for a GAN");
                 let (g, d) = cfg.param_counts();
-                let r = mri_gan::train_gan(&cfg, &tr, device, &opts)?;
+                let r = mri_gan::train_gan(cfg, &tr, device, &opts)?;
                 (ClassGenerator::Gan(r.generator, None), g + d, serde_json::to_value(&r.history).expect("serialises"))
             }
         };
