@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use mri_gan::{DiscriminatorBlur, GanConfig};
 use mri_train::{apply_overrides, save_recon_grid, write_class_pngs, Checkpoint, ConfigOverride, Fingerprint, ImageSet, ModelKind, Preset, RunOptions};
-use mri_vae::{CodeSampler, VaeConfig, VaeModel};
+use mri_vae::{ClassModels, CodeSampler, GenerativeVae, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
 use crate::SynthError;
@@ -146,6 +146,10 @@ pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
 /// Checkpoint name of a class-conditional GAN (one model for both classes): `gan-conditional`.
 pub const CONDITIONAL_GAN_NAME: &str = "gan-conditional";
 
+/// Checkpoint name of a VAE shared by both classes ([`ClassModels::Shared`]): `vae-shared`;
+/// its classes' code samplers are `vae-shared-<class>.latent.json` beside it.
+pub const SHARED_VAE_NAME: &str = "vae-shared";
+
 /// Changes to a preset's GAN discriminator, from the command line: one place that knows them
 /// (the examples and the experiment only carry this struct).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,7 +180,9 @@ impl GanDLayout {
 /// and what each training did. A class-conditional GAN (`classes` set in its config) is one
 /// model trained once on every class ([`CONDITIONAL_GAN_NAME`]; its steps are the model's,
 /// covering both classes); each class gets it with [`ClassGenerator::of_class`], and its
-/// training's seconds are shared out between the classes' reports.
+/// training's seconds are shared out between the classes' reports. A VAE shared by the classes
+/// ([`ClassModels::Shared`]) is likewise one model ([`SHARED_VAE_NAME`]), each class with the
+/// code sampler of its own slices.
 pub fn train_generators(
     spec: &GeneratorSpec,
     train: &ImageSet,
@@ -227,6 +233,34 @@ pub fn train_generators(
             })
             .collect());
     }
+    // A VAE's config, built once for both classes.
+    let vae_cfg = match spec.kind {
+        GeneratorKind::Vae => {
+            let mut cfg = VaeConfig::preset(spec.preset, Some(spec.image_size));
+            (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
+            Some(apply_overrides(&cfg, &spec.overrides)?)
+        }
+        GeneratorKind::Gan => None,
+    };
+    if let Some(cfg) = vae_cfg.as_ref().filter(|c| c.class_models == ClassModels::Shared) {
+        // One VAE on the whole training set; each class samples from the codes of its own
+        // slices. Its time is reported split over the classes, as for the conditional GAN.
+        let t0 = Instant::now();
+        let va = if val.is_empty() { train.clone() } else { val.clone() };
+        let r = mri_vae::train_vae(cfg, train, &va, device, &opts_for(SHARED_VAE_NAME.into()))?;
+        let history = serde_json::to_value(&r.history).expect("serialises");
+        let mut out = Vec::new();
+        for (label, class) in CLASSES {
+            let tr = train.of_class(label);
+            let codes = fit_code_sampler(&r.model, &tr, cfg, spec.seed, &latent_file(&ckpt_dir, &format!("{SHARED_VAE_NAME}-{class}")), device)?;
+            let report =
+                ClassGeneratorReport { class: class.into(), train_images: tr.len(), params: cfg.param_count(), history: history.clone(), seconds: 0.0 };
+            out.push((class.to_string(), ClassGenerator::Vae(r.model.clone(), codes), report));
+        }
+        let seconds = t0.elapsed().as_secs_f64() / CLASSES.len() as f64;
+        out.iter_mut().for_each(|(_, _, report)| report.seconds = seconds);
+        return Ok(out);
+    }
     // One model per class, the classes side by side (mri_train::concurrently: each on one
     // core of two gets through more steps than both cores on one model after the other).
     let train_class = |label: u32, class: &'static str| -> Result<(String, ClassGenerator, ClassGeneratorReport), SynthError> {
@@ -235,21 +269,11 @@ pub fn train_generators(
         let t0 = Instant::now();
         let (gen, params, history) = match spec.kind {
             GeneratorKind::Vae => {
-                let mut cfg = VaeConfig::preset(spec.preset, Some(spec.image_size));
-                (cfg.epochs, cfg.min_steps) = training_length(spec, cfg.epochs, cfg.min_steps);
-                let cfg = apply_overrides(&cfg, &spec.overrides)?;
+                let cfg = vae_cfg.as_ref().expect("built above for a VAE");
                 // The VAE selects on validation loss; fall back to train when a class has no val images.
                 let va = if va.is_empty() { tr.clone() } else { va };
-                let r = mri_vae::train_vae(&cfg, &tr, &va, device, &opts)?;
-                // Deterministic from the kept weights, the training images and the seed:
-                // refitted on every call, saved beside the checkpoint for `load_generator`.
-                let codes = CodeSampler::fit(&r.model, &tr, &cfg, spec.seed, device)?;
-                let path = latent_file(&ckpt_dir, &opts.name);
-                match &codes {
-                    Some(c) => mri_preprocess::fsutil::write_atomic(&path, serde_json::to_string(c).expect("serialises").as_bytes())?,
-                    None if path.exists() => std::fs::remove_file(&path).map_err(|e| SynthError::Io { path: path.clone(), source: e })?,
-                    None => {}
-                }
+                let r = mri_vae::train_vae(cfg, &tr, &va, device, &opts)?;
+                let codes = fit_code_sampler(&r.model, &tr, cfg, spec.seed, &latent_file(&ckpt_dir, &opts.name), device)?;
                 (ClassGenerator::Vae(r.model, codes), cfg.param_count(), serde_json::to_value(&r.history).expect("serialises"))
             }
             GeneratorKind::Gan => {
@@ -266,6 +290,26 @@ pub fn train_generators(
     let jobs: Vec<mri_train::Job<'_, _>> =
         CLASSES.iter().map(|&(label, class)| -> mri_train::Job<'_, _> { Box::new(move || train_class(label, class)) }).collect();
     mri_train::concurrently(jobs).into_iter().collect()
+}
+
+/// Fits the code sampler `cfg` asks for to the codes of `images` and saves it as `path` (for
+/// [`load_generator`]); removes a stale file when the VAE samples from the prior. Deterministic
+/// from the kept weights, the images and the seed: refitted on every call.
+fn fit_code_sampler(
+    model: &GenerativeVae,
+    images: &ImageSet,
+    cfg: &VaeConfig,
+    seed: u64,
+    path: &Path,
+    device: &Device,
+) -> Result<Option<CodeSampler>, SynthError> {
+    let codes = CodeSampler::fit(model, images, cfg, seed, device)?;
+    match &codes {
+        Some(c) => mri_preprocess::fsutil::write_atomic(path, serde_json::to_string(c).expect("serialises").as_bytes())?,
+        None if path.exists() => std::fs::remove_file(path).map_err(|e| SynthError::Io { path: path.to_path_buf(), source: e })?,
+        None => {}
+    }
+    Ok(codes)
 }
 
 /// (epochs, min_steps) of a generator whose preset says (`epochs`, `min_steps`), after the
@@ -287,8 +331,21 @@ pub fn latent_file(ckpt_dir: &Path, name: &str) -> PathBuf {
 
 /// Loads a class generator from its checkpoint (any `X.safetensors` / `X.json` written by
 /// [`train_generators`]), whichever kind it is. A class-conditional GAN comes without a class:
-/// choose one with [`ClassGenerator::of_class`].
+/// choose one with [`ClassGenerator::of_class`]. A VAE shared by the classes needs its class to
+/// find its code sampler: load it with [`load_class_generator`].
 pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
+    load(path, None, device)
+}
+
+/// [`load_generator`] for the generator of `class` (`yes` or `no`): a class-conditional GAN
+/// comes set to draw that class; a VAE shared by the classes ([`SHARED_VAE_NAME`]) comes with
+/// that class's code sampler. A per-class generator is loaded as it is.
+pub fn load_class_generator(path: &Path, class: &str, device: &Device) -> Result<ClassGenerator, SynthError> {
+    let label = CLASSES.iter().find(|(_, c)| *c == class).map(|(l, _)| *l).ok_or_else(|| SynthError::Invalid(format!("unknown class {class:?}: yes or no")))?;
+    Ok(load(path, Some(class), device)?.of_class(label))
+}
+
+fn load(path: &Path, class: Option<&str>, device: &Device) -> Result<ClassGenerator, SynthError> {
     let ck = Checkpoint::from_file(path);
     match ck.model_kind()? {
         ModelKind::GenerativeVae => {
@@ -297,7 +354,18 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, Sy
             // sampler is a sampling-only setting, so a finished VAE re-sampled with another one
             // keeps its checkpoint and gets a new file (`train_generators` removes the file of
             // a VAE that samples from the prior).
-            let name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let mut name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            if cfg.class_models == ClassModels::Shared {
+                match class {
+                    Some(c) => name = format!("{name}-{c}"),
+                    None => {
+                        return Err(SynthError::Invalid(format!(
+                            "{}: a VAE shared by the classes samples each class from its own codes: load it with load_class_generator",
+                            ck.sidecar.display()
+                        )))
+                    }
+                }
+            }
             let path = latent_file(ck.sidecar.parent().unwrap_or(Path::new(".")), &name);
             let codes = match std::fs::read_to_string(&path) {
                 Ok(text) => {

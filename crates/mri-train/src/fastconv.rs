@@ -399,6 +399,8 @@ impl ConvOp {
                 let cols: Vec<f32> = wt.matmul(&Tensor::from_vec(xs, (cin, len * hw), &Device::Cpu)?)?.flatten_all()?.to_vec1()?;
                 y.extend(col2im(&cols, ConvGeometry { n: len, ..one }));
             }
+        } else if crate::directconv::applies(one.c, out[1], one.k) {
+            y = crate::directconv::forward(x, &cpu_data(w)?, ConvGeometry { n, ..one }, out[1]);
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
             let wv = cpu_data(w)?;
@@ -464,6 +466,11 @@ impl ConvOp {
                 }
                 add(xs.matmul(&dcols.t()?)?)?;
             }
+        } else if crate::directconv::applies(one.c, out[1], one.k) {
+            let (xv, wv, dyv) = (cpu_data(x)?, cpu_data(w)?, cpu_data(dy)?);
+            let (dxv, dwv) = crate::directconv::backward(&xv, &wv, &dyv, ConvGeometry { n, ..one }, out[1], need_dx);
+            let dev = Device::Cpu;
+            return Ok((dxv.map(|d| Tensor::from_vec(d, x.shape(), &dev)).transpose()?, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             // Per image: recompute the columns, dW += dy·colsᵀ, dcols = Wᵀ·dy, col2im into dx.
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());

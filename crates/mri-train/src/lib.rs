@@ -60,6 +60,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+mod directconv;
 pub mod dropout;
 pub mod fastconv;
 pub mod fastnorm;

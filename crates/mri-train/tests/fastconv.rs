@@ -39,6 +39,13 @@ const CASES: &[Case] = &[
     (1, 2, 3, 20, 17, 3, 1, 1),
     (2, 1, 5, 18, 18, 4, 1, 2),
     (11, 2, 3, 17, 16, 3, 1, 1),
+    // One input or one output channel: the direct kernel (both gradients, stride 1 and 2,
+    // uneven weight-gradient groups, batch 1, a kernel wider than the padding).
+    (3, 6, 1, 20, 19, 3, 1, 1),
+    (9, 1, 7, 21, 17, 4, 2, 1),
+    (2, 1, 1, 13, 13, 5, 2, 2),
+    (1, 4, 1, 5, 7, 3, 2, 0),
+    (2, 3, 1, 7, 7, 5, 1, 1),
 ];
 
 #[test]

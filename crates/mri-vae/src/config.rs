@@ -41,6 +41,20 @@ pub enum LatentLayout {
     },
 }
 
+/// Which training images a generative VAE is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassModels {
+    /// One VAE per class, each on its own class's slices (the study).
+    #[default]
+    PerClass,
+    /// One VAE on the slices of every class; each class samples from a code sampler fitted to
+    /// its own slices' codes (the model itself is not told the class). Head, skull and
+    /// ventricles are the same in both classes, so one model learns them from twice the
+    /// slices in half the two models' steps; what makes a class is where its codes lie.
+    Shared,
+}
+
 /// Configuration of the generative VAE (one per class in the study) and of its training.
 ///
 /// Encoder: for each entry of `channels`, conv 3×3 stride 2 pad 1 → BatchNorm → LeakyReLU 0.2;
@@ -92,6 +106,11 @@ pub struct VaeConfig {
     /// 0, one conv per resolution). Missing in older configs: 0.
     #[serde(default)]
     pub decoder_extra_convs: usize,
+    /// One model per class (the study) or one shared by the classes ([`ClassModels`]); read by
+    /// the code that trains a VAE per class (the root crate's `train_generators`). Missing in
+    /// older configs: per class.
+    #[serde(default)]
+    pub class_models: ClassModels,
 }
 
 impl VaeConfig {
@@ -112,6 +131,7 @@ impl VaeConfig {
             second_stage: crate::SecondStageConfig::default(),
             latent_layout: LatentLayout::Flat,
             decoder_extra_convs: 0,
+            class_models: ClassModels::PerClass,
         }
     }
 

@@ -54,7 +54,7 @@ mod model;
 mod trainer;
 mod two_stage;
 
-pub use config::{AnomalyDecoder, AnomalyVaeConfig, LatentLayout, VaeConfig, VaeLoss};
+pub use config::{AnomalyDecoder, AnomalyVaeConfig, ClassModels, LatentLayout, VaeConfig, VaeLoss};
 pub use latent::{training_codes, CodeSampler, LatentGaussian, LatentSampler};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
 pub use trainer::{

@@ -27,6 +27,7 @@ pub trait VaeModel {
 }
 
 /// The layers between the encoder's last map and the decoder's first (see [`LatentLayout`]).
+#[derive(Debug, Clone)]
 enum Bottleneck {
     Flat { mu: Linear, logvar: Linear, dec_in: Linear },
     Spatial { mu: Conv2d, logvar: Conv2d, dec_in: Conv2d, channels: usize },
@@ -34,6 +35,7 @@ enum Bottleneck {
 
 /// One decoder scale: nearest upsample → conv → BN → ReLU (no BN or ReLU on the last), then
 /// the extra conv 3×3 → BN → ReLU layers of `decoder_extra_convs` (none on the last).
+#[derive(Debug, Clone)]
 struct DecoderBlock {
     conv: Conv2d,
     bn: Option<BatchNorm2d>,
@@ -43,6 +45,8 @@ struct DecoderBlock {
 /// The generative VAE. Weight names: `enc{i}.conv.*`, `enc{i}.bn.*`, `mu.*`, `logvar.*`,
 /// `dec_in.*` (linear layers for a flat code, convs for a spatial one), `dec{j}.conv.*`,
 /// `dec{j}.bn.*` (no BN on the last decoder block), `dec{j}.extra{k}.{conv,bn}.*`.
+/// Cloning shares the weights (candle tensors are reference-counted).
+#[derive(Debug, Clone)]
 pub struct GenerativeVae {
     enc: Vec<(Conv2d, BatchNorm2d)>,
     bottleneck_layers: Bottleneck,
