@@ -150,6 +150,18 @@ pub const CONDITIONAL_GAN_NAME: &str = "gan-conditional";
 /// its classes' code samplers are `vae-shared-<class>.latent.json` beside it.
 pub const SHARED_VAE_NAME: &str = "vae-shared";
 
+/// Checkpoint name of a class-conditional VAE ([`ClassModels::Conditional`]):
+/// `vae-conditional`, its classes' code samplers `vae-conditional-<class>.latent.json`.
+pub const CONDITIONAL_VAE_NAME: &str = "vae-conditional";
+
+/// The checkpoint name of a VAE that is one model for every class.
+fn one_vae_name(models: ClassModels) -> &'static str {
+    match models {
+        ClassModels::Conditional => CONDITIONAL_VAE_NAME,
+        ClassModels::Shared | ClassModels::PerClass => SHARED_VAE_NAME,
+    }
+}
+
 /// Changes to a preset's GAN discriminator, from the command line: one place that knows them
 /// (the examples and the experiment only carry this struct).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,8 +193,8 @@ impl GanDLayout {
 /// model trained once on every class ([`CONDITIONAL_GAN_NAME`]; its steps are the model's,
 /// covering both classes); each class gets it with [`ClassGenerator::of_class`], and its
 /// training's seconds are shared out between the classes' reports. A VAE shared by the classes
-/// ([`ClassModels::Shared`]) is likewise one model ([`SHARED_VAE_NAME`]), each class with the
-/// code sampler of its own slices.
+/// or class-conditional ([`ClassModels`]) is likewise one model ([`SHARED_VAE_NAME`],
+/// [`CONDITIONAL_VAE_NAME`]), each class with the code sampler of its own slices.
 pub fn train_generators(
     spec: &GeneratorSpec,
     train: &ImageSet,
@@ -242,20 +254,23 @@ pub fn train_generators(
         }
         GeneratorKind::Gan => None,
     };
-    if let Some(cfg) = vae_cfg.as_ref().filter(|c| c.class_models == ClassModels::Shared) {
-        // One VAE on the whole training set; each class samples from the codes of its own
-        // slices. Its time is reported split over the classes, as for the conditional GAN.
+    if let Some(cfg) = vae_cfg.as_ref().filter(|c| c.class_models.one_model()) {
+        // One VAE on the whole training set (told each slice's class when conditional); each
+        // class samples from the codes of its own slices. Its time is reported split over the
+        // classes, as for the conditional GAN.
         let t0 = Instant::now();
+        let name = one_vae_name(cfg.class_models);
         let va = if val.is_empty() { train.clone() } else { val.clone() };
-        let r = mri_vae::train_vae(cfg, train, &va, device, &opts_for(SHARED_VAE_NAME.into()))?;
+        let r = mri_vae::train_vae(cfg, train, &va, device, &opts_for(name.into()))?;
         let history = serde_json::to_value(&r.history).expect("serialises");
         let mut out = Vec::new();
         for (label, class) in CLASSES {
             let tr = train.of_class(label);
-            let codes = fit_code_sampler(&r.model, &tr, cfg, spec.seed, &latent_file(&ckpt_dir, &format!("{SHARED_VAE_NAME}-{class}")), device)?;
+            let model = r.model.of_class(label);
+            let codes = fit_code_sampler(&model, &tr, cfg, spec.seed, &latent_file(&ckpt_dir, &format!("{name}-{class}")), device)?;
             let report =
                 ClassGeneratorReport { class: class.into(), train_images: tr.len(), params: cfg.param_count(), history: history.clone(), seconds: 0.0 };
-            out.push((class.to_string(), ClassGenerator::Vae(r.model.clone(), codes), report));
+            out.push((class.to_string(), ClassGenerator::Vae(model, codes), report));
         }
         let seconds = t0.elapsed().as_secs_f64() / CLASSES.len() as f64;
         out.iter_mut().for_each(|(_, _, report)| report.seconds = seconds);
@@ -331,36 +346,40 @@ pub fn latent_file(ckpt_dir: &Path, name: &str) -> PathBuf {
 
 /// Loads a class generator from its checkpoint (any `X.safetensors` / `X.json` written by
 /// [`train_generators`]), whichever kind it is. A class-conditional GAN comes without a class:
-/// choose one with [`ClassGenerator::of_class`]. A VAE shared by the classes needs its class to
-/// find its code sampler: load it with [`load_class_generator`].
+/// choose one with [`ClassGenerator::of_class`]. A VAE that is one model for both classes needs
+/// the class to find its code sampler: load it with [`load_class_generator`].
 pub fn load_generator(path: &Path, device: &Device) -> Result<ClassGenerator, SynthError> {
     load(path, None, device)
 }
 
-/// [`load_generator`] for the generator of `class` (`yes` or `no`): a class-conditional GAN
-/// comes set to draw that class; a VAE shared by the classes ([`SHARED_VAE_NAME`]) comes with
-/// that class's code sampler. A per-class generator is loaded as it is.
+/// [`load_generator`] for the generator of `class` (`yes` or `no`): a class-conditional GAN or
+/// VAE comes set to draw that class; a VAE that is one model for both classes
+/// ([`SHARED_VAE_NAME`], [`CONDITIONAL_VAE_NAME`]) comes with that class's code sampler. A
+/// per-class generator is loaded as it is.
 pub fn load_class_generator(path: &Path, class: &str, device: &Device) -> Result<ClassGenerator, SynthError> {
     let label = CLASSES.iter().find(|(_, c)| *c == class).map(|(l, _)| *l).ok_or_else(|| SynthError::Invalid(format!("unknown class {class:?}: yes or no")))?;
-    Ok(load(path, Some(class), device)?.of_class(label))
+    Ok(load(path, Some((label, class)), device)?.of_class(label))
 }
 
-fn load(path: &Path, class: Option<&str>, device: &Device) -> Result<ClassGenerator, SynthError> {
+fn load(path: &Path, class: Option<(u32, &str)>, device: &Device) -> Result<ClassGenerator, SynthError> {
     let ck = Checkpoint::from_file(path);
     match ck.model_kind()? {
         ModelKind::GenerativeVae => {
-            let (cfg, model, _) = mri_vae::load_vae::<VaeConfig>(&ck, device)?;
+            let (cfg, mut model, _) = mri_vae::load_vae::<VaeConfig>(&ck, device)?;
             // The sampler file, not the checkpoint's config, says how the VAE samples: the
             // sampler is a sampling-only setting, so a finished VAE re-sampled with another one
             // keeps its checkpoint and gets a new file (`train_generators` removes the file of
             // a VAE that samples from the prior).
             let mut name = ck.sidecar.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-            if cfg.class_models == ClassModels::Shared {
+            if cfg.class_models.one_model() {
                 match class {
-                    Some(c) => name = format!("{name}-{c}"),
+                    Some((label, c)) => {
+                        name = format!("{name}-{c}");
+                        model = model.of_class(label);
+                    }
                     None => {
                         return Err(SynthError::Invalid(format!(
-                            "{}: a VAE shared by the classes samples each class from its own codes: load it with load_class_generator",
+                            "{}: a VAE that is one model for both classes samples each class from its own codes: load it with load_class_generator",
                             ck.sidecar.display()
                         )))
                     }

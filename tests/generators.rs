@@ -177,48 +177,53 @@ fn a_class_conditional_gan_is_one_model_that_draws_each_class() {
     assert!(e.contains("classes must be 0"), "{e}");
 }
 
-/// A VAE shared by the classes: one checkpoint, one code sampler a class beside it, each class
-/// drawing from its own codes; reloaded per class with the same samples.
+/// A VAE that is one model for both classes, shared or class-conditional: one checkpoint, one
+/// code sampler a class beside it, each class drawing from its own codes (the conditional one
+/// also told the class); reloaded per class with the same samples.
 #[test]
-fn a_shared_vae_is_one_model_with_a_code_sampler_per_class() {
-    use mri_synth::generators::{load_class_generator, ClassGenerator, SHARED_VAE_NAME};
+fn a_vae_for_both_classes_is_one_model_with_a_code_sampler_per_class() {
+    use mri_synth::generators::{load_class_generator, ClassGenerator, CONDITIONAL_VAE_NAME, SHARED_VAE_NAME};
     let data = tiny_phantoms();
     let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
     let dev = Device::Cpu;
-    let dir = tempfile::tempdir().unwrap();
-    let gspec = GeneratorSpec {
-        kind: GeneratorKind::Vae,
-        preset: mri_synth::train::Preset::Quick,
-        image_size: 16,
-        epochs: Some(2),
-        steps: None,
-        gan_d: GanDLayout::default(),
-        overrides: vec![r#"class_models="shared""#.parse().unwrap()],
-        seed: 4,
-        out: dir.path().to_path_buf(),
-        figure_every: 0,
-        quiet: true,
-        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
-    };
-    let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
-    let ckpt = dir.path().join(format!("checkpoints/{SHARED_VAE_NAME}.json"));
-    assert!(ckpt.exists() && !dir.path().join("checkpoints/vae-yes.json").exists());
-    for class in ["yes", "no"] {
-        assert!(dir.path().join(format!("checkpoints/{SHARED_VAE_NAME}-{class}.latent.json")).exists(), "{class}");
+    for (models, name) in [("shared", SHARED_VAE_NAME), ("conditional", CONDITIONAL_VAE_NAME)] {
+        let dir = tempfile::tempdir().unwrap();
+        let gspec = GeneratorSpec {
+            kind: GeneratorKind::Vae,
+            preset: mri_synth::train::Preset::Quick,
+            image_size: 16,
+            epochs: Some(2),
+            steps: None,
+            gan_d: GanDLayout::default(),
+            overrides: vec![format!("class_models=\"{models}\"").parse().unwrap()],
+            seed: 4,
+            out: dir.path().to_path_buf(),
+            figure_every: 1,
+            quiet: true,
+            fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+        };
+        let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
+        let ckpt = dir.path().join(format!("checkpoints/{name}.json"));
+        assert!(ckpt.exists() && !dir.path().join("checkpoints/vae-yes.json").exists(), "{models}");
+        for class in ["yes", "no"] {
+            assert!(dir.path().join(format!("checkpoints/{name}-{class}.latent.json")).exists(), "{models} {class}");
+        }
+        assert!(std::fs::read_dir(dir.path().join("figures")).unwrap().count() >= 2, "{models}: no progress grids");
+        let draw = |g: &ClassGenerator| -> Vec<f32> { g.sample(4, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap() };
+        let (yes, no) = (draw(&trained[0].1), draw(&trained[1].1));
+        assert_ne!(yes, no, "{models}: same noise, each class's own codes: different images");
+        assert!(yes.iter().chain(&no).all(|v| (0.0..=1.0).contains(v)));
+        // Both classes were trained once, on every training slice: one history, shared time.
+        assert_eq!(trained[0].2.seconds, trained[1].2.seconds);
+        assert_eq!(trained[0].2.history, trained[1].2.history);
+        assert_eq!((trained[0].2.train_images, trained[1].2.train_images), (tr.of_class(1).len(), tr.of_class(0).len()));
+        // Reloading needs the class (its code sampler), and then draws what training returned.
+        let e = load_generator(&ckpt, &dev).err().unwrap().to_string();
+        assert!(e.contains("load_class_generator"), "{e}");
+        assert_eq!(draw(&load_class_generator(&ckpt, "no", &dev).unwrap()), no, "{models}");
+        assert!(load_class_generator(&ckpt, "maybe", &dev).is_err());
+        // A second call finds the checkpoint complete and trains nothing.
+        let again = train_generators(&gspec, &tr, &va, &dev).unwrap();
+        assert_eq!(draw(&again[0].1), yes, "{models}");
     }
-    let draw = |g: &ClassGenerator| -> Vec<f32> { g.sample(4, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap() };
-    let (yes, no) = (draw(&trained[0].1), draw(&trained[1].1));
-    assert_ne!(yes, no, "same noise, each class's own codes: different images");
-    // Both classes were trained once, on every training slice: one history, shared time.
-    assert_eq!(trained[0].2.seconds, trained[1].2.seconds);
-    assert_eq!(trained[0].2.history, trained[1].2.history);
-    assert_eq!((trained[0].2.train_images, trained[1].2.train_images), (tr.of_class(1).len(), tr.of_class(0).len()));
-    // Reloading needs the class (its code sampler), and then draws what training returned.
-    let e = load_generator(&ckpt, &dev).err().unwrap().to_string();
-    assert!(e.contains("load_class_generator"), "{e}");
-    assert_eq!(draw(&load_class_generator(&ckpt, "no", &dev).unwrap()), no);
-    assert!(load_class_generator(&ckpt, "maybe", &dev).is_err());
-    // A second call finds the checkpoint complete and trains nothing.
-    let again = train_generators(&gspec, &tr, &va, &dev).unwrap();
-    assert_eq!(draw(&again[0].1), yes);
 }

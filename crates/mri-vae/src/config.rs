@@ -53,6 +53,26 @@ pub enum ClassModels {
     /// ventricles are the same in both classes, so one model learns them from twice the
     /// slices in half the two models' steps; what makes a class is where its codes lie.
     Shared,
+    /// One class-conditional VAE (CVAE, Sohn et al., NeurIPS 2015) on the slices of both
+    /// classes (labels 0 and 1): the class enters the encoder as one constant input plane per
+    /// class beside the image, and the decoder the same way beside the code, so the decoder is
+    /// told what to draw; each class samples from a code sampler fitted to its own slices' codes.
+    Conditional,
+}
+
+impl ClassModels {
+    /// Classes the model itself is given (0 unless conditional).
+    pub fn model_classes(self) -> usize {
+        match self {
+            ClassModels::Conditional => 2,
+            ClassModels::PerClass | ClassModels::Shared => 0,
+        }
+    }
+
+    /// One model for every class (shared or conditional).
+    pub fn one_model(self) -> bool {
+        self != ClassModels::PerClass
+    }
 }
 
 /// Configuration of the generative VAE (one per class in the study) and of its training.
@@ -204,16 +224,17 @@ impl VaeConfig {
     /// Number of parameters (BatchNorm affine included, running statistics not).
     pub fn param_count(&self) -> usize {
         let mut n = 0;
-        let mut c_in = 1;
+        let classes = self.class_models.model_classes();
+        let mut c_in = 1 + classes;
         for &c in &self.channels {
             n += c * c_in * 9 + c + 2 * c;
             c_in = c;
         }
         let flat = c_in * self.bottleneck_side().pow(2);
         n += match self.latent_layout {
-            LatentLayout::Flat => 2 * (flat * self.latent + self.latent) + self.latent * flat + flat,
+            LatentLayout::Flat => 2 * (flat * self.latent + self.latent) + (self.latent + classes) * flat + flat,
             // Two 1×1 convs to the code, a 3×3 conv back.
-            LatentLayout::Spatial { channels } => 2 * (c_in * channels + channels) + channels * c_in * 9 + c_in,
+            LatentLayout::Spatial { channels } => 2 * (c_in * channels + channels) + (channels + classes) * c_in * 9 + c_in,
         };
         let mut outs: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
         outs.push(1);

@@ -96,7 +96,8 @@ pub(crate) fn code_count_and_mean(codes: &[f64], dim: usize) -> Result<(usize, V
     Ok((n, mean))
 }
 
-/// The codes μ of every image of `set` (eval mode), n × latent, row-major.
+/// The codes μ of every image of `set` (eval mode), n × latent, row-major; a class-conditional
+/// model encodes each image with its own label.
 ///
 /// # Errors
 /// Fewer than two images, candle errors.
@@ -107,8 +108,8 @@ pub fn training_codes<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize,
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut codes: Vec<f64> = Vec::with_capacity(set.len() * model.latent());
     for chunk in idx.chunks(batch_size.max(1)) {
-        let (x, _) = set.batch(chunk, None, device)?;
-        let (mu, _) = model.encode(&x, false)?;
+        let (x, y) = set.batch(chunk, None, device)?;
+        let (mu, _) = model.encode_labelled(&x, &y, false)?;
         codes.extend(mu.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
     }
     Ok(codes)

@@ -15,6 +15,21 @@ pub trait VaeModel {
     fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor>;
     /// Latent dimension.
     fn latent(&self) -> usize;
+    /// Classes the model is conditioned on (0: none; see [`GenerativeVae::of_class`]).
+    fn classes(&self) -> usize {
+        0
+    }
+    /// [`VaeModel::encode`] told each image's class (`labels`, u32 (N)) when the model is
+    /// class-conditional; others ignore the labels.
+    fn encode_labelled(&self, xs: &Tensor, labels: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        let _ = labels;
+        self.encode(xs, train)
+    }
+    /// [`VaeModel::decode_logits`] told each code's class, as [`VaeModel::encode_labelled`].
+    fn decode_logits_labelled(&self, z: &Tensor, labels: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let _ = labels;
+        self.decode_logits(z, train)
+    }
     /// Decoded images in [0, 1].
     fn decode(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         candle_nn::ops::sigmoid(&self.decode_logits(z, train)?)
@@ -54,14 +69,34 @@ pub struct GenerativeVae {
     top_channels: usize,
     bottleneck: usize,
     latent: usize,
+    /// Classes of a class-conditional VAE ([`crate::ClassModels::Conditional`]), else 0.
+    classes: usize,
+    /// The class the unlabelled calls (`encode`, `decode_logits`) condition on.
+    drawn_class: Option<u32>,
+}
+
+/// One constant plane per class, 1 for the image's class and 0 for the others: (N, classes, side, side).
+fn class_planes(labels: &Tensor, classes: usize, side: usize) -> candle_core::Result<Tensor> {
+    let labels: Vec<u32> = labels.to_vec1()?;
+    if let Some(bad) = labels.iter().find(|&&l| l as usize >= classes) {
+        candle_core::bail!("label {bad} of a VAE conditioned on {classes} classes");
+    }
+    let plane = side * side;
+    let mut v = vec![0f32; labels.len() * classes * plane];
+    for (i, &l) in labels.iter().enumerate() {
+        let at = (i * classes + l as usize) * plane;
+        v[at..at + plane].fill(1.0);
+    }
+    Tensor::from_vec(v, (labels.len(), classes, side, side), &candle_core::Device::Cpu)
 }
 
 impl GenerativeVae {
     /// Builds the network; weights come from `vb`.
     pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
+        let classes = cfg.class_models.model_classes();
         let mut enc = Vec::new();
-        let mut c_in = 1;
+        let mut c_in = 1 + classes;
         for (i, &c) in cfg.channels.iter().enumerate() {
             let p = vb.pp(format!("enc{i}"));
             enc.push((Conv2d::new(c_in, c, 3, 2, 1, p.pp("conv"))?, BatchNorm2d::new(c, p.pp("bn"))?));
@@ -73,12 +108,12 @@ impl GenerativeVae {
             LatentLayout::Flat => Bottleneck::Flat {
                 mu: linear(flat, cfg.latent, vb.pp("mu"))?,
                 logvar: linear(flat, cfg.latent, vb.pp("logvar"))?,
-                dec_in: linear(cfg.latent, flat, vb.pp("dec_in"))?,
+                dec_in: linear(cfg.latent + classes, flat, vb.pp("dec_in"))?,
             },
             LatentLayout::Spatial { channels } => Bottleneck::Spatial {
                 mu: Conv2d::new(c_in, channels, 1, 1, 0, vb.pp("mu"))?,
                 logvar: Conv2d::new(c_in, channels, 1, 1, 0, vb.pp("logvar"))?,
-                dec_in: Conv2d::new(channels, c_in, 3, 1, 1, vb.pp("dec_in"))?,
+                dec_in: Conv2d::new(channels + classes, c_in, 3, 1, 1, vb.pp("dec_in"))?,
                 channels,
             },
         };
@@ -99,13 +134,38 @@ impl GenerativeVae {
             dec.push(DecoderBlock { conv, bn, extra });
             c_in = c;
         }
-        Ok(GenerativeVae { enc, bottleneck_layers, dec, top_channels: *cfg.channels.last().unwrap(), bottleneck: b, latent: cfg.latent })
+        Ok(GenerativeVae {
+            enc,
+            bottleneck_layers,
+            dec,
+            top_channels: *cfg.channels.last().unwrap(),
+            bottleneck: b,
+            latent: cfg.latent,
+            classes,
+            drawn_class: None,
+        })
     }
-}
 
-impl VaeModel for GenerativeVae {
-    fn encode(&self, xs: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
-        let mut x = xs.clone();
+    /// The same model (weights shared) conditioned on class `label` in its unlabelled calls
+    /// ([`VaeModel::encode`], [`VaeModel::decode_logits`], so sampling and code fitting): how a
+    /// class-conditional VAE draws one class. A model without classes is returned as it is.
+    pub fn of_class(&self, label: u32) -> Self {
+        GenerativeVae { drawn_class: (self.classes > 0).then_some(label), ..self.clone() }
+    }
+
+    /// The labels an unlabelled call of a class-conditional model uses: `n` times its class.
+    fn drawn_labels(&self, n: usize) -> candle_core::Result<Tensor> {
+        match self.drawn_class {
+            Some(c) => Tensor::from_vec(vec![c; n], n, &candle_core::Device::Cpu),
+            None => candle_core::bail!("a class-conditional VAE draws one class at a time: choose it with GenerativeVae::of_class"),
+        }
+    }
+
+    fn encode_impl(&self, xs: &Tensor, labels: Option<&Tensor>, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut x = match labels {
+            Some(l) => Tensor::cat(&[xs, &class_planes(l, self.classes, xs.dim(2)?)?.to_device(xs.device())?], 1)?,
+            None => xs.clone(),
+        };
         for (conv, bn) in &self.enc {
             x = mri_train::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
         }
@@ -119,12 +179,27 @@ impl VaeModel for GenerativeVae {
         }
     }
 
-    fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    fn decode_impl(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> candle_core::Result<Tensor> {
         let n = z.dim(0)?;
         let (b, top) = (self.bottleneck, self.top_channels);
+        let planes =
+            |side: usize| -> candle_core::Result<Option<Tensor>> { labels.map(|l| class_planes(l, self.classes, side)?.to_device(z.device())).transpose() };
         let mut x = match &self.bottleneck_layers {
-            Bottleneck::Flat { dec_in, .. } => mri_train::relu(&dec_in.forward(z)?)?.reshape((n, top, b, b))?,
-            Bottleneck::Spatial { dec_in, channels, .. } => mri_train::relu(&dec_in.forward(&z.reshape((n, *channels, b, b))?)?)?,
+            Bottleneck::Flat { dec_in, .. } => {
+                let z = match planes(1)? {
+                    Some(p) => Tensor::cat(&[z, &p.flatten_from(1)?], 1)?,
+                    None => z.clone(),
+                };
+                mri_train::relu(&dec_in.forward(&z)?)?.reshape((n, top, b, b))?
+            }
+            Bottleneck::Spatial { dec_in, channels, .. } => {
+                let code = z.reshape((n, *channels, b, b))?;
+                let code = match planes(b)? {
+                    Some(p) => Tensor::cat(&[&code, &p], 1)?,
+                    None => code,
+                };
+                mri_train::relu(&dec_in.forward(&code)?)?
+            }
         };
         for block in &self.dec {
             x = block.conv.forward(&upsample2(&x)?)?;
@@ -137,9 +212,37 @@ impl VaeModel for GenerativeVae {
         }
         Ok(x)
     }
+}
+
+impl VaeModel for GenerativeVae {
+    fn encode(&self, xs: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        if self.classes == 0 {
+            return self.encode_impl(xs, None, train);
+        }
+        self.encode_impl(xs, Some(&self.drawn_labels(xs.dim(0)?)?), train)
+    }
+
+    fn decode_logits(&self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if self.classes == 0 {
+            return self.decode_impl(z, None, train);
+        }
+        self.decode_impl(z, Some(&self.drawn_labels(z.dim(0)?)?), train)
+    }
 
     fn latent(&self) -> usize {
         self.latent
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn encode_labelled(&self, xs: &Tensor, labels: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        self.encode_impl(xs, (self.classes > 0).then_some(labels), train)
+    }
+
+    fn decode_logits_labelled(&self, z: &Tensor, labels: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.decode_impl(z, (self.classes > 0).then_some(labels), train)
     }
 }
 

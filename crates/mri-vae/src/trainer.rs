@@ -168,9 +168,9 @@ pub fn evaluate_vae_loss<M: VaeModel>(model: &M, loss: VaeLoss, set: &ImageSet, 
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut sum = 0f64;
     for chunk in idx.chunks(batch_size.max(1)) {
-        let (x, _) = set.batch(chunk, None, device)?;
-        let (mu, logvar) = model.encode(&x, false)?;
-        let parts = vae_loss(loss, &model.decode_logits(&mu, false)?, &x, &mu, &logvar)?;
+        let (x, y) = set.batch(chunk, None, device)?;
+        let (mu, logvar) = model.encode_labelled(&x, &y, false)?;
+        let parts = vae_loss(loss, &model.decode_logits_labelled(&mu, &y, false)?, &x, &mu, &logvar)?;
         sum += parts.total.to_scalar::<f32>()? as f64 * chunk.len() as f64;
     }
     Ok(sum / set.len() as f64)
@@ -231,13 +231,14 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
         let t0 = Instant::now();
         let (mut sum, mut sum_recon, mut sum_kl) = (0f64, 0f64, 0f64);
         for idx in &self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size()) {
-            let (x, _) = self.train.batch(idx, None, self.device)?;
-            let (mu, logvar) = self.model.encode(&x, true)?;
+            // Labels reach the model only when it is class-conditional.
+            let (x, y) = self.train.batch(idx, None, self.device)?;
+            let (mu, logvar) = self.model.encode_labelled(&x, &y, true)?;
             let eps = seeded_normal(self.seed, &format!("reparam/{}", self.adam.steps()), mu.shape(), self.device)?;
             let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
             let warm = self.cfg.kl_warmup_steps();
             let kl_scale = if warm == 0 { 1.0 } else { ((self.adam.steps() + 1) as f64 / warm as f64).min(1.0) };
-            let parts = vae_loss_weighted(self.cfg.loss(), &self.model.decode_logits(&z, true)?, &x, &mu, &logvar, kl_scale)?;
+            let parts = vae_loss_weighted(self.cfg.loss(), &self.model.decode_logits_labelled(&z, &y, true)?, &x, &mu, &logvar, kl_scale)?;
             self.adam.backward_step(&parts.total)?;
             let l = parts.total.to_scalar::<f32>()? as f64;
             let k = idx.len() as f64;
@@ -258,15 +259,20 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
     }
     fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
         let show: Vec<usize> = (0..self.val.len().min(8)).collect();
-        let (x, _) = self.val.batch(&show, None, self.device)?;
-        save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&self.model.reconstruct(&x)?))?;
+        let (x, y) = self.val.batch(&show, None, self.device)?;
+        let (mu, _) = self.model.encode_labelled(&x, &y, false)?;
+        let recon = candle_nn::ops::sigmoid(&self.model.decode_logits_labelled(&mu, &y, false)?)?;
+        save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&recon))?;
         if S::KIND == ModelKind::GenerativeVae {
             // Samples as the finished model will draw them: from the fitted code Gaussian when
             // the config says so (refitted to the current weights), else from fixed prior noise.
             // A two-stage sampler's progress grids use the fitted Gaussian too: refitting its
-            // second stage at every figure would cost seconds each.
-            let z = if self.cfg.sampler() != LatentSampler::Prior {
-                LatentGaussian::fit(&self.model, self.train, self.cfg.batch_size(), self.cfg.latent_shrinkage(), self.device)?.sample(
+            // second stage at every figure would cost seconds each. A class-conditional model
+            // shows the tumour class (label 1), from the tumour slices' codes.
+            let conditional = self.model.classes() > 0;
+            let fit_on = if conditional { self.train.of_class(1) } else { self.train.clone() };
+            let z = if self.cfg.sampler() != LatentSampler::Prior && fit_on.len() >= 2 {
+                LatentGaussian::fit(&self.model, &fit_on, self.cfg.batch_size(), self.cfg.latent_shrinkage(), self.device)?.sample(
                     16,
                     self.seed,
                     self.device,
@@ -274,7 +280,9 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
             } else {
                 self.fixed_noise.clone()
             };
-            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &self.model.decode(&z, false)?, None)?;
+            let labels = Tensor::from_vec(vec![u32::from(conditional); 16], 16, self.device)?;
+            let samples = candle_nn::ops::sigmoid(&self.model.decode_logits_labelled(&z, &labels, false)?)?;
+            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &samples, None)?;
         }
         Ok(())
     }
@@ -354,8 +362,9 @@ pub fn reconstruct_set<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize
     let mut out = ImageSet::new(set.side);
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(batch_size.max(1)) {
-        let (x, _) = set.batch(chunk, None, device)?;
-        let r: Vec<f32> = model.reconstruct(&x)?.flatten_all()?.to_vec1()?;
+        let (x, y) = set.batch(chunk, None, device)?;
+        let (mu, _) = model.encode_labelled(&x, &y, false)?;
+        let r: Vec<f32> = candle_nn::ops::sigmoid(&model.decode_logits_labelled(&mu, &y, false)?)?.flatten_all()?.to_vec1()?;
         out.pixels.extend(r);
         out.labels.extend(chunk.iter().map(|&i| set.labels[i]));
     }

@@ -275,3 +275,38 @@ fn second_stage_samples_where_the_codes_lie() {
     assert!(SecondStage::fit(&codes, 2, SecondStageConfig { steps: 0, ..cfg }, 0, &dev).is_err());
     assert!(SecondStage::fit(&codes[..2], 2, cfg, 0, &dev).is_err());
 }
+
+/// A class-conditional VAE (flat and spatial code): the class planes add their weights (counted),
+/// the decoder draws differently for each class from the same code, an unlabelled call needs a
+/// class (`of_class`), and `of_class(l)` is the labelled call with every label l.
+#[test]
+fn class_conditional_vae_is_told_the_class() {
+    use mri_vae::ClassModels;
+    let trainable = |vm: &VarMap| vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_")).map(|(_, v)| v.elem_count()).sum::<usize>();
+    let dev = Device::Cpu;
+    let x = Tensor::rand(0f32, 1f32, (3, 1, 32, 32), &dev).unwrap();
+    for layout in [LatentLayout::Flat, LatentLayout::Spatial { channels: 2 }] {
+        let latent = if layout == LatentLayout::Flat { 8 } else { 128 };
+        let cfg = VaeConfig { latent_layout: layout, latent, class_models: ClassModels::Conditional, ..VaeConfig::quick(32) };
+        let vm = VarMap::new();
+        let g = GenerativeVae::new(&cfg, seeded_var_builder(&vm, 0, DType::F32, &dev)).unwrap();
+        assert_eq!(trainable(&vm), cfg.param_count(), "{layout:?}");
+        assert_eq!(g.classes(), 2);
+        let e = g.encode(&x, false).unwrap_err().to_string();
+        assert!(e.contains("of_class"), "{e}");
+        let ones = Tensor::from_vec(vec![1u32; 3], 3, &dev).unwrap();
+        let zeros = Tensor::from_vec(vec![0u32; 3], 3, &dev).unwrap();
+        let (mu, _) = g.encode_labelled(&x, &ones, false).unwrap();
+        assert_eq!(mu.dims(), &[3, latent]);
+        let as_one: Vec<f32> = g.of_class(1).decode_logits(&mu, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let labelled: Vec<f32> = g.decode_logits_labelled(&mu, &ones, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let as_zero: Vec<f32> = g.decode_logits_labelled(&mu, &zeros, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(as_one, labelled, "{layout:?}");
+        assert_ne!(as_one, as_zero, "{layout:?}: the class changes the drawing");
+        let (mu1, _) = g.of_class(1).encode(&x, false).unwrap();
+        assert_eq!(mu1.flatten_all().unwrap().to_vec1::<f32>().unwrap(), mu.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        // Labels outside the two classes are refused with the reason.
+        let two = Tensor::from_vec(vec![2u32; 3], 3, &dev).unwrap();
+        assert!(g.encode_labelled(&x, &two, false).unwrap_err().to_string().contains("label 2"));
+    }
+}
