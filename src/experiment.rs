@@ -160,6 +160,9 @@ struct Runner<'a> {
     timings: BTreeMap<String, f64>,
 }
 
+/// One training stage of [`Runner::stages`]: run with the training options of its name.
+type StageJob<'a, T> = Box<dyn FnOnce(RunOptions) -> Result<T, SynthError> + Send + 'a>;
+
 impl Runner<'_> {
     /// Runs `f` unless `stages/<name>.json` holds its result for this run's fingerprint;
     /// records the time.
@@ -173,22 +176,25 @@ impl Runner<'_> {
         Ok(value)
     }
 
-    /// [`Runner::stage`] for independent stages, those not yet done side by side
-    /// ([`mri_train::concurrently`]); each one's time is its own wall time, so the stages'
-    /// times add up to more than the time they took together.
-    fn stages<T: Serialize + DeserializeOwned + Send>(&mut self, jobs: Vec<(String, mri_train::Job<'_, Result<T, SynthError>>)>) -> Result<Vec<T>, SynthError> {
+    /// [`Runner::stage`] for independent trainings, those not yet done side by side
+    /// ([`mri_train::concurrently`]), each job given the training options of its stage's name;
+    /// each one's time is its own wall time, so the stages' times add up to more than the time
+    /// they took together.
+    fn stages<'a, T: Serialize + DeserializeOwned + Send + 'a>(&mut self, jobs: Vec<(String, StageJob<'a, T>)>) -> Result<Vec<T>, SynthError> {
         let mut done: Vec<Option<T>> = Vec::new();
         // The stages still to run: (slot in `done`, name) beside their timed jobs.
         let (mut pending, mut timed) = (Vec::new(), Vec::new());
         for (i, (name, job)) in jobs.into_iter().enumerate() {
             done.push(self.cached(&name)?);
             if done[i].is_none() {
+                println!("stage {name}:");
+                let opts = self.run_options(&name, 0);
                 pending.push((i, name));
                 timed.push(Box::new(move || {
                     let t0 = Instant::now();
-                    let value = job();
+                    let value = job(opts);
                     (value, t0.elapsed().as_secs_f64())
-                }) as mri_train::Job<'_, (Result<T, SynthError>, f64)>);
+                }) as mri_train::Job<'a, (Result<T, SynthError>, f64)>);
             }
         }
         for ((i, name), (value, seconds)) in pending.into_iter().zip(mri_train::concurrently(timed)) {
@@ -549,13 +555,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             cnn_jobs.push((name, cfg, set, what, g));
         }
     }
-    let stage_jobs: Vec<(String, mri_train::Job<'_, Result<CnnStage, SynthError>>)> = cnn_jobs
+    let stage_jobs: Vec<(String, StageJob<'_, CnnStage>)> = cnn_jobs
         .iter()
         .map(|(name, cfg, set, _, _)| {
-            println!("stage {name}:");
-            let opts = runner.run_options(name, 0);
             let (val, test) = (&val, &test);
-            let job: mri_train::Job<'_, Result<CnnStage, SynthError>> = Box::new(move || cnn_stage(cfg, &opts, set, val, test, device));
+            let job: StageJob<'_, CnnStage> = Box::new(move |opts| cnn_stage(cfg, &opts, set, val, test, device));
             (name.clone(), job)
         })
         .collect();
@@ -721,14 +725,12 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     let batches: [Vec<usize>; 2] = [(0..anomaly_jobs.len()).filter(|i| !is_dae(i)).collect(), (0..anomaly_jobs.len()).filter(is_dae).collect()];
     let mut trained: Vec<Option<AnomalyStage>> = (0..anomaly_jobs.len()).map(|_| None).collect();
     for batch in &batches {
-        let stage_jobs: Vec<(String, mri_train::Job<'_, Result<AnomalyStage, SynthError>>)> = batch
+        let stage_jobs: Vec<(String, StageJob<'_, AnomalyStage>)> = batch
             .iter()
             .map(|&i| {
                 let (name, trainer, set, _, _) = &anomaly_jobs[i];
-                println!("stage {name}:");
-                let opts = runner.run_options(name, 0);
                 let (val, test, out) = (&val, &test, &spec.out);
-                let job: mri_train::Job<'_, Result<AnomalyStage, SynthError>> = Box::new(move || match trainer {
+                let job: StageJob<'_, AnomalyStage> = Box::new(move |opts| match trainer {
                     AnomalyTrainer::Vae(cfg) => anomaly_stage(cfg, &opts, set, val, test, out, device),
                     AnomalyTrainer::Dae(cfg) => dae_stage(cfg, &opts, set, val, test, out, device),
                 });
