@@ -14,6 +14,25 @@ fn tiny_phantoms() -> PreparedData {
     PreparedData::load(&spec).unwrap()
 }
 
+/// The quick preset's generator spec at 16 px writing into `dir` (one epoch, seed 2, no grids);
+/// each test changes what it is about with struct update syntax.
+fn quick_spec(data: &PreparedData, kind: GeneratorKind, dir: &std::path::Path) -> GeneratorSpec {
+    GeneratorSpec {
+        kind,
+        preset: mri_synth::train::Preset::Quick,
+        image_size: 16,
+        epochs: Some(1),
+        steps: None,
+        gan_d: GanDLayout::default(),
+        overrides: Vec::new(),
+        seed: 2,
+        out: dir.to_path_buf(),
+        figure_every: 0,
+        quiet: true,
+        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+    }
+}
+
 #[test]
 fn train_write_and_reload_both_generators() {
     let data = tiny_phantoms();
@@ -22,21 +41,13 @@ fn train_write_and_reload_both_generators() {
     for kind in [GeneratorKind::Vae, GeneratorKind::Gan] {
         let dir = tempfile::tempdir().unwrap();
         let gspec = GeneratorSpec {
-            kind,
-            preset: mri_synth::train::Preset::Quick,
-            image_size: 16,
-            epochs: Some(1),
-            steps: None,
             // The GAN's discriminator widths overridden (the quick preset's are 4, 8), and its
             // inputs blurred before each stride.
             gan_d: GanDLayout { avg_pool: false, blur: Some(DiscriminatorBlur::InnerLayers), channels: Some(vec![6, 8]) },
             // A config override, as `--vae-set` / `--gan-set` give (the quick latent is 8).
             overrides: vec!["latent=6".parse().unwrap()],
-            seed: 2,
-            out: dir.path().to_path_buf(),
             figure_every: 1,
-            quiet: true,
-            fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+            ..quick_spec(&data, kind, dir.path())
         };
         let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
         assert_eq!(trained.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["yes", "no"]);
@@ -86,18 +97,8 @@ fn two_stage_vae_generator_reloads_and_resamples() {
     let dev = Device::Cpu;
     let dir = tempfile::tempdir().unwrap();
     let gspec = |overrides: &[&str]| GeneratorSpec {
-        kind: GeneratorKind::Vae,
-        preset: mri_synth::train::Preset::Quick,
-        image_size: 16,
-        epochs: Some(1),
-        steps: None,
-        gan_d: GanDLayout::default(),
         overrides: overrides.iter().map(|o| o.parse().unwrap()).collect(),
-        seed: 2,
-        out: dir.path().to_path_buf(),
-        figure_every: 0,
-        quiet: true,
-        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+        ..quick_spec(&data, GeneratorKind::Vae, dir.path())
     };
     let two = gspec(&[r#"sampler="two-stage""#, "second_stage.steps=50", "second_stage.hidden=16", "second_stage.latent=4"]);
     let trained = train_generators(&two, &tr, &va, &dev).unwrap();
@@ -138,18 +139,11 @@ fn a_class_conditional_gan_is_one_model_that_draws_each_class() {
     let dev = Device::Cpu;
     let dir = tempfile::tempdir().unwrap();
     let gspec = GeneratorSpec {
-        kind: GeneratorKind::Gan,
-        preset: mri_synth::train::Preset::Quick,
-        image_size: 16,
         epochs: Some(2),
-        steps: None,
-        gan_d: GanDLayout::default(),
         overrides: vec!["classes=2".parse().unwrap(), "d_minibatch_std=4".parse().unwrap()],
         seed: 3,
-        out: dir.path().to_path_buf(),
         figure_every: 1,
-        quiet: true,
-        fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+        ..quick_spec(&data, GeneratorKind::Gan, dir.path())
     };
     let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
     // One checkpoint for both classes; no per-class ones.
@@ -189,18 +183,11 @@ fn a_vae_for_both_classes_is_one_model_with_a_code_sampler_per_class() {
     for (models, name) in [("shared", SHARED_VAE_NAME), ("conditional", CONDITIONAL_VAE_NAME)] {
         let dir = tempfile::tempdir().unwrap();
         let gspec = GeneratorSpec {
-            kind: GeneratorKind::Vae,
-            preset: mri_synth::train::Preset::Quick,
-            image_size: 16,
             epochs: Some(2),
-            steps: None,
-            gan_d: GanDLayout::default(),
             overrides: vec![format!("class_models=\"{models}\"").parse().unwrap()],
             seed: 4,
-            out: dir.path().to_path_buf(),
             figure_every: 1,
-            quiet: true,
-            fingerprint: Some(data.fingerprint(Some(mri_synth::train::Preset::Quick))),
+            ..quick_spec(&data, GeneratorKind::Vae, dir.path())
         };
         let trained = train_generators(&gspec, &tr, &va, &dev).unwrap();
         let ckpt = dir.path().join(format!("checkpoints/{name}.json"));

@@ -30,14 +30,11 @@ pub(crate) fn applies(_c_in: usize, c_out: usize, k: usize) -> bool {
     c_out == 1 && k <= 5
 }
 
-/// The outputs `ox` in `0..wo` whose input column `ox·s − p + j` lies in `[0, w)`: the range
-/// and the first input column.
+/// The outputs `ox` in `0..wo` whose input column `ox·s − p + j` lies in `[0, w)`
+/// ([`crate::fastconv::strided_range`]), and the first one's input column; `None` when empty.
 #[inline(always)]
 fn valid(w: usize, wo: usize, s: usize, p: usize, j: usize) -> Option<(usize, usize, usize)> {
-    let first = p as isize - j as isize; // ox·s ≥ p − j
-    let lo = if first <= 0 { 0 } else { (first as usize).div_ceil(s) }.min(wo);
-    let end = (w + p) as isize - j as isize; // ox·s < w + p − j
-    let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(s) }.min(wo);
+    let (lo, hi) = crate::fastconv::strided_range(w, wo, s, p as isize, j);
     (hi > lo).then(|| (lo, hi, lo * s + j - p))
 }
 

@@ -121,7 +121,7 @@ fn im2col_into(x: &[f32], g: ConvGeometry, parallel: bool, out: &mut Vec<f32>) {
 
 /// The outputs `ox` in `lo..hi` whose input column `ox·s − p + j` lies in `[0, w)`, for a
 /// row of `wo` outputs with stride `s`, padding `p` and kernel column `j` (empty: `lo == hi`).
-fn strided_range(w: usize, wo: usize, s: usize, p: isize, j: usize) -> (usize, usize) {
+pub(crate) fn strided_range(w: usize, wo: usize, s: usize, p: isize, j: usize) -> (usize, usize) {
     let first = p - j as isize; // ox·s ≥ p − j
     let lo = if first <= 0 { 0 } else { (first as usize).div_ceil(s) }.min(wo);
     let end = w as isize + p - j as isize; // ox·s < w + p − j
