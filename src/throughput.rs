@@ -57,6 +57,34 @@ pub struct Throughput {
     pub train_gflops: f64,
     /// Achieved GFLOP/s in inference.
     pub infer_gflops: f64,
+    /// Built with the `avx512` cargo feature (gemm's AVX-512 kernels): timings of the two
+    /// builds differ by up to ±20 % per model (docs/performance.md). Missing in older lines.
+    #[serde(default)]
+    pub avx512_build: bool,
+    /// The SIMD extensions this CPU has that the kernels can use (`avx2`, `avx512f`; run-time
+    /// detection): timings are only comparable between machines with the same. Missing in
+    /// older lines.
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
+    /// Threads of the pool the measurement ran in.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+/// The SIMD extensions of this CPU that gemm and the kernels pick at run time.
+fn cpu_features() -> Vec<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        [("avx2", std::arch::is_x86_feature_detected!("avx2")), ("avx512f", std::arch::is_x86_feature_detected!("avx512f"))]
+            .into_iter()
+            .filter(|(_, has)| *has)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
+    }
 }
 
 /// FLOPs of one image through every linear layer of `vm` (rank-2 weights), 2·in·out each.
@@ -231,5 +259,30 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
         train_gflop_per_image: train_flops / 1e9,
         train_gflops: train_flops * b as f64 / train_s / 1e9,
         infer_gflops: fwd * b as f64 / infer_s / 1e9,
+        avx512_build: cfg!(feature = "avx512"),
+        cpu_features: cpu_features(),
+        threads: mri_train::pool_threads(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A measurement says how it was built and where it ran; lines from before those fields
+    /// still read.
+    #[test]
+    fn a_measurement_names_its_build_and_machine() {
+        let spec = ThroughputSpec { model: ModelKind::Cnn, preset: Preset::Quick, batch: 2, image_size: 16, warmup: 0, steps: 1 };
+        let t = measure(&spec, &Device::Cpu).unwrap();
+        assert_eq!(t.avx512_build, cfg!(feature = "avx512"));
+        assert!(t.threads >= 1);
+        assert!(t.cpu_features.iter().all(|f| f == "avx2" || f == "avx512f"), "{:?}", t.cpu_features);
+        let mut old = serde_json::to_value(&t).unwrap();
+        for key in ["avx512_build", "cpu_features", "threads"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back: Throughput = serde_json::from_value(old).unwrap();
+        assert!(!back.avx512_build && back.cpu_features.is_empty() && back.threads == 0);
+    }
 }

@@ -179,6 +179,12 @@ pub fn configure_candle_threads() {
     }
 }
 
+/// Threads of the rayon pool the caller runs in (every kernel's parallel loops and GEMMs use
+/// it): the global pool's, or a lane's inside [`concurrently`].
+pub fn pool_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// One independent job for [`concurrently`].
 pub type Job<'a, R> = Box<dyn FnOnce() -> R + Send + 'a>;
 
