@@ -3,13 +3,14 @@
 //!
 //! As im2col + GEMM such a layer is a matrix-vector product (M = 1), which the `gemm` crate
 //! runs far below the machine's peak, after writing and reading a column matrix k² times the
-//! size of the input (288 × 4096 values an image for a 32 → 1 conv at 64 px). Here every output row is built in place as a sum of shifted input rows scaled by one
-//! weight each (`axpy`), and the weight gradient as row-by-row products accumulated in rows of
-//! partial sums: every loop is an element-wise loop over a row of 32–128 values that the
-//! compiler vectorises, and each input row is read from the L1 cache k times at most.
+//! size of the input (288 × 4096 values an image for a 32 → 1 conv at 64 px). Here every
+//! output row is built in place as a sum of shifted input rows scaled by one weight each
+//! (`axpy`), and the weight gradient as row-by-row products accumulated in rows of partial
+//! sums: every loop is an element-wise loop over a row of 32–128 values that the compiler
+//! vectorises, and each input row is read from the L1 cache k times at most.
 //!
-//! The order of every sum is fixed (one image after the other inside a fixed number of image
-//! groups, groups added in order), so the result is the same whatever the thread count; it
+//! The order of every sum is fixed (one image after the other inside the GEMM path's fixed
+//! number of image groups, [`crate::fastconv::dw_group_size`], groups added in order), so the result is the same whatever the thread count; it
 //! differs from the GEMM path's by rounding only (tested against candle's `conv2d`).
 //!
 //! The inner loops are compiled twice, for the baseline x86-64 target and with AVX2 enabled
@@ -19,14 +20,11 @@ use rayon::prelude::*;
 
 use crate::fastconv::ConvGeometry;
 
-/// Image groups whose weight gradients are summed separately (as in [`crate::fastconv`]).
-const DW_GROUPS: usize = 8;
-
-/// Whether a conv of `c_in` → `c_out` channels with a `k`×`k` kernel goes the direct way: one
-/// output channel. A conv from one input channel stays with im2col + GEMM: its columns are only
-/// k² times one plane, and the direct loops (over 32-pixel strided rows at stride 2) measured
+/// Whether a conv to `c_out` channels with a `k`×`k` kernel goes the direct way: one output
+/// channel. A conv from one input channel stays with im2col + GEMM: its columns are only k²
+/// times one plane, and the direct loops (over 32-pixel strided rows at stride 2) measured
 /// 2–6× slower than the GEMM path at the default preset's first layers (docs/performance.md).
-pub(crate) fn applies(_c_in: usize, c_out: usize, k: usize) -> bool {
+pub(crate) fn applies(c_out: usize, k: usize) -> bool {
     c_out == 1 && k <= 5
 }
 
@@ -181,7 +179,7 @@ pub(crate) fn backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeometry, c_out:
     let (per_in, per_out, wo) = (g.c * g.h * g.w, c_out * g.ho() * g.wo(), g.wo());
     let taps = w.len();
     let mut dx = vec![0f32; if need_dx { x.len() } else { 0 }];
-    let group = g.n.div_ceil(DW_GROUPS.min(g.n).max(1)).max(1);
+    let group = crate::fastconv::dw_group_size(g.n);
     let images = |gi: usize| gi * group..((gi + 1) * group).min(g.n);
     let run = |gi: usize, mut dx_group: Option<&mut [f32]>| -> Vec<f32> {
         let mut acc = vec![0f32; taps * wo];

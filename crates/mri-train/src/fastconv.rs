@@ -301,6 +301,12 @@ fn cpu_data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
 /// constant, not the thread count, so that the summation order is the same on every machine).
 const DW_GROUPS: usize = 8;
 
+/// Images per weight-gradient group for a batch of `n` (at most [`DW_GROUPS`] contiguous
+/// groups, the last one possibly shorter): the GEMM path's and the direct kernel's.
+pub(crate) fn dw_group_size(n: usize) -> usize {
+    n.div_ceil(DW_GROUPS.min(n).max(1)).max(1)
+}
+
 /// Output planes at least this large get one GEMM per image written straight into the output
 /// (no transposing copy); smaller ones are batched into one GEMM per chunk.
 const PER_IMAGE_MIN_PLANE: usize = 256;
@@ -399,7 +405,7 @@ impl ConvOp {
                 let cols: Vec<f32> = wt.matmul(&Tensor::from_vec(xs, (cin, len * hw), &Device::Cpu)?)?.flatten_all()?.to_vec1()?;
                 y.extend(col2im(&cols, ConvGeometry { n: len, ..one }));
             }
-        } else if crate::directconv::applies(one.c, out[1], one.k) {
+        } else if crate::directconv::applies(out[1], one.k) {
             y = crate::directconv::forward(x, &cpu_data(w)?, ConvGeometry { n, ..one }, out[1]);
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
@@ -466,7 +472,7 @@ impl ConvOp {
                 }
                 add(xs.matmul(&dcols.t()?)?)?;
             }
-        } else if crate::directconv::applies(one.c, out[1], one.k) {
+        } else if crate::directconv::applies(out[1], one.k) {
             let (xv, wv, dyv) = (cpu_data(x)?, cpu_data(w)?, cpu_data(dy)?);
             let (dxv, dwv) = crate::directconv::backward(&xv, &wv, &dyv, ConvGeometry { n, ..one }, out[1], need_dx);
             let dev = Device::Cpu;
@@ -484,7 +490,7 @@ impl ConvOp {
                 // partials are added in group order, so the result is the same whatever the
                 // thread count or scheduling (the determinism tests compare bits).
                 dxv.resize(xv.len(), 0.0);
-                let group = n.div_ceil(DW_GROUPS.min(n));
+                let group = dw_group_size(n);
                 let partials: Vec<Vec<f32>> = dxv
                     .par_chunks_mut(group * per_in)
                     .enumerate()
