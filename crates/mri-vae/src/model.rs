@@ -39,6 +39,15 @@ pub trait VaeModel {
         let (mu, _) = self.encode(xs, false)?;
         self.decode(&mu, false)
     }
+    /// [`VaeModel::decode`] told each code's class ([`VaeModel::decode_logits_labelled`]).
+    fn decode_labelled(&self, z: &Tensor, labels: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.decode_logits_labelled(z, labels, train)?)
+    }
+    /// [`VaeModel::reconstruct`] told each image's class ([`VaeModel::encode_labelled`]).
+    fn reconstruct_labelled(&self, xs: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+        let (mu, _) = self.encode_labelled(xs, labels, false)?;
+        self.decode_labelled(&mu, labels, false)
+    }
 }
 
 /// The layers between the encoder's last map and the decoder's first (see [`LatentLayout`]).

@@ -260,9 +260,7 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
     fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
         let show: Vec<usize> = (0..self.val.len().min(8)).collect();
         let (x, y) = self.val.batch(&show, None, self.device)?;
-        let (mu, _) = self.model.encode_labelled(&x, &y, false)?;
-        let recon = candle_nn::ops::sigmoid(&self.model.decode_logits_labelled(&mu, &y, false)?)?;
-        save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&recon))?;
+        save_recon_grid(&dir.join(format!("{name}-recon-epoch{:03}.png", epoch + 1)), &x, Some(&self.model.reconstruct_labelled(&x, &y)?))?;
         if S::KIND == ModelKind::GenerativeVae {
             // Samples as the finished model will draw them: from the fitted code Gaussian when
             // the config says so (refitted to the current weights), else from fixed prior noise.
@@ -281,8 +279,7 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
                 self.fixed_noise.clone()
             };
             let labels = Tensor::from_vec(vec![u32::from(conditional); 16], 16, self.device)?;
-            let samples = candle_nn::ops::sigmoid(&self.model.decode_logits_labelled(&z, &labels, false)?)?;
-            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &samples, None)?;
+            save_recon_grid(&dir.join(format!("{name}-samples-epoch{:03}.png", epoch + 1)), &self.model.decode_labelled(&z, &labels, false)?, None)?;
         }
         Ok(())
     }
@@ -363,8 +360,7 @@ pub fn reconstruct_set<M: VaeModel>(model: &M, set: &ImageSet, batch_size: usize
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(batch_size.max(1)) {
         let (x, y) = set.batch(chunk, None, device)?;
-        let (mu, _) = model.encode_labelled(&x, &y, false)?;
-        let r: Vec<f32> = candle_nn::ops::sigmoid(&model.decode_logits_labelled(&mu, &y, false)?)?.flatten_all()?.to_vec1()?;
+        let r: Vec<f32> = model.reconstruct_labelled(&x, &y)?.flatten_all()?.to_vec1()?;
         out.pixels.extend(r);
         out.labels.extend(chunk.iter().map(|&i| set.labels[i]));
     }
