@@ -43,7 +43,7 @@ fn show(s: &PairedStat) -> String {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let (b, v) = (read_all(&a.baseline)?, read_all(&a.variant)?);
     let c = compare_runs(&b, &v, BOOTSTRAP_REPLICATES, a.seed)?;

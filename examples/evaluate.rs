@@ -44,7 +44,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.device.parse::<DeviceChoice>()?.device()?;
     let r = evaluate_folder(&a.checkpoint, a.detector.as_deref(), &a.data, a.skip_invalid, &device)?;

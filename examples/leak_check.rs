@@ -109,7 +109,7 @@ fn report(name: &str, check: &LeakCheck, checked: &Dataset, other: &Dataset, arg
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let args = Args::parse();
     let start = Instant::now();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;

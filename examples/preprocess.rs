@@ -64,7 +64,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let args = Args::parse();
     let start = Instant::now();
     let ds = match &args.data {

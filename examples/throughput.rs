@@ -40,7 +40,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.device.parse::<DeviceChoice>()?.device()?;
     let spec = ThroughputSpec { model: a.model, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };

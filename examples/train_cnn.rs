@@ -66,7 +66,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let args = Args::parse();
     let device = args.run.device()?;
     let mut cfg = CnnConfig::preset(args.run.preset, args.run.image_size);

@@ -56,7 +56,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.run.device()?;
     let image_size = GanConfig::preset(a.run.preset, a.run.image_size).image_size;

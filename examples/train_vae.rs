@@ -54,7 +54,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.run.device()?;
     let image_size = match a.kind {

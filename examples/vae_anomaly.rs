@@ -96,7 +96,7 @@ fn localize(
 }
 
 fn main() -> Result<()> {
-    mri_train::configure_candle_threads();
+    mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.run.device()?;
     let criterion: ThresholdCriterion = a.criterion.parse()?;

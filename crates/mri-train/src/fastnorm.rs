@@ -170,12 +170,111 @@ impl BatchNorm2d {
         self.running_var.as_tensor()
     }
 
-    fn affine(&self, x: &Tensor, mean: &Tensor, var: &Tensor) -> candle_core::Result<Tensor> {
+    /// Eval mode: `x·scale + shift` per channel with the running statistics (then ReLU when
+    /// `relu`), one fused pass on the CPU. Candle's broadcast multiply and add, then its ReLU,
+    /// were three passes with per-element index arithmetic: they made a CNN's eval forward
+    /// slower per FLOP than its training step (docs/performance.md, session 18).
+    fn forward_eval(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let c = self.weight.dim(0)?;
+        let scale = (self.weight.clone() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+        if cpu_f32(x) {
+            return x.contiguous()?.apply_op3(&scale, &shift, ChannelAffine { relu });
+        }
         let shape = (1, c, 1, 1);
-        let scale = (self.weight.clone() / (var + self.eps)?.sqrt()?)?;
-        let shift = (&self.bias - (mean * &scale)?)?;
-        x.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)
+        let y = x.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// `y = x·scale[c] + shift[c]` over (N, C, H, W), optionally followed by ReLU in the same pass:
+/// eval-mode batch norm. Its backward gives all three gradients (a model evaluated in eval mode
+/// can still be differentiated, e.g. a frozen network inside a loss).
+#[derive(Debug, Clone, Copy)]
+struct ChannelAffine {
+    relu: bool,
+}
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "mri-channel-affine"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "channel affine")?;
+        let scale = contiguous_f32(s2, l2, "channel affine: scale")?;
+        let shift = contiguous_f32(s3, l3, "channel affine: shift")?;
+        let (_, c, h, w) = l1.shape().dims4()?;
+        if scale.len() != c || shift.len() != c {
+            candle_core::bail!("channel affine: {c} channels but {} scales and {} shifts", scale.len(), shift.len());
+        }
+        let plane = h * w;
+        let mut y = vec![0f32; x.len()];
+        if plane > 0 {
+            y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(k, (dst, src))| {
+                let (a, b) = (scale[k % c], shift[k % c]);
+                if self.relu {
+                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = (v * a + b).max(0.0));
+                } else {
+                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * a + b);
+                }
+            });
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        _shift: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let plane = h * w;
+        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let mut gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        if self.relu {
+            let rv: Vec<f32> = res.flatten_all()?.to_vec1()?;
+            gv.par_iter_mut().zip(&rv).for_each(|(g, &r)| {
+                if r <= 0.0 {
+                    *g = 0.0;
+                }
+            });
+        }
+        let sv: Vec<f32> = scale.to_vec1()?;
+        // d shift = Σ dy, d scale = Σ dy·x per channel (f64 sums in a fixed order).
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut ds, mut da) = (0f64, 0f64);
+                for i in 0..n {
+                    let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+                    for (&g, &v) in gv[r.clone()].iter().zip(&xv[r]) {
+                        ds += g as f64;
+                        da += g as f64 * v as f64;
+                    }
+                }
+                (ds, da)
+            })
+            .collect();
+        let mut dx = vec![0f32; xv.len()];
+        if plane > 0 {
+            dx.par_chunks_mut(plane).zip(gv.par_chunks(plane)).enumerate().for_each(|(k, (dst, g))| {
+                let a = sv[k % c];
+                dst.iter_mut().zip(g).for_each(|(d, &g)| *d = g * a);
+            });
+        }
+        let dev = x.device();
+        let dx = Tensor::from_vec(dx, (n, c, h, w), dev)?;
+        let dscale = Tensor::from_vec(sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>(), c, dev)?;
+        let dshift = Tensor::from_vec(sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>(), c, dev)?;
+        Ok((Some(dx), Some(dscale), Some(dshift)))
     }
 }
 
@@ -186,7 +285,7 @@ impl BatchNorm2d {
         if train {
             self.forward_train(x, true)
         } else {
-            self.forward_t(x, false)?.relu()
+            self.forward_eval(x, true)
         }
     }
 
@@ -221,7 +320,7 @@ impl ModuleT for BatchNorm2d {
         if train {
             self.forward_train(x, false)
         } else {
-            self.affine(x, self.running_mean.as_tensor(), self.running_var.as_tensor())
+            self.forward_eval(x, false)
         }
     }
 }

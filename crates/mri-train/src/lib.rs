@@ -54,7 +54,8 @@
 //! file hashes), `clap` (optional feature `clap`: presets and model kinds as command-line
 //! values), `rand` + `rand_chacha`
 //! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars), `rayon` (parallel im2col / col2im),
-//! `thiserror` (the error enum).
+//! `thiserror` (the error enum), `libc` (Linux with glibc only: `mallopt`, see
+//! [`configure_allocator`]).
 #![warn(missing_docs)]
 
 pub mod activation;
@@ -176,6 +177,56 @@ pub fn configure_candle_threads() {
         if std::env::var_os(var).is_none() {
             std::env::set_var(var, value);
         }
+    }
+}
+
+/// What a process that trains sets first thing in `main`, while it has one thread:
+/// [`configure_candle_threads`] and [`configure_allocator`].
+pub fn configure_runtime() {
+    configure_candle_threads();
+    configure_allocator();
+}
+
+/// glibc's mmap threshold once fixed by [`configure_allocator`]: its largest allowed value.
+pub const MMAP_THRESHOLD: usize = 32 << 20;
+
+/// glibc's trim threshold once fixed by [`configure_allocator`].
+pub const TRIM_THRESHOLD: usize = 1 << 30;
+
+/// Keeps freed buffers in the process for reuse instead of handing them back to the kernel;
+/// returns whether it changed anything (only under glibc, and only when the environment sets
+/// none of glibc's malloc tunables: `GLIBC_TUNABLES=glibc.malloc.…`, `MALLOC_MMAP_THRESHOLD_`,
+/// `MALLOC_TRIM_THRESHOLD_`).
+///
+/// glibc serves a block over its mmap threshold (128 KiB at start, raised on each free up to
+/// 32 MiB) with a fresh mapping, unmaps it on free, and returns the free top of its heaps to
+/// the kernel once it exceeds the trim threshold. Every candle op allocates its output and
+/// every conv its columns, so a step's buffers were mapped, zero-filled by page faults and
+/// unmapped again on every pass: a third of a CNN eval forward's samples were the kernel's
+/// page-fault and unmap paths (perf, docs/performance.md, session 18). Fixed thresholds
+/// (mmap at [`MMAP_THRESHOLD`], trim at [`TRIM_THRESHOLD`]) turn that off: the default
+/// preset's CNN ran its eval forward 2.8× and its training step 1.5× as fast. The price is that
+/// memory freed stays with the process (its peak use), which a training process reuses anyway.
+/// Buffers over 32 MiB (the paper preset's largest) are still mapped per use: glibc allows no
+/// larger threshold.
+pub fn configure_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let tunables = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
+        let legacy = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].iter().any(|v| std::env::var_os(v).is_some());
+        if tunables || legacy {
+            return false;
+        }
+        // SAFETY: mallopt only sets allocator parameters; glibc serialises it with the
+        // allocator's own lock, and both values are within its documented ranges.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
     }
 }
 

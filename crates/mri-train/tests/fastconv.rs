@@ -181,6 +181,40 @@ fn fused_batch_norm_relu_matches_candle_nn_then_relu() {
     }
 }
 
+/// Eval mode (running statistics), with and without the fused ReLU: outputs and the gradients
+/// of x, weight and bias equal candle-nn's eval batch norm (then candle's ReLU), on running
+/// statistics moved away from their initial 0 / 1 by one training pass.
+#[test]
+fn eval_batch_norm_and_its_gradients_match_candle_nn() {
+    use candle_core::ModuleT;
+    let dev = Device::Cpu;
+    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (4, 2, 8, 8), (3, 5, 1, 1), (2, 4, 17, 9)] {
+        for relu in [false, true] {
+            let (ours, vm_a, theirs, vm_b) = batch_norm_pair(c, (0.7, -1.5));
+            let warm = Tensor::randn(0f32, 2f32, (n, c, h, w), &dev).unwrap().affine(1.0, 1.5).unwrap();
+            ours.forward_t(&warm, true).unwrap();
+            theirs.forward_t(&warm, true).unwrap();
+            let x = Var::from_tensor(&Tensor::randn(0f32, 2f32, (n, c, h, w), &dev).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
+            let (ya, yb) = if relu {
+                (ours.forward_relu_t(x.as_tensor(), false).unwrap(), theirs.forward_t(x.as_tensor(), false).unwrap().relu().unwrap())
+            } else {
+                (ours.forward_t(x.as_tensor(), false).unwrap(), theirs.forward_t(x.as_tensor(), false).unwrap())
+            };
+            let what = format!("eval bn (relu {relu}) {:?}", (n, c, h, w));
+            assert_eq!(ya.dims(), yb.dims(), "{what}");
+            assert!(rel_err(&ya, &yb) < 1e-4, "forward {what}");
+            let probe = Tensor::randn(0f32, 1f32, ya.shape(), &dev).unwrap();
+            let ga = (&ya * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(rel_err(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap()) < 1e-4, "grad x {what}");
+            for name in ["weight", "bias"] {
+                let (ta, tb) = (vm_a.data().lock().unwrap()[name].as_tensor().clone(), vm_b.data().lock().unwrap()[name].as_tensor().clone());
+                assert!(rel_err(ga.get(&ta).unwrap(), gb.get(&tb).unwrap()) < 1e-4, "grad {name} {what}");
+            }
+        }
+    }
+}
+
 #[test]
 fn max_pool_matches_candle() {
     let dev = Device::Cpu;
