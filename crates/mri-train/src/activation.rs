@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::fastconv::{contiguous_f32, cpu_f32};
 
 /// Elements per rayon task: large enough that the fork costs nothing next to the pass.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// `x` where `x > 0`, `slope·x` elsewhere.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@
 //! names (`weight`, `bias`), so checkpoints do not change. Every kernel is tested against
 //! candle's reference ops (tests/fastconv.rs).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Shape, Storage, StorageRef, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -297,6 +297,22 @@ fn cpu_data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1()
 }
 
+/// The f32 values behind a contiguous CPU tensor's storage guard, borrowed: a backward pass
+/// reads its saved input and its output gradient in place instead of copying both into fresh
+/// vectors (`to_vec1`), which was a full pass over every activation per layer.
+///
+/// ```ignore
+/// let xc = x.contiguous()?; // no copy when already contiguous
+/// let xg = xc.storage_and_layout();
+/// let xv: &[f32] = cpu_slice(&xg)?;
+/// ```
+pub(crate) fn cpu_slice<'a>(guard: &'a (StorageRef<'_>, &Layout)) -> candle_core::Result<&'a [f32]> {
+    match &*guard.0 {
+        Storage::Cpu(s) => contiguous_f32(s, guard.1, "tensor"),
+        _ => candle_core::bail!("expected a CPU tensor"),
+    }
+}
+
 /// Image groups whose weight gradients are summed separately in a parallel backward pass (a
 /// constant, not the thread count, so that the summation order is the same on every machine).
 const DW_GROUPS: usize = 8;
@@ -473,14 +489,17 @@ impl ConvOp {
                 add(xs.matmul(&dcols.t()?)?)?;
             }
         } else if crate::directconv::applies(out[1], one.k) {
-            let (xv, wv, dyv) = (cpu_data(x)?, cpu_data(w)?, cpu_data(dy)?);
-            let (dxv, dwv) = crate::directconv::backward(&xv, &wv, &dyv, ConvGeometry { n, ..one }, out[1], need_dx);
+            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
+            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
+            let (dxv, dwv) = crate::directconv::backward(cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?, ConvGeometry { n, ..one }, out[1], need_dx);
             let dev = Device::Cpu;
             return Ok((dxv.map(|d| Tensor::from_vec(d, x.shape(), &dev)).transpose()?, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             // Per image: recompute the columns, dW += dy·colsᵀ, dcols = Wᵀ·dy, col2im into dx.
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
-            let (xv, wv, dyv) = (cpu_data(x)?, cpu_data(w)?, cpu_data(dy)?);
+            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
+            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
+            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
             let per_in = xv.len() / n.max(1);
             let mut dwv = vec![0f32; o * kk];
             let mut dxv = Vec::with_capacity(xv.len());

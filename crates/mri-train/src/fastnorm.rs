@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, ModuleT, Shape, Tens
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use crate::fastconv::{contiguous_f32, cpu_f32};
+use crate::fastconv::{contiguous_f32, cpu_f32, cpu_slice};
 
 /// Per-channel batch statistics of the last forward pass: mean and 1/√(var + ε).
 #[derive(Debug, Default)]
@@ -88,17 +88,11 @@ impl CustomOp3 for BnTrain {
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, wd) = x.dims4()?;
         let plane = h * wd;
-        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let mut gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        if self.relu {
-            // Through the ReLU first: no gradient where it output 0.
-            let rv: Vec<f32> = res.flatten_all()?.to_vec1()?;
-            gv.par_iter_mut().zip(&rv).for_each(|(g, &r)| {
-                if r <= 0.0 {
-                    *g = 0.0;
-                }
-            });
-        }
+        let (xc, gc, rc) = (x.contiguous()?, grad.contiguous()?, res.contiguous()?);
+        let (xg, gg, rg) = (xc.storage_and_layout(), gc.storage_and_layout(), rc.storage_and_layout());
+        let (xv, gv, rv) = (cpu_slice(&xg)?, cpu_slice(&gg)?, cpu_slice(&rg)?);
+        // Through the ReLU first: no gradient where it output 0.
+        let gv = relu_masked(gv, rv, self.relu);
         let wv: Vec<f32> = w.to_vec1()?;
         let (mean, invstd) = {
             let st = self.stats.lock().unwrap();
@@ -136,6 +130,23 @@ impl CustomOp3 for BnTrain {
         let db = Tensor::from_vec(sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>(), c, dev)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
+}
+
+/// The output gradient `g` through a ReLU whose output was `out`: zero where it output 0; `g`
+/// itself, borrowed, without one.
+fn relu_masked<'a>(g: &'a [f32], out: &[f32], relu: bool) -> std::borrow::Cow<'a, [f32]> {
+    if !relu {
+        return std::borrow::Cow::Borrowed(g);
+    }
+    let mut m = vec![0f32; g.len()];
+    m.par_chunks_mut(crate::activation::CHUNK).zip(g.par_chunks(crate::activation::CHUNK).zip(out.par_chunks(crate::activation::CHUNK))).for_each(
+        |(m, (g, o))| {
+            for ((m, &g), &o) in m.iter_mut().zip(g).zip(o) {
+                *m = if o <= 0.0 { 0.0 } else { g };
+            }
+        },
+    );
+    std::borrow::Cow::Owned(m)
 }
 
 /// 2-D batch normalisation over (N, C, H, W), with candle-nn's names, initialisation and
@@ -237,16 +248,10 @@ impl CustomOp3 for ChannelAffine {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
         let plane = h * w;
-        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let mut gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        if self.relu {
-            let rv: Vec<f32> = res.flatten_all()?.to_vec1()?;
-            gv.par_iter_mut().zip(&rv).for_each(|(g, &r)| {
-                if r <= 0.0 {
-                    *g = 0.0;
-                }
-            });
-        }
+        let (xc, gc, rc) = (x.contiguous()?, grad.contiguous()?, res.contiguous()?);
+        let (xg, gg, rg) = (xc.storage_and_layout(), gc.storage_and_layout(), rc.storage_and_layout());
+        let (xv, gv, rv) = (cpu_slice(&xg)?, cpu_slice(&gg)?, cpu_slice(&rg)?);
+        let gv = relu_masked(gv, rv, self.relu);
         let sv: Vec<f32> = scale.to_vec1()?;
         // d shift = Σ dy, d scale = Σ dy·x per channel (f64 sums in a fixed order).
         let sums: Vec<(f64, f64)> = (0..c)
@@ -354,8 +359,9 @@ impl CustomOp1 for MaxPool2 {
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
         let (ho, wo) = (h / 2, w / 2);
-        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        let (xc, gc) = (x.contiguous()?, grad.contiguous()?);
+        let (xg, gg) = (xc.storage_and_layout(), gc.storage_and_layout());
+        let (xv, gv) = (cpu_slice(&xg)?, cpu_slice(&gg)?);
         let mut dx = vec![0f32; xv.len()];
         dx.par_chunks_mut(h * w).enumerate().for_each(|(k, dst)| {
             let src = &xv[k * h * w..(k + 1) * h * w];
@@ -414,7 +420,9 @@ impl CustomOp1 for Upsample2 {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
-        let gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        let gc = grad.contiguous()?;
+        let gg = gc.storage_and_layout();
+        let gv = cpu_slice(&gg)?;
         let mut dx = vec![0f32; n * c * h * w];
         dx.par_chunks_mut(h * w).enumerate().for_each(|(k, dst)| {
             let g = &gv[k * 4 * h * w..(k + 1) * 4 * h * w];
