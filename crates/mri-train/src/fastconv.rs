@@ -522,7 +522,7 @@ impl ConvOp {
                             let dyi = &dyv[i * o * l..(i + 1) * o * l];
                             sgemm_with(o, kk, l, &mut dw, (dyi, l, 1), (&cols, 1, l), true, 1);
                             if need_dx {
-                                sgemm_with(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false, 1);
+                                sgemm_with(kk, l, o, &mut dcols, (wv, 1, kk), (dyi, l, 1), false, 1);
                                 col2im_into(&dcols, one, dxi, false);
                             }
                         }
@@ -539,7 +539,7 @@ impl ConvOp {
                     let dyi = &dyv[i * o * l..(i + 1) * o * l];
                     sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
                     if need_dx {
-                        sgemm(kk, l, o, &mut dcols, (&wv, 1, kk), (dyi, l, 1), false);
+                        sgemm(kk, l, o, &mut dcols, (wv, 1, kk), (dyi, l, 1), false);
                         dxv.extend(col2im(&dcols, one));
                     }
                 }
