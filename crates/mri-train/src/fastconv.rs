@@ -323,6 +323,46 @@ pub(crate) fn dw_group_size(n: usize) -> usize {
     n.div_ceil(DW_GROUPS.min(n).max(1)).max(1)
 }
 
+/// The backward pass of a per-image path: `image(scratch, i, dw, dx_i, threads)` adds image
+/// `i`'s weight gradient into `dw` (`dw_len` values) and writes its input gradient into `dx_i`
+/// (`per_in` values, zero-filled), using `threads` threads. From two images on they run in
+/// parallel, one thread each, over a fixed number of contiguous image groups
+/// ([`dw_group_size`]): each group sums its own weight gradient and the groups' sums are
+/// added in group order, so the result is the same whatever the thread count or scheduling
+/// (the determinism tests compare bits). One image runs on every thread. Returns (dx, dW).
+fn per_image_backward<S: Default>(
+    n: usize,
+    per_in: usize,
+    dw_len: usize,
+    image: impl Fn(&mut S, usize, &mut [f32], &mut [f32], usize) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; n * per_in];
+    let mut dw = vec![0f32; dw_len];
+    if n >= 2 {
+        let group = dw_group_size(n);
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(group * per_in)
+            .enumerate()
+            .map(|(gi, dx_group)| {
+                let (mut dw, mut scratch) = (vec![0f32; dw_len], S::default());
+                for (j, dxi) in dx_group.chunks_mut(per_in).enumerate() {
+                    image(&mut scratch, gi * group + j, &mut dw, dxi, 1);
+                }
+                dw
+            })
+            .collect();
+        for p in &partials {
+            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+    } else {
+        let mut scratch = S::default();
+        for (i, dxi) in dx.chunks_mut(per_in.max(1)).enumerate().take(n) {
+            image(&mut scratch, i, &mut dw, dxi, rayon::current_num_threads());
+        }
+    }
+    (dx, dw)
+}
+
 /// Output planes at least this large get one GEMM per image written straight into the output
 /// (no transposing copy); smaller ones are batched into one GEMM per chunk.
 const PER_IMAGE_MIN_PLANE: usize = 256;
@@ -372,8 +412,9 @@ fn batch_chunks(n: usize, per_image: usize) -> Vec<(usize, usize)> {
 /// Here the backward pass recomputes each chunk's columns, forms `dW` by accumulating one GEMM
 /// per chunk and `dx` by col2im per chunk, and concatenates once. For output planes of at least
 /// [`PER_IMAGE_MIN_PLANE`] pixels the chunk is one image and the GEMMs call the `gemm` crate
-/// directly ([`sgemm`]) so results land in place; otherwise they are candle's `matmul` on
-/// untracked tensors.
+/// directly ([`sgemm`]) so results land in place (transposed convs too, since session 18,
+/// when one image's columns fit [`MAX_COLS_ELEMENTS`]); otherwise they are candle's `matmul`
+/// on untracked tensors.
 #[derive(Debug, Clone, Copy)]
 struct ConvOp {
     stride: usize,
@@ -398,6 +439,15 @@ impl ConvOp {
         }
     }
 
+    /// Whether a transposed conv runs image by image with the gemm crate: output planes of at
+    /// least [`PER_IMAGE_MIN_PLANE`] pixels (as for convs) and one image's columns within
+    /// [`MAX_COLS_ELEMENTS`] (the study decoder's 33×33 and 65×65 kernels stay on the chunked
+    /// path).
+    fn per_image_transposed(&self, one: &ConvGeometry, out: [usize; 4], xdims: &[usize]) -> bool {
+        let hw = xdims[2] * xdims[3];
+        out[2] * out[3] >= PER_IMAGE_MIN_PLANE && one.rows() * hw <= MAX_COLS_ELEMENTS
+    }
+
     /// Forward straight from the input slice into the output vector: im2col (or the
     /// transposed conv's channel-major gather) per chunk, candle's GEMM, then one copy into
     /// NCHW order.
@@ -406,7 +456,28 @@ impl ConvOp {
         let n = out[0];
         let per_in = x.len() / n.max(1);
         let mut y = Vec::with_capacity(out.iter().product());
-        if self.transposed {
+        if self.transposed && self.per_image_transposed(&one, out, xdims) {
+            // One image per task: its columns Wᵀ·x_i (x_i is already the (Cin, H·W) matrix of
+            // NCHW) by the gemm crate into a reused buffer, then col2im straight into its slot
+            // of the output; no whole-chunk column tensor, no copy out of candle.
+            let (cin, hw, rows) = (xdims[1], xdims[2] * xdims[3], one.rows());
+            let per_out = out[1] * out[2] * out[3];
+            let wv = cpu_data(w)?;
+            y.resize(n * per_out, 0.0);
+            let image = |cols: &mut Vec<f32>, i: usize, dst: &mut [f32], threads: usize| {
+                cols.resize(rows * hw, 0.0);
+                sgemm_with(rows, hw, cin, cols, (&wv, 1, rows), (&x[i * per_in..(i + 1) * per_in], hw, 1), false, threads);
+                col2im_into(cols, one, dst, threads > 1);
+            };
+            if n >= 2 {
+                y.par_chunks_mut(per_out).enumerate().for_each_init(Vec::new, |cols, (i, dst)| image(cols, i, dst, 1));
+            } else {
+                let mut cols = Vec::new();
+                for (i, dst) in y.chunks_mut(per_out).enumerate() {
+                    image(&mut cols, i, dst, rayon::current_num_threads());
+                }
+            }
+        } else if self.transposed {
             let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
             let hw = xdims[2] * xdims[3];
             let wt = w.reshape((cin, cout * k * k))?.t()?;
@@ -475,7 +546,27 @@ impl ConvOp {
             });
             Ok(())
         };
-        if self.transposed {
+        if self.transposed && self.per_image_transposed(&one, out, x.dims()) {
+            // Per image, the adjoint of the forward: dcols = im2col(dy_i), dW += x_i·dcolsᵀ,
+            // dx_i = W·dcols, each GEMM on slices in place; weight gradients summed per fixed
+            // image group, as in the conv's per-image path (same bits for any thread count).
+            let (cin, hw, rows) = (x.dim(1)?, x.dim(2)? * x.dim(3)?, one.rows());
+            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
+            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
+            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
+            let (per_in, per_out) = (cin * hw, out[1] * out[2] * out[3]);
+            let (dxv, dwv) = per_image_backward(n, per_in, cin * rows, |dcols: &mut Vec<f32>, i, dw, dxi, threads| {
+                im2col_into(&dyv[i * per_out..(i + 1) * per_out], one, threads > 1, dcols);
+                let xi = &xv[i * per_in..(i + 1) * per_in];
+                sgemm_with(cin, rows, hw, dw, (xi, hw, 1), (dcols.as_slice(), 1, hw), true, threads);
+                if need_dx {
+                    sgemm_with(cin, hw, rows, dxi, (wv, rows, 1), (dcols.as_slice(), hw, 1), false, threads);
+                }
+            });
+            let dev = Device::Cpu;
+            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
+            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
+        } else if self.transposed {
             let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
             let (h, wd) = (x.dim(2)?, x.dim(3)?);
             let wmat = w.reshape((cin, cout * k * k))?;
@@ -501,49 +592,16 @@ impl ConvOp {
             let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
             let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
             let per_in = xv.len() / n.max(1);
-            let mut dwv = vec![0f32; o * kk];
-            let mut dxv = Vec::with_capacity(xv.len());
-            if n >= 2 {
-                // Images in parallel, as in the forward pass. dW sums over images: each of a
-                // fixed number of contiguous image groups accumulates its own partial sum, and the
-                // partials are added in group order, so the result is the same whatever the
-                // thread count or scheduling (the determinism tests compare bits).
-                dxv.resize(xv.len(), 0.0);
-                let group = dw_group_size(n);
-                let partials: Vec<Vec<f32>> = dxv
-                    .par_chunks_mut(group * per_in)
-                    .enumerate()
-                    .map(|(gi, dx_group)| {
-                        let mut dw = vec![0f32; o * kk];
-                        let (mut dcols, mut cols) = (vec![0f32; kk * l], Vec::new());
-                        for (j, dxi) in dx_group.chunks_mut(per_in).enumerate() {
-                            let i = gi * group + j;
-                            im2col_into(&xv[i * per_in..(i + 1) * per_in], one, false, &mut cols);
-                            let dyi = &dyv[i * o * l..(i + 1) * o * l];
-                            sgemm_with(o, kk, l, &mut dw, (dyi, l, 1), (&cols, 1, l), true, 1);
-                            if need_dx {
-                                sgemm_with(kk, l, o, &mut dcols, (wv, 1, kk), (dyi, l, 1), false, 1);
-                                col2im_into(&dcols, one, dxi, false);
-                            }
-                        }
-                        dw
-                    })
-                    .collect();
-                for p in &partials {
-                    dwv.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            let (dxv, dwv) = per_image_backward(n, per_in, o * kk, |(cols, dcols): &mut (Vec<f32>, Vec<f32>), i, dw, dxi, threads| {
+                im2col_into(&xv[i * per_in..(i + 1) * per_in], one, threads > 1, cols);
+                let dyi = &dyv[i * o * l..(i + 1) * o * l];
+                sgemm_with(o, kk, l, dw, (dyi, l, 1), (cols.as_slice(), 1, l), true, threads);
+                if need_dx {
+                    dcols.resize(kk * l, 0.0);
+                    sgemm_with(kk, l, o, dcols, (wv, 1, kk), (dyi, l, 1), false, threads);
+                    col2im_into(dcols, one, dxi, threads > 1);
                 }
-            } else {
-                let (mut dcols, mut cols) = (vec![0f32; kk * l], Vec::new());
-                for i in 0..n {
-                    im2col_into(&xv[i * per_in..(i + 1) * per_in], one, true, &mut cols);
-                    let dyi = &dyv[i * o * l..(i + 1) * o * l];
-                    sgemm(o, kk, l, &mut dwv, (dyi, l, 1), (&cols, 1, l), true);
-                    if need_dx {
-                        sgemm(kk, l, o, &mut dcols, (wv, 1, kk), (dyi, l, 1), false);
-                        dxv.extend(col2im(&dcols, one));
-                    }
-                }
-            }
+            });
             let dev = Device::Cpu;
             let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
             return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));

@@ -75,8 +75,19 @@ fn conv2d_matches_candle_forward_and_backward() {
 fn conv_transpose2d_matches_candle_forward_and_backward() {
     let dev = Device::Cpu;
     // (n, c_in, c_out, h, w, k, stride, pad): includes the mirrored decoder's k4 s2 p1 and a
-    // study-style stride-1 kernel of side+1.
-    let cases: &[Case] = &[(1, 3, 2, 5, 7, 4, 2, 1), (2, 4, 3, 8, 8, 4, 2, 1), (2, 2, 3, 4, 4, 5, 1, 0), (3, 3, 1, 6, 5, 3, 2, 0), (1, 2, 2, 7, 7, 3, 1, 1)];
+    // study-style stride-1 kernel of side+1; the last four have output planes of 256+ pixels
+    // (the per-image path): batch 1, eleven images (uneven weight-gradient groups), stride 1.
+    let cases: &[Case] = &[
+        (1, 3, 2, 5, 7, 4, 2, 1),
+        (2, 4, 3, 8, 8, 4, 2, 1),
+        (2, 2, 3, 4, 4, 5, 1, 0),
+        (3, 3, 1, 6, 5, 3, 2, 0),
+        (1, 2, 2, 7, 7, 3, 1, 1),
+        (2, 3, 4, 9, 9, 4, 2, 1),
+        (1, 2, 3, 8, 9, 4, 2, 1),
+        (11, 2, 2, 8, 8, 4, 2, 1),
+        (2, 3, 2, 17, 16, 3, 1, 1),
+    ];
     for &(n, ci, co, h, w, k, s, p) in cases {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
         let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (ci, co, k, k), &dev).unwrap()).unwrap();
@@ -277,8 +288,9 @@ fn chunked_batches_match_candle() {
 #[test]
 fn conv_transpose2d_output_padding_matches_candle() {
     let dev = Device::Cpu;
-    for &(k, s, p, op) in &[(3, 2, 1, 1), (4, 2, 1, 1), (3, 3, 0, 2), (5, 2, 2, 1)] {
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (2, 3, 5, 6), &dev).unwrap()).unwrap();
+    // Inputs of 5×6 (small output planes) and 9×9 (planes of 256+ pixels: the per-image path).
+    for &(k, s, p, op, h, w) in &[(3, 2, 1, 1, 5, 6), (4, 2, 1, 1, 5, 6), (3, 3, 0, 2, 5, 6), (5, 2, 2, 1, 5, 6), (3, 2, 1, 1, 9, 9), (4, 2, 1, 1, 9, 9)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (2, 3, h, w), &dev).unwrap()).unwrap();
         let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, k, k), &dev).unwrap()).unwrap();
         let ours = conv_transpose2d(x.as_tensor(), wt.as_tensor(), None, s, p, op).unwrap();
         let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), p, op, s, 1).unwrap();
@@ -337,11 +349,14 @@ fn assert_no_input_gradient_same_weight_gradient(ours: Tensor, theirs: Tensor, x
 #[test]
 fn untracked_input_of_a_transposed_conv_gets_no_gradient() {
     let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1f32, (2, 3, 5, 6), &dev).unwrap();
-    let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, 4, 4), &dev).unwrap()).unwrap();
-    let ours = conv_transpose2d(&x, wt.as_tensor(), None, 2, 1, 0).unwrap();
-    let theirs = x.conv_transpose2d(wt.as_tensor(), 1, 0, 2, 1).unwrap();
-    assert_no_input_gradient_same_weight_gradient(ours, theirs, &x, &wt);
+    // Small output planes (chunked path), then 18×18 ones (per-image path), batch 2 and 1.
+    for &(n, h) in &[(2usize, 5usize), (2, 9), (1, 9)] {
+        let x = Tensor::randn(0f32, 1f32, (n, 3, h, h + 1), &dev).unwrap();
+        let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, 4, 4), &dev).unwrap()).unwrap();
+        let ours = conv_transpose2d(&x, wt.as_tensor(), None, 2, 1, 0).unwrap();
+        let theirs = x.conv_transpose2d(wt.as_tensor(), 1, 0, 2, 1).unwrap();
+        assert_no_input_gradient_same_weight_gradient(ours, theirs, &x, &wt);
+    }
 }
 
 #[test]
