@@ -24,10 +24,8 @@ use mri_synth::vae::VaeConfig;
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
-    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
-    /// --epochs, exactly the epochs these steps need).
-    #[arg(long)]
-    steps: Option<usize>,
+    #[command(flatten)]
+    budget: common::StepsArg,
     /// vae or gan.
     #[arg(long, default_value = "vae")]
     generator: GeneratorKind,
@@ -55,7 +53,7 @@ fn main() -> Result<()> {
         preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
-        steps: a.steps,
+        steps: a.budget.steps,
         gan_d: Default::default(),
         overrides: Vec::new(),
         seed: a.run.seed,

@@ -27,10 +27,8 @@ use mri_synth::train::ConfigOverride;
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
-    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
-    /// --epochs, exactly the epochs these steps need).
-    #[arg(long)]
-    steps: Option<usize>,
+    #[command(flatten)]
+    budget: common::StepsArg,
     /// Downsample in the discriminator by conv 3×3 + 2×2 average pool instead of strided
     /// convs (smooth gradients for the generator; ~2.3× the discriminator's cost).
     #[arg(long)]
@@ -67,7 +65,7 @@ fn main() -> Result<()> {
         preset: a.run.preset,
         image_size,
         epochs: a.run.epochs,
-        steps: a.steps,
+        steps: a.budget.steps,
         gan_d: GanDLayout { avg_pool: a.d_avg_pool, blur: a.d_blur, channels: a.d_channels },
         overrides: a.set.clone(),
         seed: a.run.seed,

@@ -34,10 +34,8 @@ enum VaeKind {
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,
-    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
-    /// --epochs, exactly the epochs these steps need).
-    #[arg(long)]
-    steps: Option<usize>,
+    #[command(flatten)]
+    budget: common::StepsArg,
     /// Which VAE.
     #[arg(long, value_enum, default_value_t = VaeKind::Generative)]
     kind: VaeKind,
@@ -70,7 +68,7 @@ fn main() -> Result<()> {
             preset: a.run.preset,
             image_size,
             epochs: a.run.epochs,
-            steps: a.steps,
+            steps: a.budget.steps,
             gan_d: Default::default(),
             overrides: a.set.clone(),
             seed: a.run.seed,

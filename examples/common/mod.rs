@@ -49,6 +49,15 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// The step budget the generator examples (`train_vae`, `train_gan`, `generate`) take.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StepsArg {
+    /// Optimiser steps of each class's generator (overrides the preset's minimum; without
+    /// --epochs, exactly the epochs these steps need).
+    #[arg(long)]
+    pub steps: Option<usize>,
+}
+
 impl RunArgs {
     /// The candle device.
     pub fn device(&self) -> Result<Device> {

@@ -59,6 +59,9 @@ fn randn(shape: &[usize]) -> Tensor {
 }
 
 fn benches(c: &mut Criterion) {
+    // As every example does: freed buffers stay with the process, so a kernel's time is not
+    // glibc's page faults (docs/performance.md, session 18).
+    mri_train::configure_allocator();
     let mut g = c.benchmark_group("conv2d");
     g.sample_size(10);
     for &(model, ci, co, k, s, p, h) in CONVS.iter().chain(ONE_CHANNEL_CONVS) {
