@@ -10,8 +10,9 @@
 //! vectorises, and each input row is read from the L1 cache k times at most.
 //!
 //! The order of every sum is fixed (one image after the other inside the GEMM path's fixed
-//! number of image groups, [`crate::fastconv::dw_group_size`], groups added in order), so the result is the same whatever the thread count; it
-//! differs from the GEMM path's by rounding only (tested against candle's `conv2d`).
+//! number of image groups, [`crate::fastconv::dw_group_size`], groups added in order), so the
+//! result is the same whatever the thread count; it differs from the GEMM path's by rounding
+//! only (tested against candle's `conv2d`).
 //!
 //! The inner loops are compiled twice, for the baseline x86-64 target and with AVX2 enabled
 //! (picked at run time; plain multiplies and adds either way, so both give the same bits).

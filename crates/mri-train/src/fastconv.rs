@@ -248,15 +248,10 @@ fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
     }
 }
 
-/// `dst (m × n) = lhs (m × k) @ rhs (k × n)`, or `dst += …` when `accumulate`; every matrix
-/// given as (slice, row stride, column stride). The `gemm` crate candle's CPU matmul uses,
-/// called directly so the product lands in its final place without a copy.
-#[allow(clippy::too_many_arguments)]
-fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool) {
-    sgemm_with(m, n, k, dst, lhs, rhs, accumulate, rayon::current_num_threads());
-}
-
-/// [`sgemm`] on at most `threads` threads (1: the calling thread only).
+/// `dst (m × n) = lhs (m × k) @ rhs (k × n)`, or `dst += …` when `accumulate`, on at most
+/// `threads` threads (1: the calling thread only); every matrix given as (slice, row stride,
+/// column stride). The `gemm` crate candle's CPU matmul uses, called directly so the product
+/// lands in its final place without a copy.
 #[allow(clippy::too_many_arguments)]
 fn sgemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool, threads: usize) {
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
@@ -321,6 +316,24 @@ const DW_GROUPS: usize = 8;
 /// groups, the last one possibly shorter): the GEMM path's and the direct kernel's.
 pub(crate) fn dw_group_size(n: usize) -> usize {
     n.div_ceil(DW_GROUPS.min(n).max(1)).max(1)
+}
+
+/// The forward pass of a per-image path: `image(scratch, i, y_i, threads)` writes image `i`'s
+/// output into `y_i` (`per_out` values, zero-filled) using `threads` threads. From two images
+/// on, one image per task, each on one thread: on small layers (few channels, 64 px) a
+/// fork-join inside every im2col and GEMM cost more than the work, and images are independent,
+/// so the result does not depend on the split. One image runs on every thread.
+fn per_image_forward<S: Default + Send>(n: usize, per_out: usize, image: impl Fn(&mut S, usize, &mut [f32], usize) + Sync) -> Vec<f32> {
+    let mut y = vec![0f32; n * per_out];
+    if n >= 2 {
+        y.par_chunks_mut(per_out).enumerate().for_each_init(S::default, |scratch, (i, dst)| image(scratch, i, dst, 1));
+    } else {
+        let mut scratch = S::default();
+        for (i, dst) in y.chunks_mut(per_out.max(1)).enumerate().take(n) {
+            image(&mut scratch, i, dst, rayon::current_num_threads());
+        }
+    }
+    y
 }
 
 /// The backward pass of a per-image path: `image(scratch, i, dw, dx_i, threads)` adds image
@@ -412,7 +425,7 @@ fn batch_chunks(n: usize, per_image: usize) -> Vec<(usize, usize)> {
 /// Here the backward pass recomputes each chunk's columns, forms `dW` by accumulating one GEMM
 /// per chunk and `dx` by col2im per chunk, and concatenates once. For output planes of at least
 /// [`PER_IMAGE_MIN_PLANE`] pixels the chunk is one image and the GEMMs call the `gemm` crate
-/// directly ([`sgemm`]) so results land in place (transposed convs too, since session 18,
+/// directly ([`sgemm_with`]) so results land in place (transposed convs too, since session 18,
 /// when one image's columns fit [`MAX_COLS_ELEMENTS`]); otherwise they are candle's `matmul`
 /// on untracked tensors.
 #[derive(Debug, Clone, Copy)]
@@ -463,20 +476,11 @@ impl ConvOp {
             let (cin, hw, rows) = (xdims[1], xdims[2] * xdims[3], one.rows());
             let per_out = out[1] * out[2] * out[3];
             let wv = cpu_data(w)?;
-            y.resize(n * per_out, 0.0);
-            let image = |cols: &mut Vec<f32>, i: usize, dst: &mut [f32], threads: usize| {
+            y = per_image_forward(n, per_out, |cols: &mut Vec<f32>, i, dst, threads| {
                 cols.resize(rows * hw, 0.0);
                 sgemm_with(rows, hw, cin, cols, (&wv, 1, rows), (&x[i * per_in..(i + 1) * per_in], hw, 1), false, threads);
                 col2im_into(cols, one, dst, threads > 1);
-            };
-            if n >= 2 {
-                y.par_chunks_mut(per_out).enumerate().for_each_init(Vec::new, |cols, (i, dst)| image(cols, i, dst, 1));
-            } else {
-                let mut cols = Vec::new();
-                for (i, dst) in y.chunks_mut(per_out).enumerate() {
-                    image(&mut cols, i, dst, rayon::current_num_threads());
-                }
-            }
+            });
         } else if self.transposed {
             let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
             let hw = xdims[2] * xdims[3];
@@ -497,22 +501,10 @@ impl ConvOp {
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
             let wv = cpu_data(w)?;
-            y.resize(n * o * l, 0.0);
-            if n >= 2 {
-                // One image per task, each im2col + GEMM on its own thread: on small layers
-                // (few channels, 64 px) a fork-join inside every im2col and GEMM cost more than
-                // the work; images are independent, so the result does not depend on the split.
-                y.par_chunks_mut(o * l).enumerate().for_each_init(Vec::new, |cols, (i, dst)| {
-                    im2col_into(&x[i * per_in..(i + 1) * per_in], one, false, cols);
-                    sgemm_with(o, l, kk, dst, (&wv, kk, 1), (cols.as_slice(), l, 1), false, 1);
-                });
-            } else {
-                let mut cols = Vec::new();
-                for (i, dst) in y.chunks_mut(o * l).enumerate() {
-                    im2col_into(&x[i * per_in..(i + 1) * per_in], one, true, &mut cols);
-                    sgemm(o, l, kk, dst, (&wv, kk, 1), (&cols, l, 1), false);
-                }
-            }
+            y = per_image_forward(n, o * l, |cols: &mut Vec<f32>, i, dst, threads| {
+                im2col_into(&x[i * per_in..(i + 1) * per_in], one, threads > 1, cols);
+                sgemm_with(o, l, kk, dst, (&wv, kk, 1), (cols.as_slice(), l, 1), false, threads);
+            });
         } else {
             let (o, l) = (out[1], out[2] * out[3]);
             let wmat = w.reshape((o, one.rows()))?;

@@ -182,8 +182,6 @@ fn concurrent_jobs_return_in_order_with_the_bits_of_one_after_the_other() {
 /// (mallopt accepted both values); elsewhere, or when the user set them, nothing changes.
 #[test]
 fn the_allocator_keeps_freed_buffers_under_glibc() {
-    let user_set = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."))
-        || ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].iter().any(|v| std::env::var_os(v).is_some());
     let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
-    assert_eq!(mri_train::configure_allocator(), glibc && !user_set);
+    assert_eq!(mri_train::configure_allocator(), glibc && !mri_train::malloc_tunables_set());
 }
