@@ -97,6 +97,17 @@ pub struct GanConfig {
     /// configs: 0.
     #[serde(default)]
     pub d_minibatch_std: usize,
+    /// PacGAN packing (Lin et al., "PacGAN: The power of two samples in generative adversarial
+    /// networks", NeurIPS 2018; <https://github.com/fjxmlzn/PacGAN>): the discriminator judges
+    /// packs of this many images of one kind, stacked as input channels, one logit a pack. A
+    /// generator that draws one image for every noise makes packs of equal images, which real
+    /// packs never are, so the discriminator can punish the collapse a per-image discriminator
+    /// cannot see (the per-class phantom GANs collapse within 1000–3000 steps without it,
+    /// docs/models.md session 19). A batch's last images that do not fill a pack are left out
+    /// of the discriminator. 0 or 1 = off (the study). Unconditional GANs only. Missing in older
+    /// configs: 0.
+    #[serde(default)]
+    pub d_pack: usize,
     /// Class-conditional GAN over this many classes (0 = one unconditional GAN per class, the
     /// study). The generator adds a learned class embedding (N(0, 1), `latent` wide) to its
     /// input: fc sees [z, e_y]. The discriminator is a projection discriminator (Miyato &
@@ -172,6 +183,7 @@ impl GanConfig {
             d_avg_pool: false,
             d_blur: DiscriminatorBlur::Off,
             d_minibatch_std: 0,
+            d_pack: 0,
             classes: 0,
             mode_seeking: 0.0,
         }
@@ -239,6 +251,12 @@ impl GanConfig {
         if !(self.mode_seeking >= 0.0 && self.mode_seeking.is_finite()) {
             return Err(GanError::Config(format!("mode_seeking must be a finite λ ≥ 0, got {}", self.mode_seeking)));
         }
+        if self.d_pack > 1 && self.classes > 0 {
+            return Err(GanError::Config("d_pack (PacGAN) needs an unconditional GAN: set classes to 0 or d_pack to 0".into()));
+        }
+        if self.d_pack > self.batch_size {
+            return Err(GanError::Config(format!("d_pack {} exceeds the batch size {}: no pack would fill", self.d_pack, self.batch_size)));
+        }
         if self.classes == 1 {
             return Err(GanError::Config("classes must be 0 (unconditional) or at least 2".into()));
         }
@@ -248,6 +266,11 @@ impl GanConfig {
     /// Epochs actually trained on `n_images` images: `epochs`, or more to reach `min_steps`.
     pub fn epochs_for(&self, n_images: usize) -> usize {
         mri_train::epochs_for(self.epochs, self.min_steps, self.batch_size, n_images)
+    }
+
+    /// Images per discriminator input (1 without packing).
+    pub fn pack(&self) -> usize {
+        self.d_pack.max(1)
     }
 
     /// Parameters of the generator and of the discriminator.
@@ -262,7 +285,7 @@ impl GanConfig {
         }
         g += c_in * 9 + 1;
         let mut d = 0;
-        let mut c_in = 1;
+        let mut c_in = self.pack();
         for &c in &self.d_channels {
             d += c_in * c * if self.d_avg_pool { 9 } else { 16 } + c;
             c_in = c;
@@ -386,6 +409,7 @@ pub struct Discriminator {
     avg_pool: bool,
     blur: DiscriminatorBlur,
     minibatch_std: usize,
+    pack: usize,
 }
 
 impl Discriminator {
@@ -393,7 +417,7 @@ impl Discriminator {
     pub fn new(cfg: &GanConfig, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
         let mut convs = Vec::new();
-        let mut c_in = 1;
+        let mut c_in = cfg.pack();
         for (i, &c) in cfg.d_channels.iter().enumerate() {
             let p = vb.pp(format!("conv{i}"));
             let conv = if cfg.d_avg_pool { gan_conv(cfg, c_in, c, 3, 1, 1, p.clone())? } else { gan_conv(cfg, c_in, c, 4, 2, 1, p.clone())? };
@@ -411,7 +435,7 @@ impl Discriminator {
         // step) collapsed the conditional generator to one image per class within a few hundred
         // steps, on phantoms and on Br35H alike.
         let proj = if cfg.classes > 0 { Some(vb.pp("proj").get_with_hints((cfg.classes, features), "weight", candle_nn::Init::Const(0.0))?) } else { None };
-        Ok(Discriminator { convs, out, proj, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std })
+        Ok(Discriminator { convs, out, proj, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std, pack: cfg.pack() })
     }
 
     /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1] of an unconditional
@@ -421,7 +445,27 @@ impl Discriminator {
         self.forward_class(xs, None, update_sn)
     }
 
-    /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1] and, for a
+    /// Images per logit ([`GanConfig::d_pack`], 1 without packing).
+    pub fn pack(&self) -> usize {
+        self.pack
+    }
+
+    /// `xs` (N, 1, S, S) as ⌊N / pack⌋ packs (N / pack, pack, S, S): images i·pack … i·pack +
+    /// pack − 1 stacked as channels; the remainder left out.
+    fn packed(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        if self.pack == 1 {
+            return Ok(xs.clone());
+        }
+        let (n, c, h, w) = xs.dims4()?;
+        let packs = n / self.pack;
+        if packs == 0 {
+            candle_core::bail!("a discriminator packing {} images got a batch of {n}", self.pack);
+        }
+        xs.narrow(0, 0, packs * self.pack)?.reshape((packs, self.pack * c, h, w))
+    }
+
+    /// One logit per image (N, 1) — per pack of [`Discriminator::pack`] images (⌊N / pack⌋, 1)
+    /// with packing — for images (N, 1, S, S) in [−1, 1] and, for a
     /// class-conditional discriminator, their class labels (N,) u32 (the projection term
     /// ⟨E_y, φ(x)⟩ is added). `update_sn` as in [`Discriminator::forward_sn`].
     ///
@@ -433,7 +477,7 @@ impl Discriminator {
             (None, Some(_)) => candle_core::bail!("an unconditional discriminator takes no class labels"),
             _ => {}
         }
-        let mut x = xs.clone();
+        let mut x = self.packed(xs)?;
         for (layer, (w, b)) in self.convs.iter().enumerate() {
             let stride = if self.avg_pool { 1 } else { 2 };
             if self.blur.blurs(layer) {

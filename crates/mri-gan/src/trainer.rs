@@ -208,8 +208,8 @@ pub fn gan_step(
     let logit_fake = d.forward_class(&fake, labels, false)?;
     let d_loss = match cfg.loss {
         GanLoss::Bce => {
-            let ones = Tensor::ones((n, 1), DType::F32, dev)?;
-            let zeros = Tensor::zeros((n, 1), DType::F32, dev)?;
+            let ones = Tensor::ones(logit_real.shape(), DType::F32, dev)?;
+            let zeros = Tensor::zeros(logit_fake.shape(), DType::F32, dev)?;
             (bce_with_logits(&logit_real, &ones)? + bce_with_logits(&logit_fake, &zeros)?)?
         }
         GanLoss::Hinge => ((1.0 - &logit_real)?.relu()?.mean_all()? + (&logit_fake + 1.0)?.relu()?.mean_all()?)?,
@@ -227,7 +227,7 @@ pub fn gan_step(
     let fake_g = g.forward_class(&z_g, labels_g.as_ref(), true)?;
     let logit_g = d.forward_class(&aug(&fake_g, "fake-g")?, labels_g.as_ref(), false)?;
     let mut g_loss = match cfg.loss {
-        GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones((n, 1), DType::F32, dev)?)?,
+        GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones(logit_g.shape(), DType::F32, dev)?)?,
         GanLoss::Hinge => logit_g.mean_all()?.neg()?,
     };
     if seeking {

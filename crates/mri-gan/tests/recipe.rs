@@ -1,7 +1,7 @@
 //! The data-efficient GAN recipe: DiffAugment, spectral normalisation, the EMA generator and
 //! the step budget, each checked on its own, and the full recipe resuming bit for bit. 16 px.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use mri_gan::{load_gan, sample, train_gan, DiffAugment, GanConfig, GanLoss, SnWeight};
 use mri_preprocess::{Dataset, PhantomConfig};
@@ -285,4 +285,40 @@ fn mode_seeking_adds_a_positive_term_to_the_generator_loss_only() {
     }
     let e = GanConfig { mode_seeking: -1.0, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
     assert!(e.contains("mode_seeking"), "{e}");
+}
+
+/// PacGAN packing: the discriminator takes `d_pack` images as channels and gives one logit a
+/// pack (a batch's remainder left out), its parameters are counted, a pack of one repeated
+/// image differs from a pack of two images, a packed GAN trains (both losses, odd last batch),
+/// and packing a conditional GAN or more images than a batch is refused.
+#[test]
+fn packed_discriminator_judges_packs_of_images() {
+    let dev = Device::Cpu;
+    let count = |vm: &VarMap| {
+        vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with("sn_u")).map(|(_, v)| v.elem_count()).sum::<usize>()
+    };
+    let set = phantom_set(16, 7, 4).of_class(1);
+    for loss in [GanLoss::Hinge, GanLoss::Bce] {
+        let cfg = GanConfig { d_pack: 2, spectral_norm: true, loss, epochs: 2, batch_size: 5, ..GanConfig::quick(16) };
+        let (_, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+        assert_eq!((count(&g_vm), count(&d_vm)), cfg.param_counts());
+        assert_eq!(d.pack(), 2);
+        let (x, _) = set.batch(&[0, 1, 2, 3, 4, 5, 6], None, &dev).unwrap();
+        let x = x.affine(2.0, -1.0).unwrap();
+        assert_eq!(d.forward(&x).unwrap().dims(), &[3, 1], "7 images: 3 packs, one left out");
+        assert!(d.forward(&x.narrow(0, 0, 1).unwrap()).is_err());
+        // Pack (a, a) against pack (a, b): the discriminator sees the second image.
+        let a = x.narrow(0, 0, 1).unwrap();
+        let same = Tensor::cat(&[&a, &a], 0).unwrap();
+        let two = x.narrow(0, 0, 2).unwrap();
+        assert_ne!(values(&d.forward(&same).unwrap()), values(&d.forward(&two).unwrap()));
+        // 7 images in batches of 5: the last batch of 2 still makes one pack.
+        let out = train_gan(&cfg, &set, &dev, &RunOptions::quiet(3)).unwrap();
+        assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()), "{loss:?}");
+    }
+    assert!(GanConfig { d_pack: 2, ..GanConfig::quick(16) }.param_counts().1 > GanConfig::quick(16).param_counts().1);
+    let e = GanConfig { d_pack: 2, classes: 2, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("d_pack"), "{e}");
+    let e = GanConfig { d_pack: 9, batch_size: 8, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("batch size"), "{e}");
 }

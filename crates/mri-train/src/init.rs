@@ -23,7 +23,9 @@ struct SeededBackend {
     seed: u64,
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
+/// One standard normal draw from `rng` (Box–Muller with one of the pair: the draw every seeded
+/// stream of this crate makes, so callers that mix normals with other draws stay reproducible).
+pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
     // Box–Muller; u1 > 0 so the log is finite.
     let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
     let u2: f64 = rng.gen_range(0.0..1.0);

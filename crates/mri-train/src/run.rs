@@ -63,8 +63,8 @@ impl RunOptions {
 /// Config fields that do not change the weights trained so far: how long to train (a run that
 /// asks for more epochs continues a finished one instead of being refused) and how the finished
 /// model predicts (`test_time_flip`) or samples (a generative VAE's `sampler`,
-/// `latent_shrinkage` and `second_stage`). The architecture and every other setting must match.
-pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps", "test_time_flip", "sampler", "latent_shrinkage", "second_stage"];
+/// `latent_shrinkage`, `second_stage` and `pixel_cnn`). The architecture and every other setting must match.
+pub const CONTINUABLE_FIELDS: &[&str] = &["epochs", "min_steps", "test_time_flip", "sampler", "latent_shrinkage", "second_stage", "pixel_cnn"];
 
 /// Epochs to train on `n_images` images in batches of `batch_size`: `epochs`, or more so that
 /// they give at least `min_steps` optimiser steps (a config's step budget on small sets).

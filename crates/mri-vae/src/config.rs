@@ -119,6 +119,10 @@ pub struct VaeConfig {
     /// configs: the default.
     #[serde(default)]
     pub second_stage: crate::SecondStageConfig,
+    /// The code prior of [`crate::LatentSampler::Autoregressive`] (sampling only). Missing in
+    /// older configs: the default.
+    #[serde(default)]
+    pub pixel_cnn: crate::PixelCnnConfig,
     /// Flat code vector (the study) or a spatial code map. Missing in older configs: flat.
     #[serde(default)]
     pub latent_layout: LatentLayout,
@@ -149,6 +153,7 @@ impl VaeConfig {
             sampler: LatentSampler::Prior,
             latent_shrinkage: None,
             second_stage: crate::SecondStageConfig::default(),
+            pixel_cnn: crate::PixelCnnConfig::default(),
             latent_layout: LatentLayout::Flat,
             decoder_extra_convs: 0,
             class_models: ClassModels::PerClass,
@@ -206,6 +211,10 @@ impl VaeConfig {
             }
         }
         self.second_stage.check()?;
+        self.pixel_cnn.check()?;
+        if self.sampler == crate::LatentSampler::Autoregressive && self.latent_layout == LatentLayout::Flat {
+            return Err(VaeError::Config("sampler \"autoregressive\" draws a spatial code: set latent_layout to spatial".into()));
+        }
         crate::latent::check_shrinkage(self.latent_shrinkage)?;
         self.adam.check()?;
         Ok(())

@@ -4,15 +4,17 @@
 //! holes in N(0, I) that its decoder never saw; decoding prior samples there gives the grey
 //! square blobs of the study's VAE. Codes drawn from the fitted Gaussian stay in the region
 //! the decoder was trained on. (The two-stage VAE of Dai & Wipf, ICLR 2019, is the learned
-//! version of the same idea.)
+//! version of the same idea; a PixelCNN over a spatial code, [`CodePixelCnn`], the non-linear
+//! one that can place a small structure anywhere.)
 
 use candle_core::{Device, Tensor};
 use mri_train::{seeded_normal, ImageSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::VaeModel;
+use crate::pixelcnn::CodePixelCnn;
 use crate::two_stage::SecondStage;
-use crate::VaeConfig;
+use crate::{LatentLayout, VaeConfig};
 use crate::{Result, VaeError};
 
 /// Where a generative VAE draws its latent codes.
@@ -27,6 +29,9 @@ pub enum LatentSampler {
     /// A second, small VAE fitted to the training images' codes μ ([`SecondStage`]: the
     /// two-stage VAE of Dai & Wipf).
     TwoStage,
+    /// A PixelCNN over the spatial code map ([`CodePixelCnn`]): each code position drawn given
+    /// the ones above and to its left. Needs [`crate::LatentLayout::Spatial`].
+    Autoregressive,
 }
 
 /// What a generative VAE's codes are drawn from, fitted to its training codes (saved beside
@@ -39,6 +44,8 @@ pub enum CodeSampler {
     Gaussian(LatentGaussian),
     /// [`LatentSampler::TwoStage`].
     TwoStage(SecondStage),
+    /// [`LatentSampler::Autoregressive`].
+    Autoregressive(CodePixelCnn),
 }
 
 impl CodeSampler {
@@ -53,6 +60,13 @@ impl CodeSampler {
             LatentSampler::Prior => None,
             LatentSampler::FittedGaussian => Some(CodeSampler::Gaussian(LatentGaussian::from_codes(&codes()?, model.latent(), cfg.latent_shrinkage)?)),
             LatentSampler::TwoStage => Some(CodeSampler::TwoStage(SecondStage::fit(&codes()?, model.latent(), cfg.second_stage, seed, device)?)),
+            LatentSampler::Autoregressive => {
+                let channels = match cfg.latent_layout {
+                    LatentLayout::Spatial { channels } => channels,
+                    LatentLayout::Flat => return Err(VaeError::Config("the autoregressive code sampler needs a spatial code (latent_layout)".into())),
+                };
+                Some(CodeSampler::Autoregressive(CodePixelCnn::fit(&codes()?, channels, cfg.bottleneck_side(), cfg.pixel_cnn, seed, device)?))
+            }
         })
     }
 
@@ -61,6 +75,7 @@ impl CodeSampler {
         match self {
             CodeSampler::Gaussian(g) => g.dim,
             CodeSampler::TwoStage(s) => s.code_dim,
+            CodeSampler::Autoregressive(p) => p.dim(),
         }
     }
 
@@ -69,6 +84,7 @@ impl CodeSampler {
         match self {
             CodeSampler::Gaussian(g) => g.sample(n, seed, device),
             CodeSampler::TwoStage(s) => s.sample(n, seed, device),
+            CodeSampler::Autoregressive(p) => p.sample(n, seed, device),
         }
     }
 }

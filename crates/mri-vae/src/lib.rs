@@ -45,18 +45,21 @@
 //!
 //! Dependencies: `candle-core`/`candle-nn` (layers, autograd), `mri-train` (seeded init and
 //! noise, Adam, checkpoints, progress, grids), `serde`/`serde_json` (configs, sidecars),
-//! `thiserror` (errors).
+//! `thiserror` (errors), `rand`/`rand_chacha` (the code prior's seeded draws of a
+//! mixture component per position).
 #![warn(missing_docs)]
 
 mod config;
 mod latent;
 mod model;
+mod pixelcnn;
 mod trainer;
 mod two_stage;
 
 pub use config::{AnomalyDecoder, AnomalyVaeConfig, ClassModels, LatentLayout, VaeConfig, VaeLoss};
 pub use latent::{training_codes, CodeSampler, LatentGaussian, LatentSampler};
 pub use model::{AnomalyVae, GenerativeVae, VaeModel};
+pub use pixelcnn::{code_nll, CodePixelCnn, ConvWeights, PixelCnnConfig};
 pub use trainer::{
     evaluate_vae_loss, load_vae, reconstruct_set, sample, sample_from, train_vae, vae_loss, vae_loss_weighted, LossParts, VaeEpoch, VaeSpec, VaeTrainOutput,
 };
