@@ -60,39 +60,54 @@ impl DiffAugment {
     /// Augments a batch `x` (N, C, S, S) in [−1, 1] (background −1), each image with its own
     /// draws from the stream `seed`. Differentiable in `x`.
     pub fn apply(&self, x: &Tensor, seed: u64) -> candle_core::Result<Tensor> {
+        self.apply_grouped(x, seed, 1)
+    }
+
+    /// [`DiffAugment::apply`] with one draw for each group of `group` consecutive images
+    /// (images i·group … i·group + group − 1 moved, cut and shaded alike; `group` 1 is
+    /// `apply`, draw for draw). A packing discriminator ([`crate::GanConfig::d_pack`]) needs
+    /// this: with a draw per image, two equal generated images in a pack differ after
+    /// augmentation and the pack no longer shows the collapse it is there to show.
+    pub fn apply_grouped(&self, x: &Tensor, seed: u64, group: usize) -> candle_core::Result<Tensor> {
         if self.is_off() {
             return Ok(x.clone());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (n, c, h, w) = x.dims4()?;
+        let group = group.max(1);
+        let groups = n.div_ceil(group);
+        // One value per group, repeated for each of its images.
+        let spread = |v: Vec<f32>| -> Vec<f32> { (0..n).map(|i| v[i / group]).collect() };
         let dev = x.device();
-        let per_image = |v: Vec<f32>| Tensor::from_vec(v, (n, 1, 1, 1), &candle_core::Device::Cpu)?.to_device(dev);
+        let per_image = |v: Vec<f32>| Tensor::from_vec(spread(v), (n, 1, 1, 1), &candle_core::Device::Cpu)?.to_device(dev);
         let mut x = x.clone();
         if self.brightness > 0.0 {
-            let b: Vec<f32> = (0..n).map(|_| rng.gen_range(-self.brightness..=self.brightness)).collect();
+            let b: Vec<f32> = (0..groups).map(|_| rng.gen_range(-self.brightness..=self.brightness)).collect();
             x = x.broadcast_add(&per_image(b)?)?;
         }
         if self.contrast > 0.0 {
-            let f: Vec<f32> = (0..n).map(|_| rng.gen_range(1.0 - self.contrast..=1.0 + self.contrast)).collect();
+            let f: Vec<f32> = (0..groups).map(|_| rng.gen_range(1.0 - self.contrast..=1.0 + self.contrast)).collect();
             let mean = x.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(1)?;
             x = x.broadcast_sub(&mean)?.broadcast_mul(&per_image(f)?)?.broadcast_add(&mean)?;
         }
         let shift = (h.min(w) as f32 * self.translation).round() as usize;
         if shift > 0 {
             // Each image moved by its own (dy, dx) in ±shift, the background (−1) coming in.
-            let offsets: Vec<(isize, isize)> = (0..n)
+            let offsets: Vec<(isize, isize)> = (0..groups)
                 .map(|_| {
                     let dy = rng.gen_range(0..=2 * shift);
                     let dx = rng.gen_range(0..=2 * shift);
                     (shift as isize - dy as isize, shift as isize - dx as isize)
                 })
                 .collect();
+            let offsets: Vec<(isize, isize)> = (0..n).map(|i| offsets[i / group]).collect();
             x = mri_train::translate(&x, &offsets, -1.0)?;
         }
         let size = (h.min(w) as f32 * self.cutout).round() as usize;
         if size > 0 {
             let mut mask = vec![1f32; n * h * w];
-            for m in mask.chunks_mut(h * w) {
+            for m in mask.chunks_mut(h * w * group) {
+                let (m, rest) = m.split_at_mut(h * w);
                 // The square's centre anywhere in the image; it may hang over the edge.
                 let cy = rng.gen_range(0..h + (1 - size % 2)) as isize - (size / 2) as isize;
                 let cx = rng.gen_range(0..w + (1 - size % 2)) as isize - (size / 2) as isize;
@@ -100,6 +115,9 @@ impl DiffAugment {
                     for xx in cx.max(0)..(cx + size as isize).min(w as isize) {
                         m[yy as usize * w + xx as usize] = 0.0;
                     }
+                }
+                for other in rest.chunks_mut(h * w) {
+                    other.copy_from_slice(m);
                 }
             }
             let mask = Tensor::from_vec(mask, (n, 1, h, w), &candle_core::Device::Cpu)?.to_device(dev)?.to_dtype(x.dtype())?;

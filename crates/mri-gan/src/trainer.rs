@@ -200,7 +200,8 @@ pub fn gan_step(
     let n = real.dim(0)?;
     let dev = real.device();
     let step = adam_d.steps();
-    let aug = |x: &Tensor, which: &str| cfg.diff_augment.apply(x, stream_seed(seed, &format!("gan/aug/{which}/{step}")));
+    // A packing discriminator sees its packs augmented alike (`apply_grouped`).
+    let aug = |x: &Tensor, which: &str| cfg.diff_augment.apply_grouped(x, stream_seed(seed, &format!("gan/aug/{which}/{step}")), cfg.pack());
     let real = aug(&real.affine(2.0, -1.0)?, "real")?;
     let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, cfg.latent), dev)?;
     let fake = aug(&g.forward_class(&z_d, labels, true)?.detach(), "fake-d")?;

@@ -54,6 +54,16 @@ fn diff_augment_is_seeded_differentiable_and_keeps_the_background() {
         assert!((16..=64).contains(&zeros), "image {i}: {zeros} pixels cut out");
     }
     assert!(DiffAugment { contrast: 1.5, ..Default::default() }.check().is_err());
+    // Grouped: one draw per pack of 2 (7 images: packs of 2, 2, 2 and 1). Equal images stay
+    // equal within a pack, packs differ; group 1 is `apply`, draw for draw.
+    let seven = Tensor::from_vec(img.repeat(7), (7, 1, 16, 16), &dev).unwrap();
+    assert_eq!(values(&aug.apply_grouped(&seven, 5, 1).unwrap()), values(&aug.apply(&seven, 5).unwrap()));
+    let packed = aug.apply_grouped(&seven, 5, 2).unwrap();
+    let image = |i: usize| values(&packed.get(i).unwrap());
+    for p in 0..3 {
+        assert_eq!(image(2 * p), image(2 * p + 1), "pack {p} augmented alike");
+    }
+    assert!((0..3).any(|p| image(2 * p) != image(6)) && image(0) != image(2), "packs draw their own augmentation");
 }
 
 #[test]
