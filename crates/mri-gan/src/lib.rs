@@ -8,17 +8,19 @@
 //! flatten → Linear → one **logit**. Loss: the numerically stable BCE on logits; Adam lr 2e-4,
 //! betas (0.5, 0.999) for each network, with separate `VarMap`s and optimisers.
 //!
-//! The default preset adds data-efficient training, each ingredient a config field that the
-//! `paper` preset leaves off: [`DiffAugment`] (differentiable brightness, contrast, translation
-//! and cutout on real and fake images in both steps), the hinge loss ([`GanLoss::Hinge`]),
-//! spectral normalisation of every discriminator weight ([`SnWeight`]; its power-iteration
-//! vectors are saved with the checkpoint), an exponential moving average of the generator's
-//! weights that does the sampling, DCGAN's N(0, 0.02) initialisation, and a minimum number of
-//! optimiser steps. No R1 or gradient penalty: candle has no second-order gradients (candle
-//! issue 2462). Two further options, off in every preset: a minibatch-standard-deviation
-//! channel in the discriminator ([`minibatch_std`], against a generator that draws one head
-//! for every noise) and a class-conditional GAN (`classes`: one generator with a class
-//! embedding and a projection discriminator for both classes, [`sample`] given the class).
+//! The default preset adds, each ingredient a config field that the `paper` preset leaves
+//! off: a **packing discriminator** (`d_pack`, PacGAN: it judges pairs of images, so a generator
+//! that draws one image for every noise is seen), two-time-scale Adam (D faster than G, β₁ = 0),
+//! the hinge loss ([`GanLoss::Hinge`]), spectral normalisation of every discriminator weight
+//! ([`SnWeight`]; its power-iteration vectors are saved with the checkpoint), an exponential
+//! moving average of the generator's weights that does the sampling, DCGAN's N(0, 0.02)
+//! initialisation, and a minimum number of optimiser steps. No R1 or gradient penalty: candle
+//! has no second-order gradients (candle issue 2462). Options, off in the default preset:
+//! [`DiffAugment`] (differentiable brightness, contrast, translation and cutout on real and fake
+//! images in both steps, drawn once per pack with packing), a minibatch-standard-deviation
+//! channel in the discriminator ([`minibatch_std`]), a class-conditional GAN (`classes`: one
+//! generator with a class embedding and a projection discriminator for both classes,
+//! [`sample`] given the class) and the mode-seeking term (`mode_seeking`).
 //!
 //! [`train_gan`] logs D and G losses, D(x) and D(G(z)) per epoch, writes sample grids from fixed
 //! noise every N epochs, checkpoints every epoch and resumes a killed run exactly.

@@ -57,7 +57,7 @@ fn shapes_ranges_and_parameter_counts() {
         assert_eq!(img.dims(), &[3, 1, cfg.image_size, cfg.image_size]);
         let v: Vec<f32> = img.flatten_all().unwrap().to_vec1().unwrap();
         assert!(v.iter().all(|p| (-1.0..=1.0).contains(p)), "generator output leaves [-1, 1]");
-        assert_eq!(d.forward(&img).unwrap().dims(), &[3, 1]);
+        assert_eq!(d.forward(&img).unwrap().dims(), &[3 / cfg.pack(), 1], "one logit an image, or a pack");
         let s: Vec<f32> = sample(&g, None, 5, 0, 2, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(s.iter().all(|p| (0.0..=1.0).contains(p)), "samples leave [0, 1]");
         let count = |vm: &VarMap| {
