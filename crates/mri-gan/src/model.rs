@@ -104,7 +104,7 @@ pub struct GanConfig {
     /// packs never are, so the discriminator can punish the collapse a per-image discriminator
     /// cannot see (the per-class phantom GANs collapse within 1000–3000 steps without it,
     /// docs/models.md session 19). A batch's last images that do not fill a pack are left out
-    /// of the discriminator. 0 or 1 = off (the study). Unconditional GANs only. Missing in older
+    /// of the discriminator, and a batch smaller than a pack (an epoch's last) is skipped. 0 or 1 = off (the study). Unconditional GANs only. Missing in older
     /// configs: 0.
     #[serde(default)]
     pub d_pack: usize,

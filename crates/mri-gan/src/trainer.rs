@@ -122,7 +122,9 @@ impl EpochTask for GanTask<'_> {
         self.cfg.epochs_for(self.train.len())
     }
     fn batches(&self, _epoch: usize) -> usize {
-        self.train.len().div_ceil(self.cfg.batch_size)
+        // Full batches, and the last one if it fills a pack (see `run_epoch`).
+        let (len, size) = (self.train.len(), self.cfg.batch_size);
+        len / size + usize::from(len % size >= self.cfg.pack())
     }
     fn varmaps(&self) -> Vec<&VarMap> {
         let mut v = vec![&self.g_vm, &self.d_vm];
@@ -141,7 +143,10 @@ impl EpochTask for GanTask<'_> {
     fn set_state(&mut self, _state: ()) {}
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<GanEpoch> {
         let t0 = Instant::now();
-        let batches = self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size);
+        // A batch smaller than one pack gives a packing discriminator nothing to judge (the
+        // last batch of an epoch can hold a single image): it is skipped.
+        let mut batches = self.train.epoch_batches(self.seed, epoch as u64, self.cfg.batch_size);
+        batches.retain(|b| b.len() >= self.cfg.pack());
         let mut sums = [0f64; 4];
         for idx in &batches {
             let (x, labels) = self.train.batch(idx, None, self.device)?;
@@ -257,6 +262,9 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
     cfg.check()?;
     if train.is_empty() {
         return Err(GanError::Data("the training set is empty".into()));
+    }
+    if train.len() < cfg.pack() {
+        return Err(GanError::Data(format!("{} training image(s), fewer than one discriminator pack of {}", train.len(), cfg.pack())));
     }
     if train.side != cfg.image_size {
         return Err(GanError::Data(format!("training images are {0}×{0}, the config expects {1}", train.side, cfg.image_size)));

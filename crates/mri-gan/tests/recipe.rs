@@ -322,10 +322,16 @@ fn packed_discriminator_judges_packs_of_images() {
         let same = Tensor::cat(&[&a, &a], 0).unwrap();
         let two = x.narrow(0, 0, 2).unwrap();
         assert_ne!(values(&d.forward(&same).unwrap()), values(&d.forward(&two).unwrap()));
-        // 7 images in batches of 5: the last batch of 2 still makes one pack.
-        let out = train_gan(&cfg, &set, &dev, &RunOptions::quiet(3)).unwrap();
-        assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()), "{loss:?}");
+        // 7 images in batches of 5: the last batch of 2 still makes one pack; in batches of 6
+        // the last batch of 1 makes none and is skipped.
+        for batch_size in [5, 6] {
+            let out = train_gan(&GanConfig { batch_size, ..cfg.clone() }, &set, &dev, &RunOptions::quiet(3)).unwrap();
+            assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()), "{loss:?}, batch {batch_size}");
+        }
     }
+    let one = phantom_set(16, 1, 4).of_class(1);
+    let e = train_gan(&GanConfig { d_pack: 2, ..GanConfig::quick(16) }, &one, &dev, &RunOptions::quiet(3)).err().unwrap().to_string();
+    assert!(e.contains("pack"), "{e}");
     assert!(GanConfig { d_pack: 2, ..GanConfig::quick(16) }.param_counts().1 > GanConfig::quick(16).param_counts().1);
     let e = GanConfig { d_pack: 2, classes: 2, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
     assert!(e.contains("d_pack"), "{e}");
