@@ -45,7 +45,7 @@ pub enum CodeSampler {
     /// [`LatentSampler::TwoStage`].
     TwoStage(SecondStage),
     /// [`LatentSampler::Autoregressive`].
-    Autoregressive(CodePixelCnn),
+    Autoregressive(Box<CodePixelCnn>),
 }
 
 impl CodeSampler {
@@ -65,7 +65,7 @@ impl CodeSampler {
                     LatentLayout::Spatial { channels } => channels,
                     LatentLayout::Flat => return Err(VaeError::Config("the autoregressive code sampler needs a spatial code (latent_layout)".into())),
                 };
-                Some(CodeSampler::Autoregressive(CodePixelCnn::fit(&codes()?, channels, cfg.bottleneck_side(), cfg.pixel_cnn, seed, device)?))
+                Some(CodeSampler::Autoregressive(Box::new(CodePixelCnn::fit(&codes()?, channels, cfg.bottleneck_side(), cfg.pixel_cnn, seed, device)?)))
             }
         })
     }

@@ -332,7 +332,7 @@ fn pixel_cnn_prior_draws_one_bright_spot_where_a_gaussian_blends() {
         let z: Vec<f32> = s.sample(300, 1, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         z.chunks(9).filter(|c| c.iter().filter(|v| **v > 2.0).count() == 1 && c.iter().filter(|v| (0.5..2.0).contains(*v)).count() == 0).count() as f64 / 300.0
     };
-    let ar = CodeSampler::Autoregressive(prior);
+    let ar = CodeSampler::Autoregressive(Box::new(prior));
     let gauss = CodeSampler::Gaussian(LatentGaussian::from_codes(&codes, 9, None).unwrap());
     let (f_ar, f_gauss) = (one_spot(&ar), one_spot(&gauss));
     eprintln!("one bright spot: PixelCNN {f_ar}, Gaussian {f_gauss}");
