@@ -76,10 +76,8 @@ impl DiffAugment {
         let (n, c, h, w) = x.dims4()?;
         let group = group.max(1);
         let groups = n.div_ceil(group);
-        // One value per group, repeated for each of its images.
-        let spread = |v: Vec<f32>| -> Vec<f32> { (0..n).map(|i| v[i / group]).collect() };
         let dev = x.device();
-        let per_image = |v: Vec<f32>| Tensor::from_vec(spread(v), (n, 1, 1, 1), &candle_core::Device::Cpu)?.to_device(dev);
+        let per_image = |v: Vec<f32>| Tensor::from_vec(per_image_of_groups(&v, n, group), (n, 1, 1, 1), &candle_core::Device::Cpu)?.to_device(dev);
         let mut x = x.clone();
         if self.brightness > 0.0 {
             let b: Vec<f32> = (0..groups).map(|_| rng.gen_range(-self.brightness..=self.brightness)).collect();
@@ -100,8 +98,7 @@ impl DiffAugment {
                     (shift as isize - dy as isize, shift as isize - dx as isize)
                 })
                 .collect();
-            let offsets: Vec<(isize, isize)> = (0..n).map(|i| offsets[i / group]).collect();
-            x = mri_train::translate(&x, &offsets, -1.0)?;
+            x = mri_train::translate(&x, &per_image_of_groups(&offsets, n, group), -1.0)?;
         }
         let size = (h.min(w) as f32 * self.cutout).round() as usize;
         if size > 0 {
@@ -128,4 +125,9 @@ impl DiffAugment {
         }
         Ok(x)
     }
+}
+
+/// One value per image of `n` from one value per group of `group` consecutive images.
+fn per_image_of_groups<T: Copy>(per_group: &[T], n: usize, group: usize) -> Vec<T> {
+    (0..n).map(|i| per_group[i / group]).collect()
 }

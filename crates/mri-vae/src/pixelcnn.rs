@@ -151,6 +151,13 @@ fn mask(k: usize, kind: Mask) -> Vec<f32> {
     m
 }
 
+/// `codes` (whole codes, channel-major planes of `plane` values) with each channel's `mean`
+/// subtracted and divided by its `scale`, as the network sees them.
+fn standardise(codes: &[f64], mean: &[f64], scale: &[f64], plane: usize) -> Vec<f32> {
+    let channels = mean.len();
+    codes.iter().enumerate().map(|(i, v)| ((v - mean[(i / plane) % channels]) / scale[(i / plane) % channels]) as f32).collect()
+}
+
 /// Shifts a map down by one row (zeros on top): the vertical stack's features at row r then
 /// hold rows < r only.
 fn shift_down(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -215,11 +222,7 @@ impl CodePixelCnn {
             }
         }
         let channel_scale: Vec<f64> = channel_var.iter().map(|v| v.sqrt().max(1e-6)).collect();
-        let standard: Vec<f32> = codes
-            .chunks(dim)
-            .flat_map(|code| code.iter().enumerate().map(|(i, v)| ((v - channel_mean[i / plane]) / channel_scale[i / plane]) as f32))
-            .collect();
-        let all = Tensor::from_vec(standard, (n, channels, side, side), device)?;
+        let all = Tensor::from_vec(standardise(codes, &channel_mean, &channel_scale, plane), (n, channels, side, side), device)?;
 
         let vm = VarMap::new();
         let vb = seeded_var_builder(&vm, seed, DType::F32, device);
@@ -345,9 +348,8 @@ pub fn code_nll(prior: &CodePixelCnn, codes: &[f64], device: &Device) -> Result<
         return Err(VaeError::Data(format!("{} values are not whole codes of {dim}", codes.len())));
     }
     let n = codes.len() / dim;
-    let plane = s * s;
-    let standard: Vec<f32> =
-        codes.iter().enumerate().map(|(i, v)| ((*v as f32) - prior.channel_mean[(i / plane) % c_n]) / prior.channel_scale[(i / plane) % c_n]).collect();
+    let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let standard = standardise(codes, &widen(&prior.channel_mean), &widen(&prior.channel_scale), s * s);
     let x = Tensor::from_vec(standard, (n, c_n, s, s), device)?;
     let convs = prior.convs.iter().map(|c| c.tensors(device)).collect::<Result<Vec<_>>>()?;
     let (logits, means, log_sd) = forward(&convs, &x, c_n, prior.pixel_cnn.mixtures)?;
