@@ -73,7 +73,8 @@ pub struct GeneratorSpec {
     pub seed: u64,
     /// Checkpoints go to `checkpoints/{kind}-{class}` under this folder, grids to `figures/`.
     pub out: PathBuf,
-    /// Progress-grid interval in epochs (0 = none).
+    /// Progress-grid interval in epochs (0 = none); a long training spaces its grids further
+    /// apart, to at most [`MAX_PROGRESS_GRIDS`] a model.
     pub figure_every: usize,
     /// No progress bars.
     pub quiet: bool,
@@ -146,6 +147,19 @@ pub fn checkpoint_name(kind: GeneratorKind, class: &str) -> String {
 /// Checkpoint name of a class-conditional GAN (one model for both classes): `gan-conditional`.
 pub const CONDITIONAL_GAN_NAME: &str = "gan-conditional";
 
+/// The most progress grids one generator writes ([`GeneratorSpec::figure_every`]).
+pub const MAX_PROGRESS_GRIDS: usize = 25;
+
+/// The grid interval of a model trained for `epochs` epochs: every `figure_every` epochs, or
+/// further apart so that it writes at most [`MAX_PROGRESS_GRIDS`] (0 stays 0: no grids).
+pub fn progress_interval(figure_every: usize, epochs: usize) -> usize {
+    if figure_every == 0 {
+        0
+    } else {
+        figure_every.max(epochs.div_ceil(MAX_PROGRESS_GRIDS))
+    }
+}
+
 /// Checkpoint name of a VAE shared by both classes ([`ClassModels::Shared`]): `vae-shared`;
 /// its classes' code samplers are `vae-shared-<class>.latent.json` beside it.
 pub const SHARED_VAE_NAME: &str = "vae-shared";
@@ -207,7 +221,10 @@ pub fn train_generators(
             return Err(SynthError::Invalid(format!("no training images of class {class}")));
         }
     }
-    let opts_for = |name: String| RunOptions {
+    // A model trained for `epochs` epochs writes its grids every `figure_every` epochs, or
+    // further apart so that it writes at most MAX_PROGRESS_GRIDS (a phantom GAN trains 600
+    // epochs a class: 120 grids at every 5th).
+    let opts_for = |name: String, epochs: usize| RunOptions {
         seed: spec.seed,
         quiet: spec.quiet,
         checkpoint_dir: Some(ckpt_dir.clone()),
@@ -216,7 +233,7 @@ pub fn train_generators(
         fingerprint: spec.fingerprint.clone(),
         stop_after: None,
         figures_dir: Some(spec.out.join("figures")),
-        figure_every: spec.figure_every,
+        figure_every: progress_interval(spec.figure_every, epochs),
     };
     // A GAN's config, built once for both classes.
     let gan_cfg = match spec.kind {
@@ -232,7 +249,7 @@ pub fn train_generators(
         // One class-conditional GAN on the whole training set, handed to each class; its
         // time is reported split over the classes.
         let t0 = Instant::now();
-        let r = mri_gan::train_gan(cfg, train, device, &opts_for(CONDITIONAL_GAN_NAME.into()))?;
+        let r = mri_gan::train_gan(cfg, train, device, &opts_for(CONDITIONAL_GAN_NAME.into(), cfg.epochs_for(train.len())))?;
         let history = serde_json::to_value(&r.history).expect("serialises");
         let seconds = t0.elapsed().as_secs_f64() / CLASSES.len() as f64;
         let (g, d) = cfg.param_counts();
@@ -261,7 +278,7 @@ pub fn train_generators(
         let t0 = Instant::now();
         let name = one_vae_name(cfg.class_models);
         let va = if val.is_empty() { train.clone() } else { val.clone() };
-        let r = mri_vae::train_vae(cfg, train, &va, device, &opts_for(name.into()))?;
+        let r = mri_vae::train_vae(cfg, train, &va, device, &opts_for(name.into(), cfg.epochs_for(train.len())))?;
         let history = serde_json::to_value(&r.history).expect("serialises");
         let mut out = Vec::new();
         for (label, class) in CLASSES {
@@ -280,7 +297,11 @@ pub fn train_generators(
     // core of two gets through more steps than both cores on one model after the other).
     let train_class = |label: u32, class: &'static str| -> Result<(String, ClassGenerator, ClassGeneratorReport), SynthError> {
         let (tr, va) = (train.of_class(label), val.of_class(label));
-        let opts = opts_for(checkpoint_name(spec.kind, class));
+        let epochs = match spec.kind {
+            GeneratorKind::Vae => vae_cfg.as_ref().expect("built above for a VAE").epochs_for(tr.len()),
+            GeneratorKind::Gan => gan_cfg.as_ref().expect("built above for a GAN").epochs_for(tr.len()),
+        };
+        let opts = opts_for(checkpoint_name(spec.kind, class), epochs);
         let t0 = Instant::now();
         let (gen, params, history) = match spec.kind {
             GeneratorKind::Vae => {

@@ -214,3 +214,16 @@ fn a_vae_for_both_classes_is_one_model_with_a_code_sampler_per_class() {
         assert_eq!(draw(&again[0].1), yes, "{models}");
     }
 }
+
+/// Progress grids: every `figure_every` epochs, spaced out on long trainings to at most
+/// MAX_PROGRESS_GRIDS, none when asked for none.
+#[test]
+fn long_trainings_space_their_progress_grids_out() {
+    use mri_synth::generators::{progress_interval, MAX_PROGRESS_GRIDS};
+    assert_eq!(progress_interval(5, 20), 5);
+    assert_eq!(progress_interval(0, 600), 0);
+    for epochs in [1, 24, 125, 126, 600, 1001] {
+        let every = progress_interval(5, epochs);
+        assert!(every >= 5 && epochs / every <= MAX_PROGRESS_GRIDS, "{epochs} epochs: every {every}");
+    }
+}

@@ -66,7 +66,7 @@ mod trainer;
 pub use diffaug::DiffAugment;
 pub use model::{binomial_blur3, minibatch_std, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
 pub use spectral::{SnWeight, SN_U};
-pub use trainer::{build_gan, gan_step, load_gan, sample, train_gan, GanEpoch, GanTrainOutput};
+pub use trainer::{build_gan, gan_step, load_gan, pack_order, pixel_spread, sample, train_gan, GanEpoch, GanTrainOutput};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -104,8 +104,10 @@ pub struct GanConfig {
     /// packs never are, so the discriminator can punish the collapse a per-image discriminator
     /// cannot see (the per-class phantom GANs collapse within 1000–3000 steps without it,
     /// docs/models.md session 19). A batch's last images that do not fill a pack are left out
-    /// of the discriminator, and a batch smaller than a pack (an epoch's last) is skipped. 0 or 1 = off (the study). Unconditional GANs only. Missing in older
-    /// configs: 0.
+    /// of the discriminator, and a batch smaller than a pack (an epoch's last) is skipped. In a
+    /// class-conditional GAN (`classes` > 0) each pack holds one class: a batch is regrouped by
+    /// class, each class's remainder left out, and the projection term reads the pack's label.
+    /// 0 or 1 = off (the study). Missing in older configs: 0.
     #[serde(default)]
     pub d_pack: usize,
     /// Class-conditional GAN over this many classes (0 = one unconditional GAN per class, the
@@ -260,8 +262,10 @@ impl GanConfig {
         if !(self.mode_seeking >= 0.0 && self.mode_seeking.is_finite()) {
             return Err(GanError::Config(format!("mode_seeking must be a finite λ ≥ 0, got {}", self.mode_seeking)));
         }
-        if self.d_pack > 1 && self.classes > 0 {
-            return Err(GanError::Config("d_pack (PacGAN) needs an unconditional GAN: set classes to 0 or d_pack to 0".into()));
+        if self.d_pack > 1 && self.classes > 0 && self.mode_seeking > 0.0 {
+            // Mode seeking repeats the first half's labels in the second half of the G step's
+            // batch, which would mix classes inside a pack.
+            return Err(GanError::Config("d_pack with classes (a packing conditional GAN) does not combine with mode_seeking".into()));
         }
         if self.d_pack > self.batch_size {
             return Err(GanError::Config(format!("d_pack {} exceeds the batch size {}: no pack would fill", self.d_pack, self.batch_size)));
@@ -476,7 +480,8 @@ impl Discriminator {
     /// One logit per image (N, 1) — per pack of [`Discriminator::pack`] images (⌊N / pack⌋, 1)
     /// with packing — for images (N, 1, S, S) in [−1, 1] and, for a
     /// class-conditional discriminator, their class labels (N,) u32 (the projection term
-    /// ⟨E_y, φ(x)⟩ is added). `update_sn` as in [`Discriminator::forward_sn`].
+    /// ⟨E_y, φ(x)⟩ is added; with packing, y is the label of each pack's first image: the
+    /// caller keeps one class a pack, as [`crate::pack_order`] does). `update_sn` as in [`Discriminator::forward_sn`].
     ///
     /// # Errors
     /// Labels missing for a conditional discriminator or given to an unconditional one.
@@ -504,7 +509,13 @@ impl Discriminator {
         let features = x.flatten_from(1)?;
         let logit = features.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)?;
         match (&self.proj, labels) {
-            (Some(e), Some(y)) => logit + (e.index_select(y, 0)? * &features)?.sum_keepdim(1)?,
+            (Some(e), Some(y)) => {
+                // One label a pack: its first image's (the images of a pack share a class,
+                // see `pack_order`).
+                let packs = features.dim(0)?;
+                let y = if self.pack > 1 { y.narrow(0, 0, packs * self.pack)?.reshape((packs, self.pack))?.narrow(1, 0, 1)?.flatten_all()? } else { y.clone() };
+                logit + (e.index_select(&y, 0)? * &features)?.sum_keepdim(1)?
+            }
             _ => Ok(logit),
         }
     }

@@ -300,7 +300,7 @@ fn mode_seeking_adds_a_positive_term_to_the_generator_loss_only() {
 /// PacGAN packing: the discriminator takes `d_pack` images as channels and gives one logit a
 /// pack (a batch's remainder left out), its parameters are counted, a pack of one repeated
 /// image differs from a pack of two images, a packed GAN trains (both losses, odd last batch),
-/// and packing a conditional GAN or more images than a batch is refused.
+/// and packing more images than a batch is refused.
 #[test]
 fn packed_discriminator_judges_packs_of_images() {
     let dev = Device::Cpu;
@@ -333,8 +333,58 @@ fn packed_discriminator_judges_packs_of_images() {
     let e = train_gan(&GanConfig { d_pack: 2, ..GanConfig::quick(16) }, &one, &dev, &RunOptions::quiet(3)).err().unwrap().to_string();
     assert!(e.contains("pack"), "{e}");
     assert!(GanConfig { d_pack: 2, ..GanConfig::quick(16) }.param_counts().1 > GanConfig::quick(16).param_counts().1);
-    let e = GanConfig { d_pack: 2, classes: 2, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
-    assert!(e.contains("d_pack"), "{e}");
+    let e = GanConfig { d_pack: 2, classes: 2, mode_seeking: 1.0, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("mode_seeking"), "{e}");
     let e = GanConfig { d_pack: 9, batch_size: 8, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
     assert!(e.contains("batch size"), "{e}");
+}
+
+/// A packing class-conditional GAN: a batch is regrouped so that every pack holds one class
+/// (each class's remainder left out), the projection term reads each pack's label, and the GAN
+/// trains on both classes; a set in which no class fills a pack is refused.
+#[test]
+fn packed_conditional_discriminator_keeps_one_class_a_pack() {
+    assert_eq!(mri_gan::pack_order(&[1, 0, 1, 1, 0, 0, 0], 2), vec![1, 4, 5, 6, 0, 2]);
+    assert_eq!(mri_gan::pack_order(&[1, 0, 1], 2), vec![0, 2], "class 0's single image left out");
+    assert!(mri_gan::pack_order(&[1, 0], 2).is_empty());
+    assert_eq!(mri_gan::pack_order(&[1, 0], 1), vec![0, 1]);
+    let dev = Device::Cpu;
+    let cfg = GanConfig { d_pack: 2, classes: 2, spectral_norm: true, loss: GanLoss::Hinge, epochs: 2, batch_size: 5, ..GanConfig::quick(16) };
+    let (_, _, d, d_vm) = mri_gan::build_gan(&cfg, 0, &dev).unwrap();
+    // A non-zero class embedding, so that the label changes the logit.
+    let proj = d_vm.data().lock().unwrap().get("discriminator.proj.weight").unwrap().clone();
+    proj.set(&Tensor::randn(0f32, 1.0, proj.shape(), &dev).unwrap()).unwrap();
+    let set = phantom_set(16, 4, 4);
+    let (x, _) = set.batch(&[0, 1, 2, 3], None, &dev).unwrap();
+    let x = x.affine(2.0, -1.0).unwrap();
+    let y = |v: Vec<u32>| Tensor::new(v, &dev).unwrap();
+    let logits = |labels: Vec<u32>| values(&d.forward_class(&x, Some(&y(labels)), false).unwrap());
+    assert_eq!(logits(vec![0, 0, 1, 1]).len(), 2, "two packs, one logit each");
+    assert_eq!(logits(vec![0, 1, 1, 0]), logits(vec![0, 0, 1, 1]), "a pack's label is its first image's");
+    assert_ne!(logits(vec![1, 0, 1, 1]), logits(vec![0, 0, 1, 1]), "the projection term reads the label");
+    let out = train_gan(&cfg, &set, &dev, &RunOptions::quiet(3)).unwrap();
+    assert_eq!(out.history.len(), 2);
+    assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+    let mut lonely = phantom_set(16, 1, 4);
+    lonely.labels = vec![0, 1];
+    let e = train_gan(&cfg, &lonely, &dev, &RunOptions::quiet(3)).err().unwrap().to_string();
+    assert!(e.contains("pack"), "{e}");
+}
+
+/// The spread diagnostic: 0 for equal images, the sample standard deviation per pixel
+/// otherwise; every epoch of a training records the sampling generator's spread.
+#[test]
+fn pixel_spread_sees_equal_images_and_is_recorded_every_epoch() {
+    let dev = Device::Cpu;
+    let zeros = Tensor::zeros((3, 1, 4, 4), candle_core::DType::F32, &dev).unwrap();
+    assert_eq!(mri_gan::pixel_spread(&zeros).unwrap(), 0.0);
+    assert_eq!(mri_gan::pixel_spread(&zeros.narrow(0, 0, 1).unwrap()).unwrap(), 0.0, "one image has no spread");
+    let two = Tensor::cat(&[zeros.narrow(0, 0, 1).unwrap(), (zeros.narrow(0, 0, 1).unwrap() + 1.0).unwrap()], 0).unwrap();
+    assert!((mri_gan::pixel_spread(&two).unwrap() - 0.5f64.sqrt()).abs() < 1e-6);
+    let set = phantom_set(16, 4, 4);
+    for classes in [0, 2] {
+        let train = if classes == 0 { set.of_class(1) } else { set.clone() };
+        let out = train_gan(&GanConfig { classes, epochs: 2, ..GanConfig::quick(16) }, &train, &dev, &RunOptions::quiet(3)).unwrap();
+        assert!(out.history.iter().all(|r| r.spread > 0.0 && r.spread < 1.0), "classes {classes}: {:?}", out.history);
+    }
 }
