@@ -130,6 +130,9 @@ impl EpochTask for CnnTask<'_> {
     fn config_json(&self) -> serde_json::Value {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
+    fn read_config(&self, stored: &serde_json::Value) -> serde_json::Value {
+        mri_train::reread_config::<CnnConfig>(stored)
+    }
     fn epochs(&self) -> usize {
         self.cfg.epochs_for(self.train.len())
     }

@@ -136,6 +136,9 @@ impl EpochTask for DaeTask<'_> {
     fn config_json(&self) -> serde_json::Value {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
+    fn read_config(&self, stored: &serde_json::Value) -> serde_json::Value {
+        mri_train::reread_config::<DaeConfig>(stored)
+    }
     fn epochs(&self) -> usize {
         self.cfg.epochs_for(self.train.len())
     }

@@ -128,6 +128,18 @@ pub struct GanConfig {
     /// older configs: 0.
     #[serde(default)]
     pub mode_seeking: f64,
+    /// Weight λ of an auxiliary classifier in a class-conditional GAN (AC-GAN: Odena, Olah &
+    /// Shlens, "Conditional image synthesis with auxiliary classifier GANs", ICML 2017): a
+    /// linear head on the discriminator's last features predicts the class; the discriminator
+    /// adds λ·CE(class | real slice) to its loss and the generator λ·CE(its class | fake
+    /// slice). The head learns from **real slices only** (the original also trains it on
+    /// fakes), so it can tell the classes apart by what real slices show — the lesion — and not
+    /// by the generator's own artefacts; the generator is then paid for drawing what makes a
+    /// real slice a tumour slice. The projection discriminator alone drew no lesions on
+    /// phantoms (synthetic-only CNN at chance, docs/models.md session 20). Needs `classes` > 0;
+    /// 0 = off (the study). Missing in older configs: 0.
+    #[serde(default)]
+    pub aux_classifier: f64,
 }
 
 /// Anti-aliased downsampling in the discriminator: the input of a (strided) conv is blurred by
@@ -188,6 +200,7 @@ impl GanConfig {
             d_pack: 0,
             classes: 0,
             mode_seeking: 0.0,
+            aux_classifier: 0.0,
         }
     }
 
@@ -270,6 +283,12 @@ impl GanConfig {
         if self.d_pack > self.batch_size {
             return Err(GanError::Config(format!("d_pack {} exceeds the batch size {}: no pack would fill", self.d_pack, self.batch_size)));
         }
+        if !(self.aux_classifier >= 0.0 && self.aux_classifier.is_finite()) {
+            return Err(GanError::Config(format!("aux_classifier must be a finite λ ≥ 0, got {}", self.aux_classifier)));
+        }
+        if self.aux_classifier > 0.0 && self.classes == 0 {
+            return Err(GanError::Config("aux_classifier needs a class-conditional GAN (classes ≥ 2)".into()));
+        }
         if self.classes == 1 {
             return Err(GanError::Config("classes must be 0 (unconditional) or at least 2".into()));
         }
@@ -306,6 +325,9 @@ impl GanConfig {
         let side = self.image_size >> self.d_channels.len();
         let features = (c_in + usize::from(self.d_minibatch_std > 0)) * side * side;
         d += features + 1 + self.classes * features;
+        if self.aux_classifier > 0.0 {
+            d += self.classes * (features + 1);
+        }
         (g, d)
     }
 }
@@ -419,6 +441,7 @@ pub struct Discriminator {
     convs: Vec<(SnWeight, Tensor)>,
     out: (SnWeight, Tensor),
     proj: Option<Tensor>,
+    aux: Option<Linear>,
     avg_pool: bool,
     blur: DiscriminatorBlur,
     minibatch_std: usize,
@@ -448,7 +471,8 @@ impl Discriminator {
         // step) collapsed the conditional generator to one image per class within a few hundred
         // steps, on phantoms and on Br35H alike.
         let proj = if cfg.classes > 0 { Some(vb.pp("proj").get_with_hints((cfg.classes, features), "weight", candle_nn::Init::Const(0.0))?) } else { None };
-        Ok(Discriminator { convs, out, proj, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std, pack: cfg.pack() })
+        let aux = if cfg.aux_classifier > 0.0 { Some(gan_linear(cfg, features, cfg.classes, vb.pp("aux"))?) } else { None };
+        Ok(Discriminator { convs, out, proj, aux, avg_pool: cfg.d_avg_pool, blur: cfg.d_blur, minibatch_std: cfg.d_minibatch_std, pack: cfg.pack() })
     }
 
     /// One logit per image (N, 1) for images (N, 1, S, S) in [−1, 1] of an unconditional
@@ -486,6 +510,12 @@ impl Discriminator {
     /// # Errors
     /// Labels missing for a conditional discriminator or given to an unconditional one.
     pub fn forward_class(&self, xs: &Tensor, labels: Option<&Tensor>, update_sn: bool) -> candle_core::Result<Tensor> {
+        Ok(self.forward_with_classes(xs, labels, update_sn)?.0)
+    }
+
+    /// As [`Discriminator::forward_class`], plus the auxiliary classifier's class logits
+    /// (⌊N / pack⌋, classes) when the config has one ([`GanConfig::aux_classifier`]).
+    pub fn forward_with_classes(&self, xs: &Tensor, labels: Option<&Tensor>, update_sn: bool) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         match (&self.proj, labels) {
             (Some(_), None) => candle_core::bail!("a class-conditional discriminator needs class labels"),
             (None, Some(_)) => candle_core::bail!("an unconditional discriminator takes no class labels"),
@@ -508,15 +538,25 @@ impl Discriminator {
         let (w, b) = &self.out;
         let features = x.flatten_from(1)?;
         let logit = features.matmul(&w.weight(update_sn)?.t()?)?.broadcast_add(b)?;
-        match (&self.proj, labels) {
+        let classes = self.aux.as_ref().map(|aux| aux.forward(&features)).transpose()?;
+        let logit = match (&self.proj, labels) {
             (Some(e), Some(y)) => {
                 // One label a pack: its first image's (the images of a pack share a class,
                 // see `pack_order`).
-                let packs = features.dim(0)?;
-                let y = if self.pack > 1 { y.narrow(0, 0, packs * self.pack)?.reshape((packs, self.pack))?.narrow(1, 0, 1)?.flatten_all()? } else { y.clone() };
-                logit + (e.index_select(&y, 0)? * &features)?.sum_keepdim(1)?
+                let y = self.pack_labels(y, features.dim(0)?)?;
+                (logit + (e.index_select(&y, 0)? * &features)?.sum_keepdim(1)?)?
             }
-            _ => Ok(logit),
+            _ => logit,
+        };
+        Ok((logit, classes))
+    }
+
+    /// The label of each of `packs` packs from per-image labels `y` (N,): its first image's.
+    pub fn pack_labels(&self, y: &Tensor, packs: usize) -> candle_core::Result<Tensor> {
+        if self.pack > 1 {
+            y.narrow(0, 0, packs * self.pack)?.reshape((packs, self.pack))?.narrow(1, 0, 1)?.flatten_all()
+        } else {
+            Ok(y.clone())
         }
     }
 }

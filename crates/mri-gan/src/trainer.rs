@@ -19,9 +19,11 @@ use crate::{GanError, Result};
 pub struct GanEpoch {
     /// Epoch number, counting from 1.
     pub epoch: usize,
-    /// Discriminator loss: BCE(D(x), 1) + BCE(D(G(z)), 0), or the hinge loss.
+    /// Discriminator loss: BCE(D(x), 1) + BCE(D(G(z)), 0), or the hinge loss (plus the
+    /// auxiliary classifier's λ·CE on real slices when the config has one).
     pub d_loss: f64,
-    /// Generator loss: BCE(D(G(z)), 1) (the non-saturating form), or −mean D(G(z)) (hinge).
+    /// Generator loss: BCE(D(G(z)), 1) (the non-saturating form), or −mean D(G(z)) (hinge)
+    /// (plus the mode-seeking term and the auxiliary classifier's λ·CE on fakes when set).
     pub g_loss: f64,
     /// Mean D(x) (probability that a real image is real).
     pub d_real: f64,
@@ -192,6 +194,9 @@ impl EpochTask for GanTask<'_> {
     fn config_json(&self) -> serde_json::Value {
         serde_json::to_value(self.cfg).expect("config serialises")
     }
+    fn read_config(&self, stored: &serde_json::Value) -> serde_json::Value {
+        mri_train::reread_config::<GanConfig>(stored)
+    }
     fn epochs(&self) -> usize {
         self.cfg.epochs_for(self.train.len())
     }
@@ -296,9 +301,9 @@ pub fn gan_step(
     let real = aug(&real.affine(2.0, -1.0)?, "real")?;
     let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, cfg.latent), dev)?;
     let fake = aug(&g.forward_class(&z_d, labels, true)?.detach(), "fake-d")?;
-    let logit_real = d.forward_class(&real, labels, cfg.spectral_norm)?;
+    let (logit_real, classes_real) = d.forward_with_classes(&real, labels, cfg.spectral_norm)?;
     let logit_fake = d.forward_class(&fake, labels, false)?;
-    let d_loss = match cfg.loss {
+    let mut d_loss = match cfg.loss {
         GanLoss::Bce => {
             let ones = Tensor::ones(logit_real.shape(), DType::F32, dev)?;
             let zeros = Tensor::zeros(logit_fake.shape(), DType::F32, dev)?;
@@ -306,6 +311,19 @@ pub fn gan_step(
         }
         GanLoss::Hinge => ((1.0 - &logit_real)?.relu()?.mean_all()? + (&logit_fake + 1.0)?.relu()?.mean_all()?)?,
     };
+    // AC-GAN's auxiliary classifier learns the classes from the real slices only.
+    let aux_loss = |class_logits: Option<Tensor>, y: Option<&Tensor>| -> Result<Option<Tensor>> {
+        match (class_logits, y) {
+            (Some(c), Some(y)) if cfg.aux_classifier > 0.0 => {
+                let y = d.pack_labels(y, c.dim(0)?)?;
+                Ok(Some((candle_nn::loss::cross_entropy(&c, &y)? * cfg.aux_classifier)?))
+            }
+            _ => Ok(None),
+        }
+    };
+    if let Some(aux) = aux_loss(classes_real, labels)? {
+        d_loss = (d_loss + aux)?;
+    }
     adam_d.backward_step(&d_loss)?;
     let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
     let half = n / 2;
@@ -317,11 +335,14 @@ pub fn gan_step(
         other => other.cloned(),
     };
     let fake_g = g.forward_class(&z_g, labels_g.as_ref(), true)?;
-    let logit_g = d.forward_class(&aug(&fake_g, "fake-g")?, labels_g.as_ref(), false)?;
+    let (logit_g, classes_g) = d.forward_with_classes(&aug(&fake_g, "fake-g")?, labels_g.as_ref(), false)?;
     let mut g_loss = match cfg.loss {
         GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones(logit_g.shape(), DType::F32, dev)?)?,
         GanLoss::Hinge => logit_g.mean_all()?.neg()?,
     };
+    if let Some(aux) = aux_loss(classes_g, labels_g.as_ref())? {
+        g_loss = (g_loss + aux)?;
+    }
     if seeking {
         // MSGAN (Mao et al., "Mode seeking GANs for diverse image synthesis", CVPR 2019;
         // HelenMao/MSGAN): λ / (mean|G(z1) − G(z2)| / mean|z1 − z2| + 1e-5) — a generator

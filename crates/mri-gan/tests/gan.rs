@@ -86,6 +86,12 @@ fn same_seed_same_weights_and_resume_equals_uninterrupted() {
     let dir = tempfile::tempdir().unwrap();
     let first = train_gan(&cfg, &set, &dev, &opts(dir.path(), Some(1))).unwrap();
     assert!(first.stopped_early && first.history.len() == 1);
+    // A checkpoint written before a config field existed (here: `aux_classifier` taken out of
+    // its sidecar) resumes: the field reads as its default.
+    let last = Checkpoint::at(dir.path(), "gan-yes-last");
+    let mut side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&last.sidecar).unwrap()).unwrap();
+    assert!(side["config"].as_object_mut().unwrap().remove("aux_classifier").is_some());
+    std::fs::write(&last.sidecar, serde_json::to_string(&side).unwrap()).unwrap();
     let resumed = train_gan(&cfg, &set, &dev, &opts(dir.path(), None)).unwrap();
     assert_eq!(weights(&a.g_varmap), weights(&resumed.g_varmap));
     assert_eq!(weights(&a.d_varmap), weights(&resumed.d_varmap));

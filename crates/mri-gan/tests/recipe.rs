@@ -388,3 +388,44 @@ fn pixel_spread_sees_equal_images_and_is_recorded_every_epoch() {
         assert!(out.history.iter().all(|r| r.spread > 0.0 && r.spread < 1.0), "classes {classes}: {:?}", out.history);
     }
 }
+
+/// AC-GAN's auxiliary classifier: a head of `classes` logits on the discriminator's features,
+/// counted among its parameters; it changes both networks' losses; it needs a conditional GAN.
+#[test]
+fn auxiliary_classifier_gives_class_logits_and_enters_both_losses() {
+    let dev = Device::Cpu;
+    let count = |vm: &VarMap| {
+        vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with("sn_u")).map(|(_, v)| v.elem_count()).sum::<usize>()
+    };
+    let set = phantom_set(16, 4, 4);
+    let (x, y) = set.batch(&[0, 1, 2, 3, 4, 5, 6, 7], None, &dev).unwrap();
+    let base = GanConfig { classes: 2, d_pack: 2, spectral_norm: true, loss: GanLoss::Hinge, ..GanConfig::quick(16) };
+    let ac = GanConfig { aux_classifier: 1.0, ..base.clone() };
+    let (g, g_vm, d, d_vm) = mri_gan::build_gan(&ac, 0, &dev).unwrap();
+    assert_eq!((count(&g_vm), count(&d_vm)), ac.param_counts());
+    assert!(ac.param_counts().1 > base.param_counts().1);
+    let order = mri_gan::pack_order(&y.to_vec1::<u32>().unwrap(), 2);
+    let order = Tensor::new(order.iter().map(|&i| i as u32).collect::<Vec<_>>(), &dev).unwrap();
+    let (xs, ys) = (x.index_select(&order, 0).unwrap().affine(2.0, -1.0).unwrap(), y.index_select(&order, 0).unwrap());
+    let (logit, classes) = d.forward_with_classes(&xs, Some(&ys), false).unwrap();
+    assert_eq!(logit.dims(), &[xs.dim(0).unwrap() / 2, 1]);
+    assert_eq!(classes.unwrap().dims(), &[xs.dim(0).unwrap() / 2, 2], "class logits a pack");
+    let (_, none) = mri_gan::build_gan(&base, 0, &dev).map(|(_, _, d, _)| d.forward_with_classes(&xs, Some(&ys), false).unwrap()).unwrap();
+    assert!(none.is_none());
+    // Same weights, same batch: the first step's losses differ by the classifier's terms.
+    let losses = |cfg: &GanConfig| {
+        let (g, g_vm, d, d_vm) = mri_gan::build_gan(cfg, 0, &dev).unwrap();
+        let mut adam_g = mri_train::Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
+        let mut adam_d = mri_train::Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with("sn_u")).unwrap();
+        mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, Some(&y), cfg, 0).unwrap()
+    };
+    let (with, without) = (losses(&ac), losses(&base));
+    assert!(with[0] > without[0] && with[1] > without[1], "CE ≥ 0 adds to both losses: {with:?} vs {without:?}");
+    drop((g, d));
+    let out = train_gan(&GanConfig { epochs: 2, batch_size: 4, ..ac.clone() }, &set, &dev, &RunOptions::quiet(3)).unwrap();
+    assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+    let e = GanConfig { aux_classifier: 1.0, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("aux_classifier"), "{e}");
+    let e = GanConfig { aux_classifier: -1.0, ..base }.check().err().unwrap().to_string();
+    assert!(e.contains("aux_classifier"), "{e}");
+}

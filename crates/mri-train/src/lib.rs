@@ -95,7 +95,7 @@ pub use loss::bce_with_logits;
 pub use optim::{Adam, AdamConfig};
 pub use overrides::{apply_overrides, ConfigOverride};
 pub use progress::EpochProgress;
-pub use run::{check_resumable, epochs_for, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
+pub use run::{check_resumable, epochs_for, reread_config, run_epochs, EpochTask, LoopOutput, RunOptions, CONTINUABLE_FIELDS};
 pub use samples::{save_recon_grid, write_class_pngs};
 pub use schedule::{ReduceOnPlateau, StepDecay};
 pub use shift::translate;

@@ -86,6 +86,12 @@ pub trait EpochTask: Send {
     fn kind(&self) -> ModelKind;
     /// The full config (its serde form).
     fn config_json(&self) -> serde_json::Value;
+    /// A checkpoint's stored config as this version reads it: fields added to the config type
+    /// since the checkpoint was written take their serde defaults, so that an older run still
+    /// resumes (use [`reread_config`]). Default: as stored.
+    fn read_config(&self, stored: &serde_json::Value) -> serde_json::Value {
+        stored.clone()
+    }
     /// Epochs to train in all.
     fn epochs(&self) -> usize;
     /// Batches in epoch `epoch` (0-based), for the progress bar.
@@ -138,6 +144,12 @@ struct LoopState<S> {
 
 fn mismatch(path: &Path, reason: String) -> TrainError {
     TrainError::CheckpointMismatch { path: path.to_path_buf(), reason }
+}
+
+/// `stored` read as a `C` and written back: the fields `C` has gained since `stored` was
+/// written appear with their serde defaults (`stored` unchanged if it does not read as a `C`).
+pub fn reread_config<C: Serialize + DeserializeOwned>(stored: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_value::<C>(stored.clone()).ok().and_then(|c| serde_json::to_value(c).ok()).unwrap_or_else(|| stored.clone())
 }
 
 /// Checks that a resume point belongs to this run: model kind, config (but for
@@ -200,7 +212,8 @@ pub fn run_epochs<T: EpochTask>(task: &mut T, opts: &RunOptions) -> Result<LoopO
         last.sweep()?;
         best_ck.sweep()?;
         if last.exists() {
-            let side = last.read_sidecar()?;
+            let mut side = last.read_sidecar()?;
+            side.config = task.read_config(&side.config);
             check_resumable(last, &side, kind, &config, opts)?;
             if side.epoch > epochs {
                 return Err(mismatch(

@@ -16,7 +16,7 @@ use crate::model::{AnomalyVae, GenerativeVae, VaeModel};
 use crate::{Result, VaeError};
 
 /// A VAE config that can build its model: lets one trainer serve both VAEs.
-pub trait VaeSpec: Serialize + Sync {
+pub trait VaeSpec: Serialize + serde::de::DeserializeOwned + Sync {
     /// The network it builds.
     type Model: VaeModel + Send;
     /// Model kind written to checkpoints.
@@ -209,6 +209,9 @@ impl<S: VaeSpec> EpochTask for VaeTask<'_, S> {
     }
     fn config_json(&self) -> serde_json::Value {
         serde_json::to_value(self.cfg).expect("config serialises")
+    }
+    fn read_config(&self, stored: &serde_json::Value) -> serde_json::Value {
+        mri_train::reread_config::<S>(stored)
     }
     fn epochs(&self) -> usize {
         mri_train::epochs_for(self.cfg.epochs(), self.cfg.min_steps(), self.cfg.batch_size(), self.train.len())
