@@ -20,10 +20,15 @@
 //! images in both steps, drawn once per pack with packing), a minibatch-standard-deviation
 //! channel in the discriminator ([`minibatch_std`]), a class-conditional GAN (`classes`: one
 //! generator with a class embedding and a projection discriminator for both classes,
-//! [`sample`] given the class) and the mode-seeking term (`mode_seeking`).
+//! [`sample`] given the class; with packing each pack holds one class, [`pack_order`]) with
+//! AC-GAN's auxiliary classifier (`aux_classifier`: a class head on the discriminator learnt
+//! from real slices, whose verdict the generator must earn) and the mode-seeking term
+//! (`mode_seeking`).
 //!
-//! [`train_gan`] logs D and G losses, D(x) and D(G(z)) per epoch, writes sample grids from fixed
-//! noise every N epochs, checkpoints every epoch and resumes a killed run exactly.
+//! [`train_gan`] logs D and G losses, D(x), D(G(z)) and the sampling generator's spread across
+//! its fixed noises ([`pixel_spread`]: a collapsing generator's falls towards 0) per epoch,
+//! writes sample grids from fixed noise every N epochs, checkpoints every epoch and resumes a
+//! killed run exactly.
 //!
 //! Weight names (safetensors keys, readable with Python's `safetensors.numpy.load_file`):
 //! `generator.fc.*`, `generator.block{i}.conv.*`, `generator.block{i}.bn.*`, `generator.out.*`,
