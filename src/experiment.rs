@@ -151,6 +151,32 @@ impl ExperimentSpec {
     }
 }
 
+/// Every model config and run option that shapes a stage's result, as each stage file records
+/// it (`settings`). A stored record is read back through this type before it is compared
+/// ([`crate::rundir::read_stage`]), so a field a config gained since the folder was written
+/// takes its default there instead of refusing the folder as another run's.
+#[derive(Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Every CNN's config (before the per-set epoch budget).
+    pub cnn: CnnConfig,
+    /// The anomaly VAE's config.
+    pub anomaly_vae: AnomalyVaeConfig,
+    /// The denoising autoencoder's config.
+    pub dae: DaeConfig,
+    /// `--epochs`.
+    pub epochs: Option<usize>,
+    /// `--generator-steps`.
+    pub generator_steps: Option<usize>,
+    /// `--synthetic-per-class`.
+    pub synthetic_per_class: Option<usize>,
+    /// `--cnn-budget`.
+    pub cnn_budget: CnnBudget,
+    /// `--vae-set`, as given.
+    pub vae_set: Vec<String>,
+    /// `--gan-set`, as given.
+    pub gan_set: Vec<String>,
+}
+
 struct Runner<'a> {
     spec: &'a ExperimentSpec,
     fingerprint: Fingerprint,
@@ -208,7 +234,7 @@ impl Runner<'_> {
     /// The result in `stages/<name>.json` if it was computed for this run's fingerprint and
     /// settings (its time recorded as this run's).
     fn cached<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, SynthError> {
-        Ok(read_stage::<T>(&self.stage_file(name), &self.fingerprint, &self.settings)?.map(|st| {
+        Ok(read_stage::<T, RunSettings>(&self.stage_file(name), &self.fingerprint, &self.settings)?.map(|st| {
             println!("stage {name}: complete from an earlier run ({:.1} s then)", st.seconds);
             self.timings.insert(name.into(), st.seconds);
             st.value
@@ -418,18 +444,19 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     prepare_out(&spec.out, &fingerprint, spec.fresh)?;
     prepared.split.write(&spec.out.join("split.json"))?;
     // Generator configs are checked by their checkpoints, which every run loads before a stage.
-    let settings = serde_json::json!({
-        "cnn": cnn_cfg,
-        "anomaly_vae": anomaly_cfg,
-        "dae": dae_cfg,
-        "epochs": spec.epochs,
-        "generator_steps": spec.generator_steps,
-        "synthetic_per_class": spec.synthetic_per_class,
-        "cnn_budget": spec.cnn_budget,
-        "vae_set": spec.vae_overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-        "gan_set": spec.gan_overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-    });
-    crate::rundir::check_stages(&spec.out.join("stages"), &fingerprint, &settings)?;
+    let settings = serde_json::to_value(RunSettings {
+        cnn: cnn_cfg.clone(),
+        anomaly_vae: anomaly_cfg.clone(),
+        dae: dae_cfg.clone(),
+        epochs: spec.epochs,
+        generator_steps: spec.generator_steps,
+        synthetic_per_class: spec.synthetic_per_class,
+        cnn_budget: spec.cnn_budget,
+        vae_set: spec.vae_overrides.iter().map(|o| o.to_string()).collect(),
+        gan_set: spec.gan_overrides.iter().map(|o| o.to_string()).collect(),
+    })
+    .expect("serialises");
+    crate::rundir::check_stages::<RunSettings>(&spec.out.join("stages"), &fingerprint, &settings)?;
     let mut runner = Runner { spec, fingerprint, settings, timings: BTreeMap::new() };
     let (train, val, test) = (prepared.image_set(SplitPart::Train), prepared.image_set(SplitPart::Val), prepared.image_set(SplitPart::Test));
     // Test slices with a near-duplicate in train, by our detector and by the folder's shipped

@@ -116,14 +116,22 @@ pub struct StageFile<T> {
 /// [`SynthError::RunMismatch`] when it was computed from another run's inputs, or with other
 /// model settings (another `--epochs`, or a newer version's presets): a result is never reused
 /// for a run it does not describe.
-pub fn read_stage<T: DeserializeOwned>(path: &Path, fingerprint: &Fingerprint, settings: &serde_json::Value) -> Result<Option<StageFile<T>>, SynthError> {
+///
+/// The stored settings are read back as an `S` (the type `settings` was written from) before
+/// they are compared, so that a config field added since the file was written takes its
+/// default there rather than reading as a difference ([`mri_train::reread_config`]).
+pub fn read_stage<T: DeserializeOwned, S: Serialize + DeserializeOwned>(
+    path: &Path,
+    fingerprint: &Fingerprint,
+    settings: &serde_json::Value,
+) -> Result<Option<StageFile<T>>, SynthError> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let Ok(stage) = serde_json::from_str::<StageFile<T>>(&text) else { return Ok(None) };
     check_same(path, &stage.fingerprint, fingerprint)?;
     if stage.settings.is_null() {
         return Err(SynthError::RunMismatch { path: path.to_path_buf(), reason: "it records no model settings (an older version wrote it)".into() });
     }
-    if let Some(reason) = first_difference("settings", &stage.settings, settings) {
+    if let Some(reason) = first_difference("settings", &mri_train::reread_config::<S>(&stage.settings), settings) {
         return Err(SynthError::RunMismatch { path: path.to_path_buf(), reason });
     }
     Ok(Some(stage))
@@ -134,12 +142,12 @@ pub fn read_stage<T: DeserializeOwned>(path: &Path, fingerprint: &Fingerprint, s
 ///
 /// # Errors
 /// As [`read_stage`], for the first stage file (by name) that does not describe this run.
-pub fn check_stages(dir: &Path, fingerprint: &Fingerprint, settings: &serde_json::Value) -> Result<(), SynthError> {
+pub fn check_stages<S: Serialize + DeserializeOwned>(dir: &Path, fingerprint: &Fingerprint, settings: &serde_json::Value) -> Result<(), SynthError> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     paths.sort();
     for p in paths {
-        read_stage::<serde_json::Value>(&p, fingerprint, settings)?;
+        read_stage::<serde_json::Value, S>(&p, fingerprint, settings)?;
     }
     Ok(())
 }

@@ -156,6 +156,24 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
     assert!(e.to_string().contains("settings.vae_set"), "{e}");
     let e = run_experiment(&ExperimentSpec { cnn_overrides: vec!["label_smoothin=0.2".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("no field label_smoothin"), "{e}");
+    // A folder written before a config gained a field (here: stage files without
+    // `cnn.label_smoothing`, whose default 0.0 this run uses) still describes this run: the
+    // recorded settings are read back through today's types, and every stage is reused.
+    let mut older = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("stages")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut stage: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(stage["settings"]["cnn"].as_object_mut().unwrap().remove("label_smoothing").is_some(), "{}", path.display());
+        let bytes = serde_json::to_vec(&stage).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        older.push((path, bytes));
+    }
+    let again = run_experiment(&spec, &Device::Cpu).unwrap();
+    let key = |r: &mri_synth::experiment::Report| r.classification.iter().map(|x| (x.model, x.train_data, x.generator, x.test)).collect::<Vec<_>>();
+    assert_eq!(key(&again), key(&first));
+    for (path, bytes) in older {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} was recomputed, not reused", path.display());
+    }
     // A stage file carried into a folder of another run is refused too, even without run.json.
     let stage = dir.path().join("stages").join("cnn-real.json");
     let other_dir = tempfile::tempdir().unwrap();
