@@ -11,7 +11,7 @@
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::throughput::{measure, ThroughputSpec};
-use mri_synth::train::{DeviceChoice, ModelKind, Preset};
+use mri_synth::train::{ConfigOverride, DeviceChoice, ModelKind, Preset};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training and inference of one model; print one JSON line")]
@@ -34,6 +34,10 @@ struct Args {
     /// Timed steps (median reported).
     #[arg(long, default_value_t = 7)]
     steps: usize,
+    /// Change the model's preset config, `path=value` (repeatable), e.g. `--set reuse_fake=true`
+    /// for the GAN: times a variant against the preset.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<ConfigOverride>,
     /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -43,7 +47,8 @@ fn main() -> Result<()> {
     mri_train::configure_runtime();
     let a = Args::parse();
     let device = a.device.parse::<DeviceChoice>()?.device()?;
-    let spec = ThroughputSpec { model: a.model, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps };
+    let spec =
+        ThroughputSpec { model: a.model, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps, overrides: a.set };
     println!("{}", serde_json::to_string(&measure(&spec, &device)?)?);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::VarMap;
 pub use mri_train::ModelKind;
-use mri_train::{seeded_normal, seeded_var_builder, Adam, Preset, StepKey};
+use mri_train::{apply_overrides, seeded_normal, seeded_var_builder, Adam, ConfigOverride, Preset, StepKey};
 use mri_vae::{vae_loss, AnomalyVae, AnomalyVaeConfig, GenerativeVae, VaeConfig, VaeModel};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,9 @@ pub struct ThroughputSpec {
     pub warmup: usize,
     /// Timed steps (the median is reported).
     pub steps: usize,
+    /// Changes to the model's preset config (`path=value`, as `--cnn-set` and its kin), so that
+    /// a variant can be timed against the preset.
+    pub overrides: Vec<ConfigOverride>,
 }
 
 /// One measurement: the JSON line of the `throughput` example.
@@ -51,7 +54,7 @@ pub struct Throughput {
     pub infer_gflop_per_image: f64,
     /// GFLOP per image of a training step: 3× the forward (backward ≈ 2× forward) for the CNN and
     /// the VAEs; for the GAN 4·G + 9·D (G forward twice and backward once, D forward three
-    /// times and backward twice, see `gan_step`).
+    /// times and backward twice, see `gan_step`; 3·G + 9·D with `reuse_fake`).
     pub train_gflop_per_image: f64,
     /// Achieved GFLOP/s in training.
     pub train_gflops: f64,
@@ -66,6 +69,9 @@ pub struct Throughput {
     /// older lines.
     #[serde(default)]
     pub cpu_features: Vec<String>,
+    /// The config changes it was timed with (`path=value`). Missing in older lines: none.
+    #[serde(default)]
+    pub set: Vec<String>,
     /// Threads of the pool the measurement ran in.
     #[serde(default)]
     pub threads: usize,
@@ -180,7 +186,7 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
     let vb = seeded_var_builder(&vm, 0, DType::F32, device);
     let (params, train_s, infer_s, fwd, train_flops) = match spec.model {
         ModelKind::Cnn => {
-            let cfg = mri_cnn::CnnConfig::preset(spec.preset, s);
+            let cfg = apply_overrides(&mri_cnn::CnnConfig::preset(spec.preset, s), &spec.overrides)?;
             let model = mri_cnn::Cnn::new(&cfg, vb, 0)?;
             let y = Tensor::from_vec((0..b as u32).map(|i| i % 2).collect::<Vec<_>>(), b, device)?;
             let mut opt = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
@@ -198,19 +204,19 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
             (trainable(&vm), train, infer, fwd, 3.0 * fwd)
         }
         ModelKind::GenerativeVae => {
-            let cfg = VaeConfig::preset(spec.preset, s);
+            let cfg = apply_overrides(&VaeConfig::preset(spec.preset, s), &spec.overrides)?;
             let model = GenerativeVae::new(&cfg, vb)?;
             let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::AnomalyVae => {
-            let cfg = AnomalyVaeConfig::preset(spec.preset, s);
+            let cfg = apply_overrides(&AnomalyVaeConfig::preset(spec.preset, s), &spec.overrides)?;
             let model = AnomalyVae::new(&cfg, vb)?;
             let (t, i, fwd) = vae_steps(&model, &vm, cfg.adam, cfg.loss, &x, spec)?;
             (trainable(&vm), t, i, fwd, 3.0 * fwd)
         }
         ModelKind::DenoisingAe => {
-            let cfg = mri_dae::DaeConfig::preset(spec.preset, s);
+            let cfg = apply_overrides(&mri_dae::DaeConfig::preset(spec.preset, s), &spec.overrides)?;
             let model = mri_dae::DenoisingAe::new(&cfg, vb)?;
             let mut opt = Adam::from_varmap(&vm, cfg.adam, |n| !n.contains("running_"))?;
             let train = time_steps(spec.warmup, spec.steps, |i| {
@@ -226,7 +232,7 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
             (trainable(&vm), train, infer, fwd, 3.0 * fwd)
         }
         ModelKind::Gan => {
-            let cfg = mri_gan::GanConfig::preset(spec.preset, s);
+            let cfg = apply_overrides(&mri_gan::GanConfig::preset(spec.preset, s), &spec.overrides)?;
             let (g, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, device)?;
             let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
             let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(mri_gan::SN_U))?;
@@ -244,7 +250,9 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
                 d.forward(&x)?;
                 Ok(())
             })?;
-            (trainable(&g_vm) + trainable(&d_vm), train, infer, g_fwd, 4.0 * g_fwd + 9.0 * d_fwd)
+            // G forward twice (once with `reuse_fake`) and backward once.
+            let g_passes = if cfg.reuse_fake { 3.0 } else { 4.0 };
+            (trainable(&g_vm) + trainable(&d_vm), train, infer, g_fwd, g_passes * g_fwd + 9.0 * d_fwd)
         }
     };
     Ok(Throughput {
@@ -259,7 +267,8 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
         train_gflop_per_image: train_flops / 1e9,
         train_gflops: train_flops * b as f64 / train_s / 1e9,
         infer_gflops: fwd * b as f64 / infer_s / 1e9,
-        avx512_build: cfg!(feature = "avx512"),
+        avx512_build: mri_train::AVX512_KERNELS,
+        set: spec.overrides.iter().map(|o| o.to_string()).collect(),
         cpu_features: cpu_features(),
         threads: mri_train::pool_threads(),
     })
@@ -273,16 +282,16 @@ mod tests {
     /// still read.
     #[test]
     fn a_measurement_names_its_build_and_machine() {
-        let spec = ThroughputSpec { model: ModelKind::Cnn, preset: Preset::Quick, batch: 2, image_size: 16, warmup: 0, steps: 1 };
+        let spec = ThroughputSpec { model: ModelKind::Cnn, preset: Preset::Quick, batch: 2, image_size: 16, warmup: 0, steps: 1, overrides: Vec::new() };
         let t = measure(&spec, &Device::Cpu).unwrap();
-        assert_eq!(t.avx512_build, cfg!(feature = "avx512"));
+        assert_eq!(t.avx512_build, mri_train::AVX512_KERNELS);
         assert!(t.threads >= 1);
         assert!(t.cpu_features.iter().all(|f| f == "avx2" || f == "avx512f"), "{:?}", t.cpu_features);
         let mut old = serde_json::to_value(&t).unwrap();
-        for key in ["avx512_build", "cpu_features", "threads"] {
+        for key in ["avx512_build", "cpu_features", "threads", "set"] {
             old.as_object_mut().unwrap().remove(key);
         }
         let back: Throughput = serde_json::from_value(old).unwrap();
-        assert!(!back.avx512_build && back.cpu_features.is_empty() && back.threads == 0);
+        assert!(!back.avx512_build && back.cpu_features.is_empty() && back.threads == 0 && back.set.is_empty());
     }
 }

@@ -140,6 +140,15 @@ pub struct GanConfig {
     /// 0 = off (the study). Missing in older configs: 0.
     #[serde(default)]
     pub aux_classifier: f64,
+    /// The generator step reuses the discriminator step's fakes — the same noise, labels and
+    /// generator forward — instead of drawing new ones: one generator forward a step fewer. The
+    /// D step trains on them detached; the G step then scores them with the updated
+    /// discriminator and backpropagates through the kept graph, as PyTorch's DCGAN tutorial does
+    /// (`output = netD(fake)` after `optimizerD.step()`). The generator's batch norm then sees
+    /// one batch a step, not two. Not with `mode_seeking`, whose pairs need the G step's own
+    /// noise. false = a fresh batch for each step (the study). Missing in older configs: false.
+    #[serde(default)]
+    pub reuse_fake: bool,
 }
 
 /// Anti-aliased downsampling in the discriminator: the input of a (strided) conv is blurred by
@@ -201,6 +210,7 @@ impl GanConfig {
             classes: 0,
             mode_seeking: 0.0,
             aux_classifier: 0.0,
+            reuse_fake: false,
         }
     }
 
@@ -288,6 +298,9 @@ impl GanConfig {
         }
         if self.aux_classifier > 0.0 && self.classes == 0 {
             return Err(GanError::Config("aux_classifier needs a class-conditional GAN (classes ≥ 2)".into()));
+        }
+        if self.reuse_fake && self.mode_seeking > 0.0 {
+            return Err(GanError::Config("reuse_fake does not combine with mode_seeking (its noise pairs are drawn for the generator step)".into()));
         }
         if self.classes == 1 {
             return Err(GanError::Config("classes must be 0 (unconditional) or at least 2".into()));

@@ -264,7 +264,8 @@ impl EpochTask for GanTask<'_> {
 /// comes from streams `gan/d/<step>` and `gan/g/<step>`. A class-conditional GAN takes the
 /// real images' labels (u32) and draws its fakes of the same classes, so both steps see the
 /// data's class mix; with packing, the batch is first regrouped by [`pack_order`] so that each
-/// pack holds one class, and its fakes take the same labels. Returns (d_loss, g_loss, D(x), D(G(z))) with D(·) the mean sigmoid of the
+/// pack holds one class, and its fakes take the same labels. With `reuse_fake` the generator
+/// step scores the discriminator step's fakes (no `gan/g/<step>` noise). Returns (d_loss, g_loss, D(x), D(G(z))) with D(·) the mean sigmoid of the
 /// logits.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_step(
@@ -300,7 +301,8 @@ pub fn gan_step(
     let aug = |x: &Tensor, which: &str| cfg.diff_augment.apply_grouped(x, stream_seed(seed, &format!("gan/aug/{which}/{step}")), cfg.pack());
     let real = aug(&real.affine(2.0, -1.0)?, "real")?;
     let z_d = seeded_normal(seed, &format!("gan/d/{step}"), (n, cfg.latent), dev)?;
-    let fake = aug(&g.forward_class(&z_d, labels, true)?.detach(), "fake-d")?;
+    let fake_d = g.forward_class(&z_d, labels, true)?;
+    let fake = aug(&fake_d.detach(), "fake-d")?;
     let (logit_real, classes_real) = d.forward_with_classes(&real, labels, cfg.spectral_norm)?;
     let logit_fake = d.forward_class(&fake, labels, false)?;
     let mut d_loss = match cfg.loss {
@@ -325,7 +327,6 @@ pub fn gan_step(
         d_loss = (d_loss + aux)?;
     }
     adam_d.backward_step(&d_loss)?;
-    let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
     let half = n / 2;
     let seeking = cfg.mode_seeking > 0.0 && half > 0;
     // Mode seeking pairs image i with image i + n/2: in a conditional GAN the second half
@@ -334,7 +335,14 @@ pub fn gan_step(
         Some(y) if seeking => Some(Tensor::cat(&[y.narrow(0, 0, half)?, y.narrow(0, 0, half)?, y.narrow(0, 2 * half, n - 2 * half)?], 0)?),
         other => other.cloned(),
     };
-    let fake_g = g.forward_class(&z_g, labels_g.as_ref(), true)?;
+    // `reuse_fake`: the D step's fakes, scored by the updated D (one G forward saved).
+    let (z_g, fake_g) = if cfg.reuse_fake {
+        (z_d, fake_d)
+    } else {
+        let z_g = seeded_normal(seed, &format!("gan/g/{step}"), (n, cfg.latent), dev)?;
+        let fake_g = g.forward_class(&z_g, labels_g.as_ref(), true)?;
+        (z_g, fake_g)
+    };
     let (logit_g, classes_g) = d.forward_with_classes(&aug(&fake_g, "fake-g")?, labels_g.as_ref(), false)?;
     let mut g_loss = match cfg.loss {
         GanLoss::Bce => bce_with_logits(&logit_g, &Tensor::ones(logit_g.shape(), DType::F32, dev)?)?,

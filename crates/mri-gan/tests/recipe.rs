@@ -429,3 +429,47 @@ fn auxiliary_classifier_gives_class_logits_and_enters_both_losses() {
     let e = GanConfig { aux_classifier: -1.0, ..base }.check().err().unwrap().to_string();
     assert!(e.contains("aux_classifier"), "{e}");
 }
+
+/// `reuse_fake`: the discriminator step is unchanged, the generator step scores the D step's
+/// own fakes — the generator ran once, so its batch-norm statistics moved by exactly one
+/// training forward of the D step's noise —, a GAN trains with it, and it is refused beside
+/// mode seeking.
+#[test]
+fn reusing_the_discriminator_steps_fakes_runs_the_generator_once() {
+    use mri_gan::{build_gan, gan_step};
+    use mri_train::Adam;
+    let dev = Device::Cpu;
+    let set = phantom_set(16, 6, 4);
+    let (real, _) = set.batch(&[0, 1, 2, 3, 4, 5, 6, 7], None, &dev).unwrap();
+    let running = |vm: &VarMap| {
+        let data = vm.data().lock().unwrap();
+        let mut v: Vec<(String, Vec<f32>)> = data.iter().filter(|(k, _)| k.contains("running_")).map(|(k, t)| (k.clone(), values(t.as_tensor()))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let step = |reuse_fake: bool| {
+        let cfg = GanConfig { reuse_fake, loss: GanLoss::Hinge, ..GanConfig::quick(16) };
+        let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
+        let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
+        let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
+        let losses = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3).unwrap();
+        (losses, running(&g_vm))
+    };
+    let ((fresh, stats_fresh), (reused, stats_reused)) = (step(false), step(true));
+    assert_eq!(fresh[0], reused[0], "the discriminator's step is unchanged");
+    assert_ne!(fresh[1], reused[1], "the generator step scores other fakes");
+    // One training forward of the D step's noise moves the statistics as the reusing step did.
+    let cfg = GanConfig { loss: GanLoss::Hinge, ..GanConfig::quick(16) };
+    let (g, g_vm, _, _) = build_gan(&cfg, 1, &dev).unwrap();
+    let before = running(&g_vm);
+    let z_d = mri_train::seeded_normal(3, "gan/d/0", (8, cfg.latent), &dev).unwrap();
+    g.forward_class(&z_d, None, true).unwrap();
+    let once = running(&g_vm);
+    assert_ne!(once, before, "the generator has batch-norm statistics to compare");
+    assert_eq!(stats_reused, once, "reuse_fake: one generator forward a step");
+    assert_ne!(stats_fresh, once, "a fresh G step runs the generator a second time");
+    let out = train_gan(&GanConfig { epochs: 2, reuse_fake: true, ..cfg.clone() }, &set, &dev, &RunOptions::quiet(3)).unwrap();
+    assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
+    let e = GanConfig { reuse_fake: true, mode_seeking: 1.0, ..cfg }.check().err().unwrap().to_string();
+    assert!(e.contains("reuse_fake") && e.contains("mode_seeking"), "{e}");
+}

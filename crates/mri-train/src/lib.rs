@@ -159,6 +159,10 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 /// unless `CANDLE_BARRIER_POOL_SPIN_LIMIT` says otherwise (see [`configure_candle_threads`]).
 pub const CANDLE_SPIN_LIMIT: u32 = 1000;
 
+/// Whether this build has gemm's AVX-512 micro-kernels (cargo feature `avx512`, on by default
+/// since session 21; gemm still picks them at run time only on a CPU with AVX-512F).
+pub const AVX512_KERNELS: bool = cfg!(feature = "avx512");
+
 /// Sets `CANDLE_NUM_THREADS=1` and `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`],
 /// each unless it is set already.
 ///
