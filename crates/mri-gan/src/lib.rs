@@ -22,8 +22,9 @@
 //! generator with a class embedding and a projection discriminator for both classes,
 //! [`sample`] given the class; with packing each pack holds one class, [`pack_order`]) with
 //! AC-GAN's auxiliary classifier (`aux_classifier`: a class head on the discriminator learnt
-//! from real slices, whose verdict the generator must earn) and the mode-seeking term
-//! (`mode_seeking`).
+//! from real slices, whose verdict the generator must earn), the mode-seeking term
+//! (`mode_seeking`), and a generator step on the discriminator step's own fakes (`reuse_fake`:
+//! one generator forward a step fewer).
 //!
 //! [`train_gan`] logs D and G losses, D(x), D(G(z)) and the sampling generator's spread across
 //! its fixed noises ([`pixel_spread`]: a collapsing generator's falls towards 0) per epoch,
