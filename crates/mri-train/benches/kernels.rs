@@ -107,6 +107,18 @@ fn benches(c: &mut Criterion) {
     g.bench_function("conv-transpose/64x32k4s2@32/forward-backward", |b| {
         b.iter(|| conv_transpose2d(xtv.as_tensor(), wtv.as_tensor(), None, 2, 1, 0).unwrap().sum_all().unwrap().backward().unwrap())
     });
+    // Stride-1 transposed convs, FFT products against GEMM + col2im: where the FFT path starts
+    // (fftconv::FFT_MIN_KERNEL), and the study decoder's first layer at 64 px (kernel 17).
+    for &(cin, cout, k, side) in &[(32, 16, 5, 16), (32, 16, 7, 16), (32, 16, 9, 16), (32, 16, 13, 16), (64, 32, 17, 16)] {
+        let (x, w) = (Var::from_tensor(&randn(&[N, cin, side, side])).unwrap(), Var::from_tensor(&randn(&[cin, cout, k, k])).unwrap());
+        let name = format!("conv-transpose-s1/{cin}x{cout}k{k}@{side}");
+        g.bench_function(format!("{name}/forward-backward-fft"), |b| {
+            b.iter(|| mri_train::fftconv::conv_transpose2d(x.as_tensor(), w.as_tensor(), 0).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+        g.bench_function(format!("{name}/forward-backward-gemm"), |b| {
+            b.iter(|| mri_train::fastconv::conv_transpose2d_gemm(x.as_tensor(), w.as_tensor(), 1, 0, 0).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+    }
     g.finish();
 }
 

@@ -671,26 +671,40 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad:
 }
 
 /// Transposed 2-D convolution of `x` (N, Cin, H, W) with `w` (Cin, Cout, k, k) (candle's and
-/// PyTorch's layout), plus optional `bias` (Cout): GEMM + col2im on the CPU for f32, candle's
-/// `conv_transpose2d` otherwise. Output side (H − 1)·stride − 2·pad + k + output_padding.
+/// PyTorch's layout), plus optional `bias` (Cout): GEMM + col2im on the CPU for f32 (FFT
+/// products for stride-1 kernels of [`FFT_MIN_KERNEL`](crate::fftconv::FFT_MIN_KERNEL) taps and
+/// more), candle's `conv_transpose2d` otherwise. Output side (H − 1)·stride − 2·pad + k + output_padding.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize, output_padding: usize) -> candle_core::Result<Tensor> {
     if let (Ok((n, cin, h, wd)), Ok((_, cout, k, _))) = (x.dims4(), w.dims4()) {
         // Every input pixel scatters Cout·k² multiply-adds.
         crate::flops::add(2 * (n * cin * h * wd * cout * k * k) as u64);
     }
-    let y = if fast_path(x, w) && output_padding < stride {
+    let large_stride1 = stride == 1 && output_padding == 0 && w.dims4().is_ok_and(|(_, _, k, k2)| k == k2 && k >= crate::fftconv::FFT_MIN_KERNEL);
+    let y = if fast_path(x, w) && large_stride1 {
+        // The study decoder's 17–65-tap kernels: FFT products (issue 16, lever 2).
+        crate::fftconv::conv_transpose2d(x, w, pad)?
+    } else {
+        conv_transpose2d_gemm(x, w, stride, pad, output_padding)?
+    };
+    match bias {
+        Some(b) => add_channel_bias(&y, b),
+        None => Ok(y),
+    }
+}
+
+/// [`conv_transpose2d`] without bias as GEMM + col2im for any kernel (the FFT path's
+/// yardstick in benches/kernels.rs); candle's op off the CPU, for other dtypes and for
+/// `output_padding ≥ stride`.
+pub fn conv_transpose2d_gemm(x: &Tensor, w: &Tensor, stride: usize, pad: usize, output_padding: usize) -> candle_core::Result<Tensor> {
+    if fast_path(x, w) && output_padding < stride {
         let (_, cin, _, _) = x.dims4()?;
         let (cin2, _, k, k2) = w.dims4()?;
         if cin != cin2 || k != k2 {
             candle_core::bail!("conv_transpose2d: input has {cin} channels, kernel {:?}", w.dims());
         }
-        x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { stride, pad, output_padding, transposed: true })?
+        x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { stride, pad, output_padding, transposed: true })
     } else {
-        x.conv_transpose2d(w, pad, output_padding, stride, 1)?
-    };
-    match bias {
-        Some(b) => add_channel_bias(&y, b),
-        None => Ok(y),
+        x.conv_transpose2d(w, pad, output_padding, stride, 1)
     }
 }
 

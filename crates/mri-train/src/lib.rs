@@ -67,6 +67,7 @@ mod directconv;
 pub mod dropout;
 pub mod fastconv;
 pub mod fastnorm;
+pub mod fftconv;
 pub mod fingerprint;
 pub mod flops;
 pub mod init;

@@ -416,3 +416,45 @@ fn translate_matches_pad_narrow_cat_forward_and_backward() {
     let x = Tensor::zeros((2, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
     assert!(mri_train::translate(&x, &[(0, 0)], -1.0).is_err(), "one offset per image");
 }
+
+/// Stride-1 transposed convs with kernels of `FFT_MIN_KERNEL` taps and more run as FFT products
+/// (the study decoder's layout: kernel = side + 1, no padding; odd and rectangular planes,
+/// padding, batch 1, one input or output channel, transform lengths that are not powers of two).
+#[test]
+fn fft_conv_transpose2d_matches_candle_forward_and_backward() {
+    let dev = Device::Cpu;
+    let k0 = mri_train::fftconv::FFT_MIN_KERNEL;
+    let cases: &[(usize, usize, usize, usize, usize, usize, usize)] =
+        &[(2, 4, 3, 8, 8, k0, 0), (1, 3, 1, 16, 16, 17, 0), (3, 2, 5, 7, 5, k0 + 1, 2), (1, 1, 2, 9, 6, k0 + 4, 5), (2, 5, 4, 11, 13, k0 + 2, 1)];
+    for &(n, ci, co, h, w, k, p) in cases {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
+        let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (ci, co, k, k), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1f32, co, &dev).unwrap()).unwrap();
+        let ours = conv_transpose2d(x.as_tensor(), wt.as_tensor(), Some(b.as_tensor()), 1, p, 0).unwrap();
+        let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), p, 0, 1, 1).unwrap().broadcast_add(&b.as_tensor().reshape((1, co, 1, 1)).unwrap()).unwrap();
+        assert_same_op(ours, theirs, &[&x, &wt, &b], &format!("fft {:?}", (n, ci, co, h, w, k, p)));
+    }
+}
+
+/// The FFT op itself is exact for any kernel (small ones too), and an untracked input (the
+/// images) gets no gradient while the kernel's is still right.
+#[test]
+fn fft_op_matches_candle_for_small_kernels_and_skips_untracked_inputs() {
+    let dev = Device::Cpu;
+    for &(n, ci, co, h, w, k, p) in &[(2, 3, 2, 5, 7, 3, 1), (1, 2, 3, 6, 6, 1, 0), (3, 1, 1, 4, 9, 5, 2)] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
+        let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (ci, co, k, k), &dev).unwrap()).unwrap();
+        let ours = mri_train::fftconv::conv_transpose2d(x.as_tensor(), wt.as_tensor(), p).unwrap();
+        let theirs = x.as_tensor().conv_transpose2d(wt.as_tensor(), p, 0, 1, 1).unwrap();
+        assert_same_op(ours, theirs, &[&x, &wt], &format!("fft op {:?}", (n, ci, co, h, w, k, p)));
+    }
+    let images = Tensor::randn(0f32, 1f32, (2, 3, 6, 5), &dev).unwrap();
+    let wt = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 2, 10, 10), &dev).unwrap()).unwrap();
+    let ours = conv_transpose2d(&images, wt.as_tensor(), None, 1, 0, 0).unwrap();
+    let theirs = images.conv_transpose2d(wt.as_tensor(), 0, 0, 1, 1).unwrap();
+    let probe = Tensor::randn(0f32, 1f32, ours.shape(), &dev).unwrap();
+    let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(g1.get(&images).is_none(), "an untracked input must get no gradient");
+    assert!(rel_err(g1.get(wt.as_tensor()).unwrap(), g2.get(wt.as_tensor()).unwrap()) < 1e-4);
+}
