@@ -615,12 +615,14 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                     device,
                 )?;
                 println!(
-                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4})",
+                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), spread {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4})",
                     row.fd_cnn,
                     row.fd_floor,
                     row.mmd,
                     row.ms_ssim,
                     row.ms_ssim_real,
+                    row.spread,
+                    row.spread_real,
                     100.0 * row.memorized_fraction,
                     row.dcr_median,
                     row.dcr_heldout_median

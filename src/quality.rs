@@ -37,6 +37,7 @@ use image::{Rgb, RgbImage};
 use mri_cluster::{ErrorMapOptions, ErrorMaps};
 use mri_cnn::Cnn;
 use mri_metrics::generative::{frechet_distance, mmd_unbiased};
+use mri_metrics::pixel_spread;
 use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
@@ -127,6 +128,14 @@ pub struct GenerationRow {
     pub ms_ssim: f64,
     /// Mean pairwise MS-SSIM within the real training images of the class.
     pub ms_ssim_real: f64,
+    /// Per-pixel standard deviation across the synthetic set, averaged over pixels
+    /// ([`mri_metrics::pixel_spread`]; a collapsed generator's falls towards 0). Missing in
+    /// reports written before it existed: NaN.
+    #[serde(default = "nan")]
+    pub spread: f64,
+    /// The same over the real training images of the class.
+    #[serde(default = "nan")]
+    pub spread_real: f64,
     /// Fraction of synthetic images closer (pixels) to a training image than the held-out 1st percentile.
     pub memorized_fraction: f64,
     /// Median distance (RMS per pixel) from a synthetic image to its nearest training image.
@@ -214,6 +223,8 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         mmd_floor: mmd_unbiased(&f_test, &f_val, dim)?.mmd2,
         ms_ssim: mean_pairwise_ms_ssim(&synthetic.pixels, side, MS_SSIM_PAIRS, seed, &ssim)?.0,
         ms_ssim_real: mean_pairwise_ms_ssim(&real.train.pixels, side, MS_SSIM_PAIRS, seed, &ssim)?.0,
+        spread: pixel_spread(&synthetic.pixels, px)?,
+        spread_real: pixel_spread(&real.train.pixels, px)?,
         memorized_fraction: pixels.memorised_fraction,
         dcr_median: pixels.synthetic_median * rms,
         dcr_heldout_median: pixels.heldout_median * rms,

@@ -64,6 +64,8 @@ fn quick_experiment_writes_the_report_and_resumes() {
     for g in &report.generation {
         assert!(g.fd_cnn >= 0.0 && g.fd_floor >= 0.0 && g.n > 0, "{g:?}");
         assert!((0.0..=1.0).contains(&g.ms_ssim) && (0.0..=1.0).contains(&g.ms_ssim_real), "{g:?}");
+        // Slices in [0, 1]: a spread above 0.5 is impossible; real phantom slices differ.
+        assert!((0.0..=0.5).contains(&g.spread) && g.spread_real > 0.01 && g.spread_real <= 0.5, "{g:?}");
         assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
     }
     // Localisation: five anomaly VAEs and five DAEs.
@@ -84,7 +86,8 @@ fn quick_experiment_writes_the_report_and_resumes() {
     for key in ["model", "train_data", "generator", "test", "operating_point"] {
         assert!(row.get(key).is_some(), "row lacks {key}");
     }
-    for key in ["generator", "class", "n", "fd_cnn", "fd_floor", "mmd", "ms_ssim", "ms_ssim_real", "memorized_fraction", "dcr_median"] {
+    for key in ["generator", "class", "n", "fd_cnn", "fd_floor", "mmd", "ms_ssim", "ms_ssim_real", "spread", "spread_real", "memorized_fraction", "dcr_median"]
+    {
         assert!(json["generation"][0].get(key).is_some(), "generation row lacks {key}");
     }
     for key in ["train_data", "generator", "pixel_auroc", "dice"] {

@@ -1,6 +1,6 @@
 //! Generative, diversity, privacy and segmentation metrics on constructed cases with known answers.
 
-use mri_metrics::generative::{frechet_distance, mmd_unbiased};
+use mri_metrics::generative::{frechet_distance, mmd_unbiased, pixel_spread};
 use mri_metrics::privacy::{memorisation, nearest_neighbours, quantile, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, ms_ssim, ssim, SsimParams, MS_SSIM_WEIGHTS};
@@ -203,4 +203,19 @@ fn best_dice_is_the_maximum_over_all_thresholds() {
     assert!((dice_at(&scores, &truth, best.threshold).unwrap() - best.dice).abs() < 1e-12);
     assert!(best.dice > 0.4 && best.dice < 1.0);
     assert!(best_dice(&[0.1], &[true, false]).is_err());
+}
+
+/// One image repeated (a collapsed generator) spreads 0; i.i.d. uniform pixels spread
+/// 1/√12 ≈ 0.289; shapes and too-small sets are refused with the reason.
+#[test]
+fn pixel_spread_sees_collapse_and_refuses_bad_shapes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let one: Vec<f32> = (0..64).map(|_| rng.gen()).collect();
+    let collapsed: Vec<f32> = one.iter().cycle().take(64 * 20).copied().collect();
+    assert!(pixel_spread(&collapsed, 64).unwrap() < 1e-6);
+    let varied: Vec<f32> = (0..64 * 2000).map(|_| rng.gen()).collect();
+    let s = pixel_spread(&varied, 64).unwrap();
+    assert!((s - 12f64.sqrt().recip()).abs() < 0.01, "{s}");
+    assert!(pixel_spread(&one, 64).unwrap_err().to_string().contains("pixel spread"));
+    assert!(pixel_spread(&varied[..100], 64).is_err());
 }
