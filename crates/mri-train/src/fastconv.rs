@@ -145,6 +145,21 @@ fn copy_strided(src: &[f32], s: usize, dst: &mut [f32]) {
     }
 }
 
+/// `dst[t · s] += src[t]` for every t: [`copy_strided`]'s mirror (col2im).
+#[inline]
+fn add_strided(src: &[f32], s: usize, dst: &mut [f32]) {
+    let n = src.len();
+    if s == 2 && dst.len() >= 2 * n {
+        for (pair, v) in dst[..2 * n].chunks_exact_mut(2).zip(src) {
+            pair[0] += v;
+        }
+    } else {
+        for (d, v) in dst.iter_mut().step_by(s).zip(src) {
+            *d += v;
+        }
+    }
+}
+
 /// Row `row` of the im2col matrix into `dst` (N·Ho·Wo long; every element written, the
 /// padding as 0).
 fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
@@ -251,10 +266,8 @@ fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
                 } else {
                     let (lo, hi) = strided_range(g.w, wo, s, p, j);
                     if hi > lo {
-                        let x0 = (lo * s) as isize - p + j as isize;
-                        for (d, v) in drow[x0 as usize..].iter_mut().step_by(s).zip(&srow[lo..hi]) {
-                            *d += v;
-                        }
+                        let x0 = ((lo * s) as isize - p + j as isize) as usize;
+                        add_strided(&srow[lo..hi], s, &mut drow[x0..]);
                     }
                 }
             }
