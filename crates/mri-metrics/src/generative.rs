@@ -171,8 +171,8 @@ pub fn mmd_unbiased_with_bandwidth(a: &[f32], b: &[f32], dim: usize, bandwidth: 
 /// A diversity number that needs no pairing and no features: a generator that ignores its
 /// noise (mode collapse) draws nearly the same slice every time and its spread falls towards 0,
 /// where real phantom slices of a class spread 0.13 (the GAN's training history logs the same
-/// number for its fixed noises, `mri_gan::pixel_spread`). Against MS-SSIM it sees intensity
-/// variation that keeps structure (a brighter or darker copy), and misses shifted copies.
+/// number for its fixed noises, `mri_gan::pixel_spread`). Unlike MS-SSIM, which compares
+/// structure, it counts a brighter or darker copy, or a shifted one, as different.
 ///
 /// ```
 /// use mri_metrics::generative::pixel_spread;
