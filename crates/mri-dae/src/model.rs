@@ -2,7 +2,7 @@
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
-use mri_train::{max_pool2, upsample2, BatchNorm2d, Conv2d};
+use mri_train::{max_pool2, BatchNorm2d, Conv2d};
 
 use crate::config::DaeConfig;
 use crate::Result;
@@ -17,6 +17,13 @@ struct ConvBnRelu {
 impl ConvBnRelu {
     fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(ConvBnRelu { conv: Conv2d::new(c_in, c_out, 3, 1, 1, vb.pp("conv"))?, bn: BatchNorm2d::new(c_out, vb.pp("bn"))? })
+    }
+}
+
+impl ConvBnRelu {
+    /// This layer on the ×2 nearest upsampling of `x` ([`Conv2d::forward_upsampled`]).
+    fn forward_upsampled_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.bn.forward_relu_t(&self.conv.forward_upsampled(x)?, train)
     }
 }
 
@@ -100,7 +107,7 @@ impl ModuleT for DenoisingAe {
         skips.pop();
         for (conv, level) in self.up_convs.iter().zip(&self.up) {
             let skip = skips.pop().expect("one skip per up level");
-            h = conv.forward_t(&upsample2(&h)?, train)?;
+            h = conv.forward_upsampled_t(&h, train)?;
             h = level.forward_t(&Tensor::cat(&[&h, &skip], 1)?, train)?;
         }
         x + mri_train::fastconv::conv2d(&h, &self.out_weight, Some(&self.out_bias), 1, 0)?

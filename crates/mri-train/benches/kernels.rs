@@ -120,7 +120,40 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Upsample ×2 then conv 3×3 (the default preset's generator, VAE decoder and DAE up path,
+    // batch 16), as upsample + im2col conv against the four 2×2 phase convs of
+    // mri_train::upconv. Names: `upsample-conv/<model>/<cin>x<cout>@<low-res side>`.
+    let mut g = c.benchmark_group("upsample-conv");
+    g.sample_size(10);
+    for &(model, ci, co, h) in UPSAMPLE_CONVS {
+        let x = Var::from_tensor(&randn(&[N, ci, h, h])).unwrap();
+        let (w, b) = (Var::from_tensor(&randn(&[co, ci, 3, 3])).unwrap(), Var::from_tensor(&randn(&[co])).unwrap());
+        let name = format!("{model}/{ci}x{co}@{h}");
+        g.bench_function(format!("{name}/forward-backward-upsample"), |bch| {
+            bch.iter(|| conv2d(&upsample2(x.as_tensor()).unwrap(), w.as_tensor(), Some(b.as_tensor()), 1, 1).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+        g.bench_function(format!("{name}/forward-backward-phases"), |bch| {
+            bch.iter(|| mri_train::upconv::upsample2_conv3x3(x.as_tensor(), w.as_tensor(), Some(b.as_tensor())).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+    }
+    g.finish();
 }
+
+/// (model, c_in, c_out, low-resolution side) of the convs after a ×2 upsampling at the default
+/// preset (64 px) and the paper generator's.
+const UPSAMPLE_CONVS: &[(&str, usize, usize, usize)] = &[
+    ("default-gan-g", 64, 64, 4),
+    ("default-gan-g", 64, 32, 8),
+    ("default-gan-g", 32, 16, 16),
+    ("default-gan-g", 16, 1, 32),
+    ("default-gen-vae-dec", 128, 64, 8),
+    ("default-gen-vae-dec", 64, 32, 16),
+    ("default-gen-vae-dec", 32, 1, 32),
+    ("default-dae", 64, 32, 8),
+    ("default-dae", 32, 16, 16),
+    ("default-dae", 16, 8, 32),
+    ("paper-gan-g", 128, 64, 16),
+];
 
 criterion_group!(kernels, benches);
 criterion_main!(kernels);

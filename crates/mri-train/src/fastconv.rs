@@ -840,6 +840,19 @@ impl Conv2d {
     pub fn bias(&self) -> &Tensor {
         &self.bias
     }
+
+    /// This layer applied to `upsample2(x)` (nearest ×2): a 3×3 kernel at stride 1, padding 1
+    /// runs as four 2×2 phase convs on `x` itself ([`crate::upconv`]: 16 multiply-adds a
+    /// low-resolution pixel and channel pair where upsample + conv does 36); any other layer
+    /// upsamples, then convolves.
+    pub fn forward_upsampled(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, _, k, _) = self.weight.dims4()?;
+        if crate::upconv::applies(k, self.stride, self.pad, self.weight.dtype()) {
+            crate::upconv::upsample2_conv3x3(x, &self.weight, Some(&self.bias))
+        } else {
+            self.forward(&crate::fastnorm::upsample2(x)?)
+        }
+    }
 }
 
 impl Module for Conv2d {

@@ -83,6 +83,7 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 pub mod shift;
+pub mod upconv;
 
 pub use activation::{leaky_relu, relu};
 pub use augment::{AugmentConfig, AugmentParams};

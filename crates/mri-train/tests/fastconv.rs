@@ -1,10 +1,11 @@
 //! The fast conv kernels against candle's reference ops: outputs and both gradients, on fresh
 //! random inputs with odd sizes, stride 2, padding and batch 1; relative error < 1e-4.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use mri_train::fastconv::{conv2d, conv_transpose2d};
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (&a.to_dtype(DType::F32).unwrap(), &b.to_dtype(DType::F32).unwrap());
     let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
     diff / scale
@@ -14,7 +15,7 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 fn assert_same_op(ours: Tensor, theirs: Tensor, vars: &[&Var], what: &str) {
     assert_eq!(ours.dims(), theirs.dims(), "{what}");
     assert!(rel_err(&ours, &theirs) < 1e-4, "forward {what}");
-    let probe = Tensor::randn(0f32, 1f32, ours.shape(), ours.device()).unwrap();
+    let probe = Tensor::randn(0f32, 1f32, ours.shape(), ours.device()).unwrap().to_dtype(ours.dtype()).unwrap();
     let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
     let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
     for v in vars {
@@ -457,4 +458,37 @@ fn fft_op_matches_candle_for_small_kernels_and_skips_untracked_inputs() {
     let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(g1.get(&images).is_none(), "an untracked input must get no gradient");
     assert!(rel_err(g1.get(wt.as_tensor()).unwrap(), g2.get(wt.as_tensor()).unwrap()) < 1e-4);
+}
+
+/// Upsample ×2 then conv 3×3 as four 2×2 phase convs (mri_train::upconv) against candle's
+/// `upsample_nearest2d` then `conv2d`: f32 takes the CPU kernels (GEMM and direct convs, the
+/// fused interleave), f64 the candle-op path that GPUs take; odd and one-pixel sides, one
+/// input or output channel, batch 1 and 11.
+#[test]
+fn upsample_conv3x3_matches_upsample_then_conv_forward_and_backward() {
+    use mri_train::upconv::upsample2_conv3x3;
+    let dev = Device::Cpu;
+    // (n, c_in, c_out, h, w)
+    let cases = [(1, 3, 5, 7, 9), (2, 1, 4, 4, 4), (3, 6, 1, 5, 3), (2, 4, 3, 1, 2), (11, 2, 3, 8, 8), (2, 3, 4, 20, 17), (1, 16, 1, 32, 32)];
+    for dtype in [DType::F32, DType::F64] {
+        for &(n, ci, co, h, w) in &cases {
+            let rand = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1f32, shape, &dev).unwrap().to_dtype(dtype).unwrap()).unwrap();
+            let (x, wt, b) = (rand(&[n, ci, h, w]), rand(&[co, ci, 3, 3]), rand(&[co]));
+            let ours = upsample2_conv3x3(x.as_tensor(), wt.as_tensor(), Some(b.as_tensor())).unwrap();
+            let up = x.as_tensor().upsample_nearest2d(2 * h, 2 * w).unwrap();
+            let theirs = up.conv2d(wt.as_tensor(), 1, 1, 1, 1).unwrap().broadcast_add(&b.as_tensor().reshape((1, co, 1, 1)).unwrap()).unwrap();
+            assert_same_op(ours, theirs, &[&x, &wt, &b], &format!("upsample + conv3x3 {dtype:?} {:?}", (n, ci, co, h, w)));
+        }
+    }
+    // Conv2d::forward_upsampled: phases for 3×3 / stride 1 / padding 1, upsample + conv else.
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    let x = Tensor::randn(0f32, 1f32, (2, 3, 6, 5), &dev).unwrap();
+    for (k, pad, name) in [(3, 1, "a"), (5, 2, "b"), (3, 0, "c")] {
+        let conv = mri_train::Conv2d::new(3, 4, k, 1, pad, vb.pp(name)).unwrap();
+        let ours = conv.forward_upsampled(&x).unwrap();
+        let theirs = candle_core::Module::forward(&conv, &mri_train::upsample2(&x).unwrap()).unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        assert!(rel_err(&ours, &theirs) < 1e-4, "forward_upsampled k {k} pad {pad}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{upsample2, BatchNorm2d, Conv2d, ConvTranspose2d};
+use mri_train::{BatchNorm2d, Conv2d, ConvTranspose2d};
 
 use crate::config::{AnomalyVaeConfig, LatentLayout, VaeConfig};
 use crate::Result;
@@ -211,7 +211,7 @@ impl GenerativeVae {
             }
         };
         for block in &self.dec {
-            x = block.conv.forward(&upsample2(&x)?)?;
+            x = block.conv.forward_upsampled(&x)?;
             if let Some(bn) = &block.bn {
                 x = bn.forward_relu_t(&x, train)?;
             }
