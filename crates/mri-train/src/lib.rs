@@ -28,6 +28,9 @@
 //!   direct row loops instead (about twice as fast a layer at 64 px).
 //! - [`fftconv`]: stride-1 transposed convs with kernels of 9+ taps (the study anomaly
 //!   decoder's 33×33 and 65×65) as per-frequency complex products: 15× faster training.
+//! - [`upconv`]: nearest ×2 upsampling followed by a 3×3 conv (the GAN generator's, VAE
+//!   decoder's and DAE up path's layers) as four 2×2 phase convs on the small map
+//!   ([`Conv2d::forward_upsampled`]): 16 multiply-adds where 36 were, no upsampled map.
 //! - [`activation`]: ReLU and leaky ReLU ([`relu`], [`leaky_relu`]) as one pass forward and one
 //!   backward on the CPU.
 //! - [`fastnorm`]: fused batch norm ([`BatchNorm2d`]) and 2×2 max-pool ([`max_pool2`]) with
@@ -168,8 +171,8 @@ pub const CANDLE_SPIN_LIMIT: u32 = 1000;
 /// since session 21; gemm still picks them at run time only on a CPU with AVX-512F).
 pub const AVX512_KERNELS: bool = cfg!(feature = "avx512");
 
-/// Sets `CANDLE_NUM_THREADS=1` and `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`],
-/// each unless it is set already.
+/// Sets `CANDLE_NUM_THREADS=1`, `CANDLE_BARRIER_POOL_SPIN_LIMIT` to [`CANDLE_SPIN_LIMIT`] and
+/// `RAYON_NUM_THREADS` to rayon's default, each unless it is set already.
 ///
 /// candle-core 0.11.1 runs its element-wise ops on a pool of its own beside rayon's
 /// (utils.rs, `BarrierPool`, one worker fewer than `CANDLE_NUM_THREADS`, default: the cores);
@@ -181,8 +184,21 @@ pub const AVX512_KERNELS: bool = cfg!(feature = "avx512");
 /// [`concurrently`] run two trainings side by side: the pool serialises its callers. The pool
 /// reads the variables once, when it is first used, and changing the environment is only
 /// sound while the process has a single thread: call this first thing in `main`.
+///
+/// It also sets `RAYON_NUM_THREADS` to rayon's own default (the available parallelism) unless
+/// set: candle 0.11.1 asks for its matmul thread count on **every** matmul
+/// (`utils::get_num_threads`), and without that variable the answer is
+/// `num_cpus::get_physical()`, which opens and parses `/proc/cpuinfo` each time — 1–3 % of a
+/// phantom GAN stage's samples were the kernel formatting that file (perf, session 23). Rayon's
+/// pool is the size it would have been anyway; candle's matmuls now use that count (the
+/// physical core count before, the same on a machine without SMT).
 pub fn configure_candle_threads() {
-    for (var, value) in [("CANDLE_NUM_THREADS", "1".to_string()), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT.to_string())] {
+    let rayon_default = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (var, value) in [
+        ("CANDLE_NUM_THREADS", "1".to_string()),
+        ("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT.to_string()),
+        ("RAYON_NUM_THREADS", rayon_default.to_string()),
+    ] {
         if std::env::var_os(var).is_none() {
             std::env::set_var(var, value);
         }
