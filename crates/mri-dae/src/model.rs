@@ -18,9 +18,7 @@ impl ConvBnRelu {
     fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(ConvBnRelu { conv: Conv2d::new(c_in, c_out, 3, 1, 1, vb.pp("conv"))?, bn: BatchNorm2d::new(c_out, vb.pp("bn"))? })
     }
-}
 
-impl ConvBnRelu {
     /// This layer on the ×2 nearest upsampling of `x` ([`Conv2d::forward_upsampled`]).
     fn forward_upsampled_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.bn.forward_relu_t(&self.conv.forward_upsampled(x)?, train)

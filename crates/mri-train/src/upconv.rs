@@ -82,9 +82,8 @@ fn interleave_phases(phases: &Tensor, o: usize) -> candle_core::Result<Tensor> {
     let window =
         |a: usize, b: usize| -> candle_core::Result<Tensor> { p.narrow(1, a, 1)?.narrow(2, b, 1)?.reshape((n, o, h1, w1))?.narrow(2, a, h)?.narrow(3, b, w) };
     // Per row phase a: (N, O, H, W, 2) with the column phase last; then (N, O, H, 2, W, 2).
-    let rows = [0, 1].map(|a| -> candle_core::Result<Tensor> { Tensor::stack(&[window(a, 0)?, window(a, 1)?], 4) });
-    let [r0, r1] = rows;
-    Tensor::stack(&[r0?, r1?], 3)?.reshape((n, o, 2 * h, 2 * w))
+    let row = |a: usize| -> candle_core::Result<Tensor> { Tensor::stack(&[window(a, 0)?, window(a, 1)?], 4) };
+    Tensor::stack(&[row(0)?, row(1)?], 3)?.reshape((n, o, 2 * h, 2 * w))
 }
 
 /// The CPU interleave ([`interleave_phases`]); its backward scatters the gradient back into the
