@@ -354,7 +354,7 @@ fn anomaly_rows(name: &str, ev: AnomalyEvaluation, map_opts: ErrorMapOptions, te
     }
     let mut rows = Vec::new();
     for r in ev.results {
-        save_anomaly_figure(&out.join("figures").join(format!("anomaly-{name}-{}.png", r.model)), test, recon, maps, &r.detector, 3)?;
+        save_anomaly_figure(&out.join("figures").join(format!("{name}-{}.png", r.model)), test, recon, maps, &r.detector, 3)?;
         let file = DetectorFile { error_maps: map_opts, detector: r.detector };
         file.write(&out.join("detectors").join(format!("{name}-{}.json", r.model)))?;
         println!("  {name} {}: test {}", r.model, r.test);

@@ -105,6 +105,8 @@ fn quick_experiment_writes_the_report_and_resumes() {
         "checkpoints/cnn-mixed-gan.json",
         "checkpoints/anomaly-vae-real.json",
         "detectors/anomaly-vae-real-vae-giaem.json",
+        // Named like its detector file (the stage name already says "anomaly").
+        "figures/anomaly-vae-real-vae-giaem.png",
         "run.json",
         "figures/copies-gan-yes.png",
         "figures/localization-anomaly-vae-mixed-vae.png",
