@@ -412,7 +412,7 @@ def measure(model, preset, batch, side, warmup, steps):
             latent, g = 100, Generator(side, 100, 128, [128, 64, 32])
             d, hinge, aug = Discriminator(side, [64, 128, 256, 512], spectral=False), False, (lambda t: t)
         else:
-            latent, g = 100, Generator(side, 100, 64, [64, 32, 16])
+            latent, g = 100, Generator(side, 100, 128, [128, 64, 32])  # the study's G widths (default since session 24)
             d, hinge, aug = Discriminator(side, [16, 32, 64, 128], spectral=True), True, diff_augment
         opt_g = adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
