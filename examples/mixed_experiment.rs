@@ -78,6 +78,10 @@ struct Args {
     /// `--gan-set ema_decay=0`).
     #[arg(long = "gan-set", value_name = "PATH=VALUE")]
     gan_set: Vec<ConfigOverride>,
+    /// Change a field of the CNNs trained on a synthetic set alone, after --cnn-set (repeatable;
+    /// e.g. `--synthetic-cnn-set augment.blur_prob=1`); the real and mixed CNNs are untouched.
+    #[arg(long = "synthetic-cnn-set", value_name = "PATH=VALUE")]
+    synthetic_cnn_set: Vec<ConfigOverride>,
     /// Grouped K-fold cross-validation: the whole study K times (`--out/fold{i}`, each testing
     /// one K-th of the near-duplicate groups, every group once), then every row's mean ± sd
     /// over folds (`folds.md`, `folds.json`). K times the main job's time.
@@ -111,6 +115,7 @@ fn main() -> Result<()> {
         cnn_overrides: a.cnn_set,
         vae_overrides: a.vae_set,
         gan_overrides: a.gan_set,
+        synthetic_cnn_overrides: a.synthetic_cnn_set,
     };
     if let Some(k) = a.folds {
         let cv = run_cross_validation(&spec, k as usize, &device)?;

@@ -120,6 +120,10 @@ pub struct ExperimentSpec {
     pub vae_overrides: Vec<ConfigOverride>,
     /// See `cnn_overrides`.
     pub gan_overrides: Vec<ConfigOverride>,
+    /// Further changes to the CNNs trained on a synthetic set alone, applied after
+    /// `cnn_overrides` (e.g. stronger augmentation against a generator's own artefacts); the
+    /// real and mixed CNNs are untouched, so their trainings stay comparable and reusable.
+    pub synthetic_cnn_overrides: Vec<ConfigOverride>,
 }
 
 impl ExperimentSpec {
@@ -147,6 +151,7 @@ impl ExperimentSpec {
             cnn_overrides: Vec::new(),
             vae_overrides: Vec::new(),
             gan_overrides: Vec::new(),
+            synthetic_cnn_overrides: Vec::new(),
         }
     }
 }
@@ -175,6 +180,9 @@ pub struct RunSettings {
     pub vae_set: Vec<String>,
     /// `--gan-set`, as given.
     pub gan_set: Vec<String>,
+    /// `--synthetic-cnn-set`, as given (absent in folders written before it existed).
+    #[serde(default)]
+    pub synthetic_cnn_set: Vec<String>,
 }
 
 struct Runner<'a> {
@@ -423,6 +431,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         (cnn_cfg.min_steps, anomaly_cfg.min_steps, dae_cfg.min_steps) = (0, 0, 0);
     }
     let cnn_cfg = mri_train::apply_overrides(&cnn_cfg, &spec.cnn_overrides)?;
+    let synthetic_cnn_cfg = mri_train::apply_overrides(&cnn_cfg, &spec.synthetic_cnn_overrides)?;
     if spec.synthetic_per_class == Some(0) {
         return Err(SynthError::Invalid("--synthetic-per-class must be at least 1".into()));
     }
@@ -454,6 +463,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         cnn_budget: spec.cnn_budget,
         vae_set: spec.vae_overrides.iter().map(|o| o.to_string()).collect(),
         gan_set: spec.gan_overrides.iter().map(|o| o.to_string()).collect(),
+        synthetic_cnn_set: spec.synthetic_cnn_overrides.iter().map(|o| o.to_string()).collect(),
     })
     .expect("serialises");
     crate::rundir::check_stages::<RunSettings>(&spec.out.join("stages"), &fingerprint, &settings)?;
@@ -575,9 +585,10 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     for (&g, syn) in &synthetic {
         for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
             let name = format!("cnn-{what}-{g}");
+            let base = if what == TrainData::Synthetic { &synthetic_cnn_cfg } else { &cnn_cfg };
             let cfg = match spec.cnn_budget {
-                CnnBudget::SameImages => CnnConfig { epochs: equal_budget_epochs(cnn_cfg.epochs, train.len(), set.len()), ..cnn_cfg.clone() },
-                CnnBudget::SameEpochs => cnn_cfg.clone(),
+                CnnBudget::SameImages => CnnConfig { epochs: equal_budget_epochs(base.epochs, train.len(), set.len()), ..base.clone() },
+                CnnBudget::SameEpochs => base.clone(),
             };
             cnn_jobs.push((name, cfg, set, what, g));
         }
@@ -608,14 +619,14 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                 let held = va.concat(&te)?;
                 let row = generation_row(
                     &cnn_real,
-                    &SyntheticClass { generator: g, class, images: &syn.of_class(label) },
+                    &SyntheticClass { generator: g, class, label, images: &syn.of_class(label) },
                     &RealClass { train: &tr, val: &va, heldout: &held, test: &te },
                     spec.seed,
                     &spec.out.join("figures"),
                     device,
                 )?;
                 println!(
-                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), spread {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4})",
+                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), spread {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4}), real CNN class rate {:.1} % (real test {:.1} %)",
                     row.fd_cnn,
                     row.fd_floor,
                     row.mmd,
@@ -625,7 +636,9 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                     row.spread_real,
                     100.0 * row.memorized_fraction,
                     row.dcr_median,
-                    row.dcr_heldout_median
+                    row.dcr_heldout_median,
+                    100.0 * row.real_cnn_class_rate,
+                    100.0 * row.real_cnn_class_rate_real
                 );
                 out.push(row);
             }

@@ -150,6 +150,14 @@ pub struct GenerationRow {
     pub dcr_features_median: f64,
     /// Median held-out-to-train distance in CNN-feature space.
     pub dcr_features_heldout_median: f64,
+    /// Fraction of the synthetic slices that the CNN trained on real data puts in the
+    /// generator's class ("GAN-test", Shmelkov et al. 2018): low when the generator does not
+    /// draw what tells the classes apart (NaN in reports written before it existed).
+    #[serde(default = "nan")]
+    pub real_cnn_class_rate: f64,
+    /// The same on the real test slices of the class (the CNN's recall there): the reference.
+    #[serde(default = "nan")]
+    pub real_cnn_class_rate_real: f64,
 }
 
 /// The synthetic slices of one class and where they came from.
@@ -158,6 +166,8 @@ pub struct SyntheticClass<'a> {
     pub generator: GeneratorKind,
     /// `yes` or `no`.
     pub class: &'a str,
+    /// The class's label (1 tumour, 0 healthy).
+    pub label: u32,
     /// The slices.
     pub images: &'a ImageSet,
 }
@@ -207,6 +217,7 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
     }
     std::fs::create_dir_all(fig_dir).map_err(|e| SynthError::Io { path: fig_dir.to_path_buf(), source: e })?;
     mri_preprocess::save_grid(&fig_dir.join(format!("copies-{generator}-{class}.png")), &tiles, side, 4)?;
+    let class_rate = |set: &ImageSet| -> Result<f64, SynthError> { Ok(class_rate(&mri_cnn::predict_proba(cnn, set, 64, device)?, syn.label)) };
     Ok(GenerationRow {
         generator,
         class: class.into(),
@@ -232,7 +243,19 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         memorized_fraction_features: feats.memorised_fraction,
         dcr_features_median: feats.synthetic_median,
         dcr_features_heldout_median: feats.heldout_median,
+        real_cnn_class_rate: class_rate(synthetic)?,
+        real_cnn_class_rate_real: class_rate(real.test)?,
     })
+}
+
+/// Fraction of tumour probabilities on `label`'s side of ½ (label 1: ≥ ½, label 0: < ½), the
+/// main job's operating rule for its CNNs; NaN for no images.
+pub fn class_rate(tumour_proba: &[f32], label: u32) -> f64 {
+    if tumour_proba.is_empty() {
+        return f64::NAN;
+    }
+    let hits = tumour_proba.iter().filter(|&&p| (p >= 0.5) == (label == 1)).count();
+    hits as f64 / tumour_proba.len() as f64
 }
 
 /// One anomaly VAE's row of `report.json`'s `"localization"` section.
@@ -504,6 +527,15 @@ fn save_overlays(path: &Path, set: &ImageSet, maps: &ErrorMaps, masks: &[bool], 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_rate_counts_each_side_of_one_half() {
+        let p = [0.9, 0.5, 0.49, 0.1];
+        assert_eq!(class_rate(&p, 1), 0.5); // 0.9 and 0.5 (the operating rule: ≥ ½ is tumour)
+        assert_eq!(class_rate(&p, 0), 0.5);
+        assert_eq!(class_rate(&[0.2, 0.3, 0.7], 0), 2.0 / 3.0);
+        assert!(class_rate(&[], 1).is_nan());
+    }
 
     /// A scorer that reads one 4×4 "lesion" (rows 4..8, columns 8..12 of a 16-px slice): its
     /// occlusion map is positive exactly on the windows that cover the lesion, highest on it,

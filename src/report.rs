@@ -450,10 +450,10 @@ pub fn write_report(
     md.push_str(&classification_table(report));
     md.push_str("\nThe study's numbers come from an unseeded random split with near-duplicates across it, thresholds picked on the evaluation data (a separate best per metric) and, for mixed data, labels merged by folder order; its 49.97 % mixed CNN is chance level.\n\n");
     if !report.generation.is_empty() {
-        md.push_str("## Synthetic data: fidelity, diversity, privacy\n\nFD and MMD² on the penultimate features of the CNN trained on real data: real **test** slices of the class against as many synthetic slices as the class has real **validation** slices; the floor compares the same test slices with those validation slices (two held-out halves, disjoint groups, equal sizes). FD (all) uses every synthetic slice. FD pixels: the same on 8×8 area-averaged thumbnails (gross appearance, which a tumour classifier's features ignore). FD texture: the same on texture features (Laplacian band energies, gradient and intensity histograms: noise, stripes and blur move it, layout does not). MS-SSIM: mean over random pairs within a set (higher = less diverse). Spread: per-pixel standard deviation across the set, averaged over pixels (a collapsed generator's falls towards 0). DCR: RMS pixel distance to the nearest real training image; memorised = closer than the 1st percentile of held-out (val + test) real slices.\n\n| Generator | Class | n | FD | FD floor | FD (all) | FD pixels | FD pixels floor | FD texture | FD texture floor | MMD² | MMD² floor | MS-SSIM | MS-SSIM real | Spread | Spread real | Memorised | DCR median | Held-out DCR median | Memorised (features) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("## Synthetic data: fidelity, diversity, privacy\n\nFD and MMD² on the penultimate features of the CNN trained on real data: real **test** slices of the class against as many synthetic slices as the class has real **validation** slices; the floor compares the same test slices with those validation slices (two held-out halves, disjoint groups, equal sizes). FD (all) uses every synthetic slice. FD pixels: the same on 8×8 area-averaged thumbnails (gross appearance, which a tumour classifier's features ignore). FD texture: the same on texture features (Laplacian band energies, gradient and intensity histograms: noise, stripes and blur move it, layout does not). MS-SSIM: mean over random pairs within a set (higher = less diverse). Spread: per-pixel standard deviation across the set, averaged over pixels (a collapsed generator's falls towards 0). DCR: RMS pixel distance to the nearest real training image; memorised = closer than the 1st percentile of held-out (val + test) real slices. Real CNN class rate: the fraction of the synthetic slices that the real-data CNN puts in their generator's class (GAN-test, Shmelkov et al. 2018), beside the same fraction on the real test slices of the class: a generator that does not draw what tells the classes apart scores low here, however real its slices look.\n\n| Generator | Class | n | FD | FD floor | FD (all) | FD pixels | FD pixels floor | FD texture | FD texture floor | MMD² | MMD² floor | MS-SSIM | MS-SSIM real | Spread | Spread real | Memorised | DCR median | Held-out DCR median | Memorised (features) | Real CNN class rate | on real test |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for g in &report.generation {
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % |\n",
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} % | {:.4} | {:.4} | {:.1} % | {:.1} % | {:.1} % |\n",
                 g.generator,
                 g.class,
                 g.n,
@@ -473,7 +473,9 @@ pub fn write_report(
                 100.0 * g.memorized_fraction,
                 g.dcr_median,
                 g.dcr_heldout_median,
-                100.0 * g.memorized_fraction_features
+                100.0 * g.memorized_fraction_features,
+                100.0 * g.real_cnn_class_rate,
+                100.0 * g.real_cnn_class_rate_real
             ));
         }
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`. Real test slices (first row) beside each generator's first samples (one row each, generators in the order vae, gan): `figures/compare-yes.png`, `figures/compare-no.png`.\n\n");

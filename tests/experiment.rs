@@ -12,8 +12,23 @@ fn quick_spec(out: &std::path::Path) -> ExperimentSpec {
 #[test]
 fn quick_experiment_writes_the_report_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ExperimentSpec { dae: mri_synth::experiment::DaeStages::All, ..quick_spec(dir.path()) };
+    let spec = ExperimentSpec {
+        dae: mri_synth::experiment::DaeStages::All,
+        synthetic_cnn_overrides: vec!["augment.blur_prob=1".parse().unwrap()],
+        ..quick_spec(dir.path())
+    };
     let report = run_experiment(&spec, &Device::Cpu).unwrap();
+    // `synthetic_cnn_overrides` reach the CNNs trained on a synthetic set alone, and only them.
+    let blur = |name: &str| -> f64 {
+        let path = dir.path().join("checkpoints").join(format!("{name}.json"));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json["config"]["augment"]["blur_prob"].as_f64().unwrap()
+    };
+    for g in ["vae", "gan"] {
+        assert_eq!(blur(&format!("cnn-synthetic-{g}")), 1.0);
+        assert_eq!(blur(&format!("cnn-mixed-{g}")), 0.0);
+    }
+    assert_eq!(blur("cnn-real"), 0.0);
     // One row per model × train data × generator: cnn 1 + 2×2, the intensity baseline,
     // anomaly VAE and DAE 5 techniques × (1 + 2×2) each.
     assert_eq!(report.classification.len(), 5 + 1 + 25 + 25);
@@ -67,6 +82,7 @@ fn quick_experiment_writes_the_report_and_resumes() {
         // Slices in [0, 1]: a spread above 0.5 is impossible; real phantom slices differ.
         assert!((0.0..=0.5).contains(&g.spread) && g.spread_real > 0.01 && g.spread_real <= 0.5, "{g:?}");
         assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
+        assert!((0.0..=1.0).contains(&g.real_cnn_class_rate) && (0.0..=1.0).contains(&g.real_cnn_class_rate_real), "{g:?}");
     }
     // Localisation: five anomaly VAEs and five DAEs.
     assert_eq!(report.localization.len(), 10);
@@ -86,8 +102,21 @@ fn quick_experiment_writes_the_report_and_resumes() {
     for key in ["model", "train_data", "generator", "test", "operating_point"] {
         assert!(row.get(key).is_some(), "row lacks {key}");
     }
-    for key in ["generator", "class", "n", "fd_cnn", "fd_floor", "mmd", "ms_ssim", "ms_ssim_real", "spread", "spread_real", "memorized_fraction", "dcr_median"]
-    {
+    for key in [
+        "generator",
+        "class",
+        "n",
+        "fd_cnn",
+        "fd_floor",
+        "mmd",
+        "ms_ssim",
+        "ms_ssim_real",
+        "spread",
+        "spread_real",
+        "memorized_fraction",
+        "dcr_median",
+        "real_cnn_class_rate",
+    ] {
         assert!(json["generation"][0].get(key).is_some(), "generation row lacks {key}");
     }
     for key in ["train_data", "generator", "pixel_auroc", "dice"] {
@@ -159,6 +188,8 @@ fn another_run_in_the_same_folder_is_refused_not_reused() {
     assert!(e.to_string().contains("settings.cnn.label_smoothing is 0.0 there but 0.5 here"), "{e}");
     let e = run_experiment(&ExperimentSpec { vae_overrides: vec!["latent=4".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("settings.vae_set"), "{e}");
+    let e = run_experiment(&ExperimentSpec { synthetic_cnn_overrides: vec!["augment.noise=0.1".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("settings.synthetic_cnn_set"), "{e}");
     let e = run_experiment(&ExperimentSpec { cnn_overrides: vec!["label_smoothin=0.2".parse().unwrap()], ..spec.clone() }, &Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("no field label_smoothin"), "{e}");
     // A folder written before a config gained a field (here: stage files without
