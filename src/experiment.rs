@@ -626,7 +626,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                     device,
                 )?;
                 println!(
-                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), spread {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4}), real CNN class rate {:.1} % (real test {:.1} %)",
+                    "  {g} {class}: FD {:.2} (floor {:.2}), MMD² {:.4}, MS-SSIM {:.3} (real {:.3}), spread {:.3} (real {:.3}), memorised {:.1} %, DCR median {:.4} (held-out {:.4}), real CNN class rate {:.1} % (real test {:.1} %), precision / recall {:.2} / {:.2} (real val {:.2} / {:.2})",
                     row.fd_cnn,
                     row.fd_floor,
                     row.mmd,
@@ -638,7 +638,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                     row.dcr_median,
                     row.dcr_heldout_median,
                     100.0 * row.real_cnn_class_rate,
-                    100.0 * row.real_cnn_class_rate_real
+                    100.0 * row.real_cnn_class_rate_real,
+                    row.precision,
+                    row.recall,
+                    row.precision_real,
+                    row.recall_real
                 );
                 out.push(row);
             }

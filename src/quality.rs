@@ -36,7 +36,7 @@ use candle_core::Device;
 use image::{Rgb, RgbImage};
 use mri_cluster::{ErrorMapOptions, ErrorMaps};
 use mri_cnn::Cnn;
-use mri_metrics::generative::{frechet_distance, mmd_unbiased};
+use mri_metrics::generative::{frechet_distance, mmd_unbiased, precision_recall, PrecisionRecall};
 use mri_metrics::pixel_spread;
 use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
@@ -81,6 +81,9 @@ fn nan() -> f64 {
 fn texture(set: &ImageSet) -> Vec<f32> {
     texture_feature_rows(&set.pixels, set.side)
 }
+
+/// Neighbours of the k-NN manifolds behind `precision` and `recall` (the paper's choice).
+const PR_NEIGHBOURS: usize = 3;
 
 /// Side of the thumbnails behind `fd_pixels`.
 const THUMB: usize = 8;
@@ -158,6 +161,22 @@ pub struct GenerationRow {
     /// The same on the real test slices of the class (the CNN's recall there): the reference.
     #[serde(default = "nan")]
     pub real_cnn_class_rate_real: f64,
+    /// Improved precision (k = 3, Kynkäänniemi et al. 2019) of the synthetic slices against the
+    /// real test slices on the real-data CNN's features (the same `n_ref` slices as `fd_cnn`):
+    /// the fraction that look like some real slice.
+    #[serde(default = "nan")]
+    pub precision: f64,
+    /// Improved recall on the same features: the fraction of real test slices that some
+    /// synthetic slice looks like (coverage; a classifier trained on the synthetic set alone
+    /// has seen nothing of the rest).
+    #[serde(default = "nan")]
+    pub recall: f64,
+    /// `precision` of the real validation slices against the test slices: the floor's twin.
+    #[serde(default = "nan")]
+    pub precision_real: f64,
+    /// `recall` of the real validation slices against the test slices.
+    #[serde(default = "nan")]
+    pub recall_real: f64,
 }
 
 /// The synthetic slices of one class and where they came from.
@@ -217,6 +236,16 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
     }
     std::fs::create_dir_all(fig_dir).map_err(|e| SynthError::Io { path: fig_dir.to_path_buf(), source: e })?;
     mri_preprocess::save_grid(&fig_dir.join(format!("copies-{generator}-{class}.png")), &tiles, side, 4)?;
+    // Both need more rows than neighbours: tiny test fixtures get NaN rather than an error.
+    let pr_or_nan = |real: &[f32], syn: &[f32]| -> Result<PrecisionRecall, SynthError> {
+        if real.len() / dim > PR_NEIGHBOURS && syn.len() / dim > PR_NEIGHBOURS {
+            Ok(precision_recall(real, syn, dim, PR_NEIGHBOURS)?)
+        } else {
+            Ok(PrecisionRecall { precision: f64::NAN, recall: f64::NAN, k: PR_NEIGHBOURS })
+        }
+    };
+    let pr = pr_or_nan(&f_test, f_syn_ref)?;
+    let pr_real = pr_or_nan(&f_test, &f_val)?;
     let class_rate = |set: &ImageSet| -> Result<f64, SynthError> { Ok(class_rate(&mri_cnn::predict_proba(cnn, set, 64, device)?, syn.label)) };
     Ok(GenerationRow {
         generator,
@@ -245,6 +274,10 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         dcr_features_heldout_median: feats.heldout_median,
         real_cnn_class_rate: class_rate(synthetic)?,
         real_cnn_class_rate_real: class_rate(real.test)?,
+        precision: pr.precision,
+        recall: pr.recall,
+        precision_real: pr_real.precision,
+        recall_real: pr_real.recall,
     })
 }
 

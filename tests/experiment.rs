@@ -83,6 +83,11 @@ fn quick_experiment_writes_the_report_and_resumes() {
         assert!((0.0..=0.5).contains(&g.spread) && g.spread_real > 0.01 && g.spread_real <= 0.5, "{g:?}");
         assert!((0.0..=1.0).contains(&g.memorized_fraction) && g.dcr_median > 0.0, "{g:?}");
         assert!((0.0..=1.0).contains(&g.real_cnn_class_rate) && (0.0..=1.0).contains(&g.real_cnn_class_rate_real), "{g:?}");
+        // Precision and recall need more than 3 slices a side; the quick fixture's test split
+        // has 4–5 a class, so they are computed here (NaN would mean too few).
+        for v in [g.precision, g.recall, g.precision_real, g.recall_real] {
+            assert!((0.0..=1.0).contains(&v), "{g:?}");
+        }
     }
     // Localisation: five anomaly VAEs and five DAEs.
     assert_eq!(report.localization.len(), 10);

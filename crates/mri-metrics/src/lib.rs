@@ -49,7 +49,7 @@ pub mod texture;
 
 pub use bootstrap::{percentile_interval, subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
 pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};
-pub use generative::{frechet_distance, mmd_unbiased, pixel_spread, Mmd};
+pub use generative::{frechet_distance, mmd_unbiased, pixel_spread, precision_recall, Mmd, PrecisionRecall};
 pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};
 pub use segmentation::{best_dice, dice_at, DiceAt};
 pub use ssim::{mean_pairwise_ms_ssim, ms_ssim, ssim, SsimParams};

@@ -1,6 +1,6 @@
 //! Generative, diversity, privacy and segmentation metrics on constructed cases with known answers.
 
-use mri_metrics::generative::{frechet_distance, mmd_unbiased, pixel_spread};
+use mri_metrics::generative::{frechet_distance, mmd_unbiased, pixel_spread, precision_recall};
 use mri_metrics::privacy::{memorisation, nearest_neighbours, quantile, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, ms_ssim, ssim, SsimParams, MS_SSIM_WEIGHTS};
@@ -218,4 +218,36 @@ fn pixel_spread_sees_collapse_and_refuses_bad_shapes() {
     assert!((s - 12f64.sqrt().recip()).abs() < 0.01, "{s}");
     assert!(pixel_spread(&one, 64).unwrap_err().to_string().contains("pixel spread"));
     assert!(pixel_spread(&varied[..100], 64).is_err());
+}
+
+/// Improved precision and recall: two draws of one Gaussian score high on both; a generator
+/// that draws only half of the real data (x₀ < 0) keeps its precision and loses recall; one
+/// that draws off the data (shifted by 6 σ) loses both; bad parameters are refused.
+#[test]
+fn precision_recall_separates_realism_from_coverage() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let dim = 4;
+    let mut gauss = |n: usize| -> Vec<f32> {
+        (0..n * dim)
+            .map(|_| {
+                let (u, v): (f64, f64) = (rng.gen::<f64>().max(1e-12), rng.gen());
+                ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+            })
+            .collect()
+    };
+    let real = gauss(300);
+    let same = gauss(300);
+    let pr = precision_recall(&real, &same, dim, 3).unwrap();
+    assert!(pr.precision > 0.85 && pr.recall > 0.85 && pr.k == 3, "{pr:?}");
+    let pool = gauss(1200);
+    let half: Vec<f32> = pool.chunks_exact(dim).filter(|r| r[0] < 0.0).take(300).flatten().copied().collect();
+    assert_eq!(half.len(), 300 * dim);
+    let pr_half = precision_recall(&real, &half, dim, 3).unwrap();
+    assert!(pr_half.precision > 0.85 && pr_half.recall < 0.7 && pr_half.recall < pr.recall - 0.15, "{pr_half:?}");
+    let off: Vec<f32> = same.iter().map(|v| v + 6.0).collect();
+    let pr_off = precision_recall(&real, &off, dim, 3).unwrap();
+    assert!(pr_off.precision < 0.05 && pr_off.recall < 0.05, "{pr_off:?}");
+    assert!(precision_recall(&real, &same, dim, 0).unwrap_err().to_string().contains("k must be"));
+    assert!(precision_recall(&real, &same[..3 * dim], dim, 3).is_err());
+    assert!(precision_recall(&real[..real.len() - 1], &same, dim, 3).is_err());
 }
