@@ -5,7 +5,8 @@
 //!   balanced accuracy; the study's weighted metric; ROC curves and AUROC with ties handled;
 //!   the choice of one operating point on validation scores by a named criterion.
 //! - [`generative`]: fidelity of a synthetic set on feature vectors — Fréchet distance (FID's
-//!   formula with any feature extractor) and unbiased Gaussian-kernel MMD².
+//!   formula with any feature extractor) and unbiased Gaussian-kernel MMD²; improved precision
+//!   and recall (k-NN manifolds: realism and coverage apart); the per-pixel spread of a set.
 //! - [`ssim`](mod@ssim): SSIM, MS-SSIM (window and scales valid at 64 and 128 px) and the mean pairwise
 //!   MS-SSIM of a set (diversity).
 //! - [`privacy`]: distance to the closest training record and the memorisation rate.
