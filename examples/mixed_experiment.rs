@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::crossval::run_cross_validation;
-use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec};
+use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec, SyntheticFilter};
 use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{GanDLayout, GeneratorKind};
 use mri_synth::report::classification_table;
@@ -82,6 +82,10 @@ struct Args {
     /// e.g. `--synthetic-cnn-set augment.blur_prob=1`); the real and mixed CNNs are untouched.
     #[arg(long = "synthetic-cnn-set", value_name = "PATH=VALUE")]
     synthetic_cnn_set: Vec<ConfigOverride>,
+    /// Which draws make a synthetic set: `off` (every draw) or `real-cnn` (only the draws the
+    /// real-data CNN puts in their class; docs/models.md, session 25).
+    #[arg(long, default_value = "off")]
+    synthetic_filter: SyntheticFilter,
     /// Grouped K-fold cross-validation: the whole study K times (`--out/fold{i}`, each testing
     /// one K-th of the near-duplicate groups, every group once), then every row's mean ± sd
     /// over folds (`folds.md`, `folds.json`). K times the main job's time.
@@ -116,6 +120,7 @@ fn main() -> Result<()> {
         vae_overrides: a.vae_set,
         gan_overrides: a.gan_set,
         synthetic_cnn_overrides: a.synthetic_cnn_set,
+        synthetic_filter: a.synthetic_filter,
     };
     if let Some(k) = a.folds {
         let cv = run_cross_validation(&spec, k as usize, &device)?;

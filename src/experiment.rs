@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation, AnomalyModel};
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
-use crate::generators::{synthetic_seed, train_generators, write_synthetic, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES};
+use crate::generators::{synthetic_seed, train_generators, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES};
 use crate::quality::{generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
@@ -53,6 +53,25 @@ pub enum DaeStages {
 }
 
 from_str_by_name!(DaeStages, "DAE stages", { Off => "off", Real => "real", All => "all" });
+
+/// Which of a generator's draws make its synthetic set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyntheticFilter {
+    /// Every draw, in order: the study's, and the default.
+    #[default]
+    Off,
+    /// Only the draws that the CNN trained on the real training slices puts in their
+    /// generator's class, in draw order, until the set is full
+    /// ([`crate::generators::write_synthetic_filtered`]): a check the data holder can run
+    /// before releasing synthetic slices (it removes slices, it changes none). It measures
+    /// whether the draws that do not show their class are what holds a synthetic-only CNN back;
+    /// the CNN trained on such a set has been shaped by a model of the real data, so its row
+    /// is no longer "synthetic data alone" in the study's sense.
+    RealCnn,
+}
+
+from_str_by_name!(SyntheticFilter, "synthetic filter", { Off => "off", RealCnn => "real-cnn" });
 
 /// How long the CNNs on synthetic and mixed sets train, against the real-data CNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -124,6 +143,8 @@ pub struct ExperimentSpec {
     /// `cnn_overrides` (e.g. stronger augmentation against a generator's own artefacts); the
     /// real and mixed CNNs are untouched, so their trainings stay comparable and reusable.
     pub synthetic_cnn_overrides: Vec<ConfigOverride>,
+    /// Which draws make each synthetic set.
+    pub synthetic_filter: SyntheticFilter,
 }
 
 impl ExperimentSpec {
@@ -152,6 +173,7 @@ impl ExperimentSpec {
             vae_overrides: Vec::new(),
             gan_overrides: Vec::new(),
             synthetic_cnn_overrides: Vec::new(),
+            synthetic_filter: SyntheticFilter::Off,
         }
     }
 }
@@ -183,6 +205,9 @@ pub struct RunSettings {
     /// `--synthetic-cnn-set`, as given (absent in folders written before it existed).
     #[serde(default)]
     pub synthetic_cnn_set: Vec<String>,
+    /// `--synthetic-filter` (absent in folders written before it existed: off).
+    #[serde(default)]
+    pub synthetic_filter: SyntheticFilter,
 }
 
 struct Runner<'a> {
@@ -464,6 +489,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         vae_set: spec.vae_overrides.iter().map(|o| o.to_string()).collect(),
         gan_set: spec.gan_overrides.iter().map(|o| o.to_string()).collect(),
         synthetic_cnn_set: spec.synthetic_cnn_overrides.iter().map(|o| o.to_string()).collect(),
+        synthetic_filter: spec.synthetic_filter,
     })
     .expect("serialises");
     crate::rundir::check_stages::<RunSettings>(&spec.out.join("stages"), &fingerprint, &settings)?;
@@ -506,6 +532,14 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         }
     );
 
+    // The CNN on real slices first: the other stages read its features, and a synthetic
+    // filter its verdicts.
+    println!("stage cnn-real:");
+    let opts = runner.run_options("cnn-real", 0);
+    let st_real = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
+    let ckpt_dir = spec.out.join("checkpoints");
+    let (_, cnn_real) = mri_cnn::load_cnn(&Checkpoint::at(&ckpt_dir, "cnn-real"), device)?;
+
     // Generators per class, trained on train only, and their synthetic sets.
     let mut synthetic: BTreeMap<GeneratorKind, ImageSet> = BTreeMap::new();
     let mut gen_histories: Vec<(String, serde_json::Value)> = Vec::new();
@@ -535,7 +569,19 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         for ((class, gen, report), (label, _)) in trained.iter().zip(CLASSES) {
             let n = spec.synthetic_per_class.unwrap_or_else(|| train.of_class(label).len());
             // Synthetic labels come from the generator's class, never from folder order.
-            set = set.concat(&write_synthetic(gen, class, label, n, synthetic_seed(spec.seed, label), &dir, device)?)?;
+            let seed = synthetic_seed(spec.seed, label);
+            let drawn = match spec.synthetic_filter {
+                SyntheticFilter::Off => write_synthetic(gen, class, label, n, seed, &dir, device)?,
+                SyntheticFilter::RealCnn => {
+                    let keep = |b: &ImageSet| -> Result<Vec<bool>, SynthError> {
+                        Ok(mri_cnn::predict_proba(&cnn_real, b, 64, device)?.iter().map(|&p| crate::quality::in_class(p, label)).collect())
+                    };
+                    let (kept, draws) = write_synthetic_filtered(gen, class, label, n, seed, &dir, device, &keep)?;
+                    println!("  {kind} {class}: kept {n} of {draws} draws, those the real-data CNN puts in the class");
+                    kept
+                }
+            };
+            set = set.concat(&drawn)?;
             gen_histories.push((format!("{}-{class}", kind.name()), report.history.clone()));
         }
         runner.timings.insert(format!("generator-{}", kind.name()), t_train);
@@ -575,10 +621,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             test_scores: st.scores,
         });
     };
-    println!("stage cnn-real:");
-    let opts = runner.run_options("cnn-real", 0);
-    let st = runner.stage("cnn-real", || cnn_stage(&cnn_cfg, &opts, &train, &val, &test, device))?;
-    push_cnn(&mut rows, st, cnn_cfg.epochs_for(train.len()), TrainData::Real, None, "cnn-real");
+    push_cnn(&mut rows, st_real, cnn_cfg.epochs_for(train.len()), TrainData::Real, None, "cnn-real");
     geometry_row(&mut runner, &prepared, &mut rows)?;
     // The CNNs on synthetic and mixed sets are independent of each other: side by side.
     let mut cnn_jobs = Vec::new();
@@ -606,8 +649,6 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     }
 
     // Fidelity, diversity and privacy of each synthetic set, on features of the real-data CNN.
-    let ckpt_dir = spec.out.join("checkpoints");
-    let (_, cnn_real) = mri_cnn::load_cnn(&Checkpoint::at(&ckpt_dir, "cnn-real"), device)?;
     let mut generation = Vec::new();
     for (&g, syn) in &synthetic {
         let name = format!("generation-{g}");

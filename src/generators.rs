@@ -439,6 +439,11 @@ pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, 
     let images = gen.sample(n, seed, device)?;
     write_class_pngs(dir, class, &images, 0)?;
     save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
+    images_to_set(&images, label)
+}
+
+/// An (n, 1, S, S) tensor as an image set labelled `label`.
+fn images_to_set(images: &Tensor, label: u32) -> Result<ImageSet, SynthError> {
     let (_, _, s, _) = images.dims4()?;
     let v: Vec<f32> = images.flatten_all()?.to_vec1()?;
     let mut set = ImageSet::new(s);
@@ -446,4 +451,62 @@ pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, 
         set.push(img, label)?;
     }
     Ok(set)
+}
+
+/// Rounds of `n` draws [`write_synthetic_filtered`] makes at most before it gives up.
+pub const MAX_FILTER_ROUNDS: usize = 20;
+
+/// [`write_synthetic`] keeping only the draws that `keep` accepts (one flag per image of the
+/// batch it is given), in draw order, until `n` are kept. The first round draws exactly what
+/// [`write_synthetic`] would with the same seed; each further round draws `n` more from a
+/// seed derived from it. Returns the kept set and the number of draws made.
+///
+/// # Errors
+/// `n == 0`; fewer than `n` accepted in [`MAX_FILTER_ROUNDS`] rounds (the message gives the
+/// acceptance); `keep` returning the wrong number of flags; its own, candle and I/O errors.
+#[allow(clippy::too_many_arguments)]
+pub fn write_synthetic_filtered(
+    gen: &ClassGenerator,
+    class: &str,
+    label: u32,
+    n: usize,
+    seed: u64,
+    dir: &Path,
+    device: &Device,
+    keep: &dyn Fn(&ImageSet) -> Result<Vec<bool>, SynthError>,
+) -> Result<(ImageSet, usize), SynthError> {
+    if n == 0 {
+        return Err(SynthError::Invalid("the number of synthetic images per class must be at least 1".into()));
+    }
+    let mut kept: Option<ImageSet> = None;
+    let mut drawn = 0;
+    for round in 0..MAX_FILTER_ROUNDS as u64 {
+        // Round 0 is the unfiltered set's seed; later rounds step by an odd constant (golden ratio).
+        let batch = images_to_set(&gen.sample(n, seed.wrapping_add(round.wrapping_mul(0x9E37_79B9_7F4A_7C15)), device)?, label)?;
+        drawn += n;
+        let flags = keep(&batch)?;
+        if flags.len() != batch.len() {
+            return Err(SynthError::Invalid(format!("the synthetic filter gave {} flags for {} images", flags.len(), batch.len())));
+        }
+        let set = kept.get_or_insert_with(|| ImageSet::new(batch.side));
+        for (i, _) in flags.iter().enumerate().filter(|(_, &ok)| ok) {
+            if set.len() < n {
+                set.push(batch.image(i), label)?;
+            }
+        }
+        if set.len() == n {
+            break;
+        }
+    }
+    let set = kept.expect("at least one round");
+    if set.len() < n {
+        return Err(SynthError::Invalid(format!(
+            "the synthetic filter kept {} of {drawn} draws of class {class} ({MAX_FILTER_ROUNDS} rounds); {n} were needed",
+            set.len()
+        )));
+    }
+    let images = Tensor::from_vec(set.pixels.clone(), (n, 1, set.side, set.side), device)?;
+    write_class_pngs(dir, class, &images, 0)?;
+    save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
+    Ok((set, drawn))
 }

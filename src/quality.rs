@@ -281,13 +281,18 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
     })
 }
 
-/// Fraction of tumour probabilities on `label`'s side of ½ (label 1: ≥ ½, label 0: < ½), the
-/// main job's operating rule for its CNNs; NaN for no images.
+/// Whether a tumour probability is on `label`'s side of ½ (label 1: ≥ ½, label 0: < ½): the
+/// main job's operating rule for its CNNs.
+pub fn in_class(tumour_proba: f32, label: u32) -> bool {
+    (tumour_proba >= 0.5) == (label == 1)
+}
+
+/// Fraction of tumour probabilities [`in_class`] `label`; NaN for no images.
 pub fn class_rate(tumour_proba: &[f32], label: u32) -> f64 {
     if tumour_proba.is_empty() {
         return f64::NAN;
     }
-    let hits = tumour_proba.iter().filter(|&&p| (p >= 0.5) == (label == 1)).count();
+    let hits = tumour_proba.iter().filter(|&&p| in_class(p, label)).count();
     hits as f64 / tumour_proba.len() as f64
 }
 

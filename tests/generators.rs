@@ -227,3 +227,37 @@ fn long_trainings_space_their_progress_grids_out() {
         assert!(every >= 5 && epochs / every <= MAX_PROGRESS_GRIDS, "{epochs} epochs: every {every}");
     }
 }
+
+/// The filtered writer keeps accepted draws in draw order: with every draw accepted it writes
+/// what `write_synthetic` writes; with every other draw accepted, the first half of its set is
+/// the unfiltered set's even draws and it needed two rounds; a filter that accepts nothing, or
+/// answers with the wrong number of flags, is an error that says so.
+#[test]
+fn filtered_synthetic_sets_keep_accepted_draws_in_order() {
+    use mri_synth::generators::write_synthetic_filtered;
+    use mri_synth::train::ImageSet;
+    let data = tiny_phantoms();
+    let (tr, va) = (data.image_set(SplitPart::Train), data.image_set(SplitPart::Val));
+    let dev = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let trained = train_generators(&quick_spec(&data, GeneratorKind::Gan, dir.path()), &tr, &va, &dev).unwrap();
+    let (class, gen, _) = &trained[0];
+    let out = dir.path().join("synthetic");
+    let plain = write_synthetic(gen, class, 1, 6, 9, &out, &dev).unwrap();
+    let all = |b: &ImageSet| -> Result<Vec<bool>, mri_synth::SynthError> { Ok(vec![true; b.len()]) };
+    let (same, drawn) = write_synthetic_filtered(gen, class, 1, 6, 9, &out, &dev, &all).unwrap();
+    assert_eq!((same.pixels == plain.pixels, drawn), (true, 6));
+    let even = |b: &ImageSet| -> Result<Vec<bool>, mri_synth::SynthError> { Ok((0..b.len()).map(|i| i % 2 == 0).collect()) };
+    let (half, drawn) = write_synthetic_filtered(gen, class, 1, 6, 9, &out, &dev, &even).unwrap();
+    assert_eq!((half.len(), drawn, half.labels.iter().all(|&l| l == 1)), (6, 12, true));
+    for (k, i) in [0, 2, 4].into_iter().enumerate() {
+        assert_eq!(half.image(k), plain.image(i), "kept draw {k} is not draw {i}");
+    }
+    assert_ne!(half.image(3), plain.image(0), "a later round repeated the first round's draws");
+    let none = |b: &ImageSet| -> Result<Vec<bool>, mri_synth::SynthError> { Ok(vec![false; b.len()]) };
+    let e = write_synthetic_filtered(gen, class, 1, 6, 9, &out, &dev, &none).unwrap_err().to_string();
+    assert!(e.contains("kept 0 of 120 draws of class yes"), "{e}");
+    let short = |_: &ImageSet| -> Result<Vec<bool>, mri_synth::SynthError> { Ok(vec![true]) };
+    let e = write_synthetic_filtered(gen, class, 1, 6, 9, &out, &dev, &short).unwrap_err().to_string();
+    assert!(e.contains("1 flags for 6 images"), "{e}");
+}
