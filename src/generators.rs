@@ -433,13 +433,9 @@ fn load(path: &Path, class: Option<(u32, &str)>, device: &Device) -> Result<Clas
 /// # Errors
 /// `n == 0`; candle and I/O errors.
 pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, seed: u64, dir: &Path, device: &Device) -> Result<ImageSet, SynthError> {
-    if n == 0 {
-        return Err(SynthError::Invalid("the number of synthetic images per class must be at least 1".into()));
-    }
-    let images = gen.sample(n, seed, device)?;
-    write_class_pngs(dir, class, &images, 0)?;
-    save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
-    images_to_set(&images, label)
+    // Every draw accepted: one round, the draws in order.
+    let all = |b: &ImageSet| -> Result<Vec<bool>, SynthError> { Ok(vec![true; b.len()]) };
+    Ok(write_synthetic_filtered(gen, class, label, n, seed, dir, device, &all)?.0)
 }
 
 /// An (n, 1, S, S) tensor as an image set labelled `label`.
