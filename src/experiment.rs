@@ -30,7 +30,7 @@ use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{synthetic_seed, train_generators, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES};
-use crate::quality::{generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
+use crate::quality::{class_texture, generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
 use crate::rundir::{prepare_out, read_stage, StageFile};
@@ -686,6 +686,19 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
                     row.recall_real
                 );
                 out.push(row);
+            }
+            let (yes, no) = (CLASSES[0].0, CLASSES[1].0);
+            let (sep, sep_real) = class_texture(&syn.of_class(yes), &syn.of_class(no), &train.of_class(yes), &train.of_class(no))?;
+            println!(
+                "  {g} signature: texture tells its draws from real held-out slices at {} (real train: {}), its classes apart at {:.2} (real: {:.2}); thumbnails {}",
+                out.iter().map(|r| format!("{:.2}", r.c2st_texture)).collect::<Vec<_>>().join(" / "),
+                out.iter().map(|r| format!("{:.2}", r.c2st_texture_real)).collect::<Vec<_>>().join(" / "),
+                sep,
+                sep_real,
+                out.iter().map(|r| format!("{:.2} (real {:.2})", r.c2st_thumbs, r.c2st_thumbs_real)).collect::<Vec<_>>().join(" / "),
+            );
+            for row in &mut out {
+                (row.class_texture, row.class_texture_real) = (sep, sep_real);
             }
             Ok(out)
         })?;

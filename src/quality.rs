@@ -42,6 +42,7 @@ use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
 use mri_metrics::texture::{texture_feature_rows, TEXTURE_DIM};
+use mri_metrics::two_sample::{classifier_two_sample, TwoSampleParams};
 use mri_preprocess::phantom::area_downsample;
 use mri_train::ImageSet;
 use mri_vae::VaeModel;
@@ -177,6 +178,31 @@ pub struct GenerationRow {
     /// `recall` of the real validation slices against the test slices.
     #[serde(default = "nan")]
     pub recall_real: f64,
+    /// Classifier two-sample test on texture features ([`mri_metrics::two_sample`]: held-out
+    /// balanced accuracy of a linear discriminant) of the synthetic slices against the real
+    /// held-out (validation + test) slices of the class: ½ when texture does
+    /// not give a draw away, 1 when every draw carries the generator's mark.
+    #[serde(default = "nan")]
+    pub c2st_texture: f64,
+    /// The same test of real training slices against the held-out ones: the reference (≈ ½).
+    #[serde(default = "nan")]
+    pub c2st_texture_real: f64,
+    /// As `c2st_texture` on the 8×8 thumbnails (brightness, contrast, head size and layout).
+    #[serde(default = "nan")]
+    pub c2st_thumbs: f64,
+    /// As `c2st_texture_real` on the 8×8 thumbnails.
+    #[serde(default = "nan")]
+    pub c2st_thumbs_real: f64,
+    /// The two-sample test of the generator's tumour slices against its healthy ones on
+    /// texture features (the same value in both class rows): how well texture alone tells the
+    /// synthetic classes apart — a shortcut for a CNN trained on them when it is well above
+    /// `class_texture_real`.
+    #[serde(default = "nan")]
+    pub class_texture: f64,
+    /// The same for the real training slices: how much texture tells real tumour slices from
+    /// healthy ones.
+    #[serde(default = "nan")]
+    pub class_texture_real: f64,
 }
 
 /// The synthetic slices of one class and where they came from.
@@ -278,7 +304,36 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         recall: pr.recall,
         precision_real: pr_real.precision,
         recall_real: pr_real.recall,
+        c2st_texture: signature(&texture(synthetic), &texture(real.heldout), TEXTURE_DIM)?,
+        c2st_texture_real: signature(&texture(real.train), &texture(real.heldout), TEXTURE_DIM)?,
+        c2st_thumbs: signature(&thumbs(synthetic), &thumbs(real.heldout), THUMB * THUMB)?,
+        c2st_thumbs_real: signature(&thumbs(real.train), &thumbs(real.heldout), THUMB * THUMB)?,
+        // Set by `class_texture` once both classes' rows exist.
+        class_texture: f64::NAN,
+        class_texture_real: f64::NAN,
     })
+}
+
+/// The two-sample test ([`classifier_two_sample`]) of `a` against `b`, every row of both (the
+/// balanced accuracy and the discriminant's midpoint rule do not depend on the sizes): 5 folds,
+/// fewer when a set has under 10 rows (tiny test fixtures); NaN under 4 rows.
+fn signature(a: &[f32], b: &[f32], dim: usize) -> Result<f64, SynthError> {
+    let smaller = (a.len() / dim).min(b.len() / dim);
+    let p = TwoSampleParams::default();
+    let folds = p.folds.min(smaller / 2);
+    if folds < 2 {
+        return Ok(f64::NAN);
+    }
+    Ok(classifier_two_sample(a, b, dim, &TwoSampleParams { folds, ..p })?.accuracy)
+}
+
+/// Texture's class separation ([`GenerationRow::class_texture`]) of one generator's tumour and
+/// healthy slices, and of the real training slices of both classes: `(synthetic, real)`.
+///
+/// # Errors
+/// Numerical failures of the discriminant.
+pub fn class_texture(syn_yes: &ImageSet, syn_no: &ImageSet, real_yes: &ImageSet, real_no: &ImageSet) -> Result<(f64, f64), SynthError> {
+    Ok((signature(&texture(syn_yes), &texture(syn_no), TEXTURE_DIM)?, signature(&texture(real_yes), &texture(real_no), TEXTURE_DIM)?))
 }
 
 /// Whether a tumour probability is on `label`'s side of ½ (label 1: ≥ ½, label 0: < ½): the

@@ -88,6 +88,17 @@ fn quick_experiment_writes_the_report_and_resumes() {
         for v in [g.precision, g.recall, g.precision_real, g.recall_real] {
             assert!((0.0..=1.0).contains(&v), "{g:?}");
         }
+        // The two-sample tests: balanced accuracies. The quick preset's generators are far
+        // from real (a few steps), so a linear discriminant on texture tells their draws from
+        // real slices better than real training slices from real held-out ones.
+        for v in [g.c2st_texture, g.c2st_texture_real, g.c2st_thumbs, g.c2st_thumbs_real, g.class_texture, g.class_texture_real] {
+            assert!((0.0..=1.0).contains(&v), "{g:?}");
+        }
+        assert!(g.c2st_texture > g.c2st_texture_real, "{g:?}");
+    }
+    // The class separation belongs to a generator: both of its rows hold it.
+    for pair in report.generation.chunks(2) {
+        assert_eq!((pair[0].class_texture, pair[0].class_texture_real), (pair[1].class_texture, pair[1].class_texture_real));
     }
     // Localisation: five anomaly VAEs and five DAEs.
     assert_eq!(report.localization.len(), 10);
@@ -121,6 +132,8 @@ fn quick_experiment_writes_the_report_and_resumes() {
         "memorized_fraction",
         "dcr_median",
         "real_cnn_class_rate",
+        "c2st_texture",
+        "class_texture",
     ] {
         assert!(json["generation"][0].get(key).is_some(), "generation row lacks {key}");
     }

@@ -13,6 +13,9 @@
 //! - [`segmentation`]: Dice at a threshold and the best Dice (pixel-level localisation).
 //! - [`texture`]: hand-crafted realism features (Laplacian band energies, gradient and
 //!   intensity histograms) for a Fréchet distance that sees noise, stripes and blur.
+//! - [`two_sample`]: the classifier two-sample test (cross-validated accuracy of a linear
+//!   discriminant telling two sets apart): a generator's signature, and whether two synthetic
+//!   classes differ where the real ones do not.
 //!
 //! Definitions follow scikit-learn's so results can be cross-checked; undefined ratios (0/0)
 //! are 0.0 and an undefined AUROC is 0.5 — never NaN, never a panic (see [`classification`]).
@@ -37,7 +40,7 @@
 //! Dependencies: `serde` (metrics go into `report.json`), `thiserror` (the crate's error enum),
 //! `ndarray` + `linfa-linalg` (covariances and the symmetric eigendecomposition behind the
 //! Fréchet distance; pure Rust, already built for the clustering crate's tests), `rayon`
-//! (pairwise distances in parallel), `rand`/`rand_chacha` (seeded pair sampling for MS-SSIM).
+//! (pairwise distances in parallel), `rand`/`rand_chacha` (seeded pair sampling for MS-SSIM, seeded folds of the two-sample test).
 #![warn(missing_docs)]
 
 pub mod bootstrap;
@@ -47,6 +50,7 @@ pub mod privacy;
 pub mod segmentation;
 pub mod ssim;
 pub mod texture;
+pub mod two_sample;
 
 pub use bootstrap::{percentile_interval, subset_metrics, GroupBootstrap, Interval, SubsetMetrics};
 pub use classification::{auroc, choose_threshold, ClassificationSummary, Confusion, Metric, OperatingPoint, RocCurve, RocPoint, ThresholdCriterion};
@@ -54,6 +58,7 @@ pub use generative::{frechet_distance, mmd_unbiased, pixel_spread, precision_rec
 pub use privacy::{memorisation, nearest_neighbours, Memorisation, MemorisationParams, Neighbour};
 pub use segmentation::{best_dice, dice_at, DiceAt};
 pub use ssim::{mean_pairwise_ms_ssim, ms_ssim, ssim, SsimParams};
+pub use two_sample::{classifier_two_sample, TwoSample, TwoSampleParams};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -251,3 +251,38 @@ fn precision_recall_separates_realism_from_coverage() {
     assert!(precision_recall(&real, &same[..3 * dim], dim, 3).is_err());
     assert!(precision_recall(&real[..real.len() - 1], &same, dim, 3).is_err());
 }
+
+#[test]
+fn the_two_sample_test_is_near_chance_for_one_distribution_and_near_one_for_shifted_sets() {
+    use mri_metrics::two_sample::{classifier_two_sample, TwoSampleParams};
+    let p = TwoSampleParams::default();
+    let d = 8;
+    let a = gaussian_rows(11, 400, d, 0.0, 1.0);
+    let same = gaussian_rows(12, 300, d, 0.0, 1.0);
+    let t = classifier_two_sample(&a, &same, d, &p).unwrap();
+    assert!((t.accuracy - 0.5).abs() < 0.08, "one distribution: {t:?}");
+    assert_eq!((t.n_a, t.n_b, t.folds), (400, 300, 5));
+    // A shift of 1 sd in every coordinate: Mahalanobis distance √8, Bayes accuracy Φ(√2) ≈ 0.92.
+    let shifted = gaussian_rows(13, 300, d, 1.0, 1.0);
+    let t = classifier_two_sample(&a, &shifted, d, &p).unwrap();
+    assert!((t.accuracy - 0.92).abs() < 0.04, "shifted: {t:?}");
+    // The same seed deals the same folds: the result is reproducible.
+    assert_eq!(classifier_two_sample(&a, &shifted, d, &p).unwrap(), t);
+    // A constant feature (zero variance) is harmless.
+    let with_const = |x: &[f32]| -> Vec<f32> { x.chunks(d).flat_map(|r| r.iter().copied().chain([0.5])).collect() };
+    let t2 = classifier_two_sample(&with_const(&a), &with_const(&shifted), d + 1, &p).unwrap();
+    assert!((t2.accuracy - t.accuracy).abs() < 0.02, "{t2:?} vs {t:?}");
+}
+
+#[test]
+fn the_two_sample_test_refuses_bad_parameters_and_small_sets() {
+    use mri_metrics::two_sample::{classifier_two_sample, TwoSampleParams};
+    let a = gaussian_rows(14, 40, 2, 0.0, 1.0);
+    for bad in [TwoSampleParams { folds: 1, ..Default::default() }, TwoSampleParams { shrinkage: 1.5, ..Default::default() }] {
+        assert!(classifier_two_sample(&a, &a, 2, &bad).is_err(), "{bad:?} accepted");
+    }
+    // 5 folds need at least 10 rows a set.
+    let err = classifier_two_sample(&a, &a[..18], 2, &TwoSampleParams::default()).unwrap_err();
+    assert!(err.to_string().contains("needs at least 10 rows, got 9"), "{err}");
+    assert!(classifier_two_sample(&a, &a[..39], 2, &TwoSampleParams::default()).is_err(), "a ragged set accepted");
+}
