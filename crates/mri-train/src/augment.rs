@@ -1,7 +1,7 @@
 //! Seeded, on-the-fly augmentation of greyscale slices for classifier training: geometry
 //! (flip, rotation, scale, translation; one inverse affine map with bilinear sampling, outside
-//! filled with 0 = the preprocessing's background), intensity (gamma, contrast, brightness,
-//! Gaussian noise, blur) and cutout. Every draw comes from a ChaCha stream the caller seeds, so
+//! filled with 0 = the preprocessing's background), random convolutions (texture), intensity
+//! (gamma, contrast, brightness, Gaussian noise, blur) and cutout. Every draw comes from a ChaCha stream the caller seeds, so
 //! an augmented epoch is reproducible and a resumed run sees the same images.
 
 use rand::{Rng, SeedableRng};
@@ -33,6 +33,10 @@ pub struct AugmentConfig {
     pub blur_prob: f32,
     /// With probability ½, a square of side `cutout` × side set to 0 at a random place.
     pub cutout: f32,
+    /// Probability of a random convolution ([`RandConv`]: RandConv, Xu et al. 2021): texture
+    /// randomised, shapes kept. Missing in configs written before it existed: 0.
+    #[serde(default)]
+    pub rand_conv: f32,
 }
 
 impl Default for AugmentConfig {
@@ -49,6 +53,7 @@ impl Default for AugmentConfig {
             noise: 0.0,
             blur_prob: 0.0,
             cutout: 0.0,
+            rand_conv: 0.0,
         }
     }
 }
@@ -73,6 +78,7 @@ impl AugmentConfig {
             noise: 0.02,
             blur_prob: 0.2,
             cutout: 0.25,
+            rand_conv: 0.0,
         }
     }
 
@@ -97,12 +103,16 @@ impl AugmentConfig {
             ("noise", self.noise),
             ("blur_prob", self.blur_prob),
             ("cutout", self.cutout),
+            ("rand_conv", self.rand_conv),
         ];
         if let Some((name, v)) = fields.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(TrainError::InvalidParameter { name: "augment", reason: format!("{name} must be finite and >= 0, got {v}") });
         }
-        if self.scale >= 1.0 || self.contrast >= 1.0 || self.blur_prob > 1.0 || self.cutout > 1.0 {
-            return Err(TrainError::InvalidParameter { name: "augment", reason: "scale and contrast must be < 1; blur_prob and cutout <= 1".into() });
+        if self.scale >= 1.0 || self.contrast >= 1.0 || self.blur_prob > 1.0 || self.cutout > 1.0 || self.rand_conv > 1.0 {
+            return Err(TrainError::InvalidParameter {
+                name: "augment",
+                reason: "scale and contrast must be < 1; blur_prob, cutout and rand_conv <= 1".into(),
+            });
         }
         Ok(())
     }
@@ -121,7 +131,14 @@ impl AugmentConfig {
         let noise_seed = rng.gen();
         let blur = self.blur_prob > 0.0 && rng.gen_bool(f64::from(self.blur_prob));
         let cutout = (self.cutout > 0.0 && rng.gen_bool(0.5)).then(|| (rng.gen_range(0.0..1.0), rng.gen_range(0.0..1.0), self.cutout));
-        AugmentParams { flip, angle, zoom, shift, gamma: log_gamma.exp(), contrast, brightness, noise, noise_seed, blur, cutout }
+        // Drawn last and only when switched on, so that configs without it see the same
+        // stream as before it existed (bit-identical augmentation, reusable checkpoints).
+        let rand_conv = (self.rand_conv > 0.0 && rng.gen_bool(f64::from(self.rand_conv))).then(|| RandConv {
+            kernel: RandConv::KERNELS[rng.gen_range(0..RandConv::KERNELS.len())],
+            mix: rng.gen_range(0.0..1.0),
+            seed: rng.gen(),
+        });
+        AugmentParams { flip, angle, zoom, shift, gamma: log_gamma.exp(), contrast, brightness, noise, noise_seed, blur, cutout, rand_conv }
     }
 }
 
@@ -150,6 +167,80 @@ pub struct AugmentParams {
     pub blur: bool,
     /// Cutout centre (fractions) and side (fraction).
     pub cutout: Option<(f32, f32, f32)>,
+    /// A random convolution, applied after the geometry.
+    pub rand_conv: Option<RandConv>,
+}
+
+/// One random convolution (RandConv, Xu, Liu, Wang & Niethammer, "Robust and generalizable
+/// visual representation learning via random convolutions", ICLR 2021): the image filtered by a
+/// `kernel`×`kernel` filter of N(0, 1/kernel²) weights, rescaled to the image's own mean and
+/// standard deviation, then mixed with it, `mix`·image + (1 − `mix`)·filtered. A random filter
+/// blurs, sharpens or picks out edges in a random way, so fine texture and noise stop being a
+/// reliable cue while shapes stay where they were: what a classifier trained on one source of
+/// slices (a generator's) should not lean on.
+///
+/// One departure from the paper: a filtered image anti-correlated with the original is negated
+/// before rescaling. In these slices polarity is part of anatomy (tumours and the skull are
+/// bright, ventricles dark), so an inverted-contrast slice would ask the classifier to unlearn
+/// a real cue, not a texture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RandConv {
+    /// Kernel side (odd; one of [`RandConv::KERNELS`] when drawn).
+    pub kernel: usize,
+    /// Weight of the original image in the mix, in [0, 1].
+    pub mix: f32,
+    /// Seed of the filter's weights.
+    pub seed: u64,
+}
+
+impl RandConv {
+    /// Kernel sides drawn uniformly (the paper's multi-scale choice).
+    pub const KERNELS: [usize; 4] = [1, 3, 5, 7];
+
+    /// The filtered, rescaled and mixed `side`×`side` image (not clamped).
+    pub fn apply(&self, img: &[f32], side: usize) -> Vec<f32> {
+        let k = self.kernel.max(1) | 1;
+        let half = (k / 2) as isize;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let sd = 1.0 / k as f32;
+        let weights: Vec<f32> = (0..k * k)
+            .map(|_| {
+                let (u1, u2): (f32, f32) = (rng.gen_range(f32::EPSILON..1.0), rng.gen());
+                sd * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        let n = side as isize;
+        let mut filtered = vec![0f32; img.len()];
+        for y in 0..n {
+            for x in 0..n {
+                let mut acc = 0f32;
+                for dy in -half..=half {
+                    let yy = y + dy;
+                    if yy < 0 || yy >= n {
+                        continue;
+                    }
+                    for dx in -half..=half {
+                        let xx = x + dx;
+                        if xx >= 0 && xx < n {
+                            acc += weights[((dy + half) * k as isize + dx + half) as usize] * img[(yy * n + xx) as usize];
+                        }
+                    }
+                }
+                filtered[(y * n + x) as usize] = acc;
+            }
+        }
+        let moments = |v: &[f32]| -> (f32, f32) {
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            (m, (v.iter().map(|a| (a - m) * (a - m)).sum::<f32>() / v.len() as f32).sqrt())
+        };
+        let ((mo, so), (mf, sf)) = (moments(img), moments(&filtered));
+        if sf < 1e-8 || so < 1e-8 {
+            return img.to_vec();
+        }
+        let cov: f32 = img.iter().zip(&filtered).map(|(a, b)| (a - mo) * (b - mf)).sum();
+        let sign = if cov < 0.0 { -1.0 } else { 1.0 };
+        img.iter().zip(&filtered).map(|(&a, &b)| self.mix * a + (1.0 - self.mix) * (mo + sign * (b - mf) / sf * so)).collect()
+    }
 }
 
 impl AugmentParams {
@@ -175,6 +266,9 @@ impl AugmentParams {
         } else {
             img.to_vec()
         };
+        if let Some(rc) = &self.rand_conv {
+            out = rc.apply(&out, side);
+        }
         if self.blur {
             out = box_blur3(&out, side);
         }

@@ -89,7 +89,7 @@ pub mod shift;
 pub mod upconv;
 
 pub use activation::{leaky_relu, relu};
-pub use augment::{AugmentConfig, AugmentParams};
+pub use augment::{AugmentConfig, AugmentParams, RandConv};
 pub use checkpoint::{restore, snapshot, var_values, Checkpoint, FileEntry, OptimizerState, Sidecar};
 pub use data::ImageSet;
 pub use device::DeviceChoice;
