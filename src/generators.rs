@@ -501,7 +501,7 @@ pub fn write_synthetic_filtered(
             set.len()
         )));
     }
-    let images = Tensor::from_vec(set.pixels.clone(), (n, 1, set.side, set.side), device)?;
+    let images = Tensor::from_slice(&set.pixels, (n, 1, set.side, set.side), device)?;
     write_class_pngs(dir, class, &images, 0)?;
     save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
     Ok((set, drawn))

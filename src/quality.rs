@@ -272,6 +272,9 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
     };
     let pr = pr_or_nan(&f_test, f_syn_ref)?;
     let pr_real = pr_or_nan(&f_test, &f_val)?;
+    // Texture and thumbnail rows of each set, computed once.
+    let [tex_syn, tex_test, tex_val, tex_train, tex_held] = [synthetic, real.test, real.val, real.train, real.heldout].map(texture);
+    let [th_syn, th_test, th_val, th_train, th_held] = [synthetic, real.test, real.val, real.train, real.heldout].map(thumbs);
     let class_rate = |set: &ImageSet| -> Result<f64, SynthError> { Ok(class_rate(&mri_cnn::predict_proba(cnn, set, 64, device)?, syn.label)) };
     Ok(GenerationRow {
         generator,
@@ -280,10 +283,10 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         fd_cnn: frechet_distance(&f_test, f_syn_ref, dim)?,
         fd_floor: frechet_distance(&f_test, &f_val, dim)?,
         fd_cnn_all: frechet_distance(&f_test, &f_syn, dim)?,
-        fd_pixels: frechet_distance(&thumbs(real.test), &thumbs(synthetic)[..n_ref * THUMB * THUMB], THUMB * THUMB)?,
-        fd_pixels_floor: frechet_distance(&thumbs(real.test), &thumbs(real.val), THUMB * THUMB)?,
-        fd_texture: frechet_distance(&texture(real.test), &texture(synthetic)[..n_ref * TEXTURE_DIM], TEXTURE_DIM)?,
-        fd_texture_floor: frechet_distance(&texture(real.test), &texture(real.val), TEXTURE_DIM)?,
+        fd_pixels: frechet_distance(&th_test, &th_syn[..n_ref * THUMB * THUMB], THUMB * THUMB)?,
+        fd_pixels_floor: frechet_distance(&th_test, &th_val, THUMB * THUMB)?,
+        fd_texture: frechet_distance(&tex_test, &tex_syn[..n_ref * TEXTURE_DIM], TEXTURE_DIM)?,
+        fd_texture_floor: frechet_distance(&tex_test, &tex_val, TEXTURE_DIM)?,
         n_ref,
         mmd: mmd_unbiased(&f_test, f_syn_ref, dim)?.mmd2,
         mmd_floor: mmd_unbiased(&f_test, &f_val, dim)?.mmd2,
@@ -304,10 +307,10 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         recall: pr.recall,
         precision_real: pr_real.precision,
         recall_real: pr_real.recall,
-        c2st_texture: signature(&texture(synthetic), &texture(real.heldout), TEXTURE_DIM)?,
-        c2st_texture_real: signature(&texture(real.train), &texture(real.heldout), TEXTURE_DIM)?,
-        c2st_thumbs: signature(&thumbs(synthetic), &thumbs(real.heldout), THUMB * THUMB)?,
-        c2st_thumbs_real: signature(&thumbs(real.train), &thumbs(real.heldout), THUMB * THUMB)?,
+        c2st_texture: signature(&tex_syn, &tex_held, TEXTURE_DIM)?,
+        c2st_texture_real: signature(&tex_train, &tex_held, TEXTURE_DIM)?,
+        c2st_thumbs: signature(&th_syn, &th_held, THUMB * THUMB)?,
+        c2st_thumbs_real: signature(&th_train, &th_held, THUMB * THUMB)?,
         // Set by `class_texture` once both classes' rows exist.
         class_texture: f64::NAN,
         class_texture_real: f64::NAN,
