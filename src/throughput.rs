@@ -236,8 +236,15 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
             let (g, g_vm, d, d_vm) = mri_gan::build_gan(&cfg, 0, device)?;
             let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_"))?;
             let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with(mri_gan::SN_U))?;
+            // Texture matching (`--set texture_match=λ`) against the timing batch's own statistics.
+            let texture = if cfg.texture_match > 0.0 {
+                let set = mri_train::ImageSet { side: spec.image_size, pixels: x.flatten_all()?.to_vec1::<f32>()?, labels: vec![0; b] };
+                Some(mri_gan::TextureTarget::from_images(&set, 0, device)?)
+            } else {
+                None
+            };
             let train = time_steps(spec.warmup, spec.steps, |_| {
-                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0)?;
+                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0, texture.as_ref())?;
                 Ok(())
             })?;
             let z = seeded_normal(2, "throughput/z", (b, cfg.latent), device)?;

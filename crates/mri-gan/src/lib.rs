@@ -23,11 +23,14 @@
 //! [`sample`] given the class; with packing each pack holds one class, [`pack_order`]) with
 //! AC-GAN's auxiliary classifier (`aux_classifier`: a class head on the discriminator learnt
 //! from real slices, whose verdict the generator must earn), the mode-seeking term
-//! (`mode_seeking`), and a generator step on the discriminator step's own fakes (`reuse_fake`:
-//! one generator forward a step fewer).
+//! (`mode_seeking`), a generator step on the discriminator step's own fakes (`reuse_fake`:
+//! one generator forward a step fewer), and texture-statistics matching (`texture_match`: the
+//! generator pays for the gap between its fakes' Laplacian band energies, gradient and
+//! intensity histograms and the real slices' of the class, [`TextureTarget`]).
 //!
-//! [`train_gan`] logs D and G losses, D(x), D(G(z)) and the sampling generator's spread across
-//! its fixed noises ([`pixel_spread`]: a collapsing generator's falls towards 0) per epoch,
+//! [`train_gan`] logs D and G losses, D(x), D(G(z)), the sampling generator's spread across
+//! its fixed noises ([`pixel_spread`]: a collapsing generator's falls towards 0) and the
+//! texture gap (when matched) per epoch,
 //! writes sample grids from fixed noise every N epochs, checkpoints every epoch and resumes a
 //! killed run exactly.
 //!
@@ -67,11 +70,13 @@
 mod diffaug;
 mod model;
 mod spectral;
+mod texture;
 mod trainer;
 
 pub use diffaug::DiffAugment;
 pub use model::{binomial_blur3, minibatch_std, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
 pub use spectral::{SnWeight, SN_U};
+pub use texture::{texture_stats, TextureTarget, TEXTURE_STATS};
 pub use trainer::{build_gan, gan_step, load_gan, pack_order, pixel_spread, sample, train_gan, GanEpoch, GanTrainOutput};
 
 /// Everything that can go wrong in this crate.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Discriminator, GanConfig, GanLoss, Generator};
 use crate::spectral::SN_U;
+use crate::texture::TextureTarget;
 use crate::{GanError, Result};
 
 /// What one epoch did (means over its batches).
@@ -36,6 +37,10 @@ pub struct GanEpoch {
     /// class spread 0.13. Missing in histories written before it existed: 0.
     #[serde(default)]
     pub spread: f64,
+    /// The generator's texture-matching gap before its weight λ ([`TextureTarget::loss`]), when
+    /// the config has `texture_match` > 0; else (and in older histories) 0.
+    #[serde(default)]
+    pub texture_gap: f64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -112,6 +117,8 @@ struct GanTask<'a> {
     fixed_noise: Tensor,
     /// Class labels of the fixed noise (first half class 0, …) for a conditional GAN.
     fixed_labels: Option<Tensor>,
+    /// The real slices' texture statistics, when `texture_match` > 0.
+    texture: Option<TextureTarget>,
     seed: u64,
     device: &'a Device,
 }
@@ -221,11 +228,11 @@ impl EpochTask for GanTask<'_> {
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<GanEpoch> {
         let t0 = Instant::now();
         let batches = self.epoch_batches(epoch);
-        let mut sums = [0f64; 4];
+        let mut sums = [0f64; 5];
         for idx in &batches {
             let (x, labels) = self.train.batch(idx, None, self.device)?;
             let labels = (self.cfg.classes > 0).then_some(&labels);
-            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, labels, self.cfg, self.seed)?;
+            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, labels, self.cfg, self.seed, self.texture.as_ref())?;
             if let Some((_, vm)) = &self.ema {
                 update_ema(vm, &self.g_vm, self.cfg.ema_decay, self.adam_g.steps())?;
             }
@@ -242,6 +249,7 @@ impl EpochTask for GanTask<'_> {
             d_real: sums[2] / k,
             d_fake: sums[3] / k,
             spread: self.fixed_noise_spread()?,
+            texture_gap: sums[4] / k,
             seconds: t0.elapsed().as_secs_f64(),
         })
     }
@@ -249,7 +257,8 @@ impl EpochTask for GanTask<'_> {
         None
     }
     fn summary(&self, r: &GanEpoch) -> String {
-        format!("D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2} spread {:.3}", r.d_loss, r.g_loss, r.d_real, r.d_fake, r.spread)
+        let texture = if self.texture.is_some() { format!(" texture {:.2}", r.texture_gap) } else { String::new() };
+        format!("D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2} spread {:.3}{texture}", r.d_loss, r.g_loss, r.d_real, r.d_fake, r.spread)
     }
     fn write_figures(&self, dir: &std::path::Path, name: &str, epoch: usize) -> Result<()> {
         let img = self.fixed_noise_images()?;
@@ -277,8 +286,14 @@ pub fn gan_step(
     labels: Option<&Tensor>,
     cfg: &GanConfig,
     seed: u64,
-) -> Result<[f64; 4]> {
+    texture: Option<&TextureTarget>,
+) -> Result<[f64; 5]> {
     let dev = real.device();
+    let texture = match texture {
+        Some(t) if cfg.texture_match > 0.0 => Some(t),
+        None if cfg.texture_match > 0.0 => return Err(GanError::Config("texture_match > 0 needs the real slices' texture target".into())),
+        _ => None,
+    };
     // A conditional, packing GAN regroups its batch so that each pack holds one class.
     let grouped = match labels {
         Some(y) if cfg.pack() > 1 => {
@@ -359,9 +374,16 @@ pub fn gan_step(
         let ratio = (pair_gap(&fake_g)? / pair_gap(&z_g)?.to_scalar::<f32>()? as f64)?;
         g_loss = (g_loss + ((ratio + 1e-5)?.recip()? * cfg.mode_seeking)?)?;
     }
+    let mut texture_gap = 0.0;
+    if let Some(target) = texture {
+        // On the fakes as the generator draws them (in [0, 1]), not as DiffAugment shows them.
+        let gap = target.loss(&((&fake_g + 1.0)? * 0.5)?, labels_g.as_ref())?;
+        texture_gap = gap.to_scalar::<f32>()? as f64;
+        g_loss = (g_loss + (gap * cfg.texture_match)?)?;
+    }
     adam_g.backward_step(&g_loss)?;
     let mean_p = |l: &Tensor| -> candle_core::Result<f64> { Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()? as f64) };
-    Ok([d_loss.to_scalar::<f32>()? as f64, g_loss.to_scalar::<f32>()? as f64, mean_p(&logit_real)?, mean_p(&logit_fake)?])
+    Ok([d_loss.to_scalar::<f32>()? as f64, g_loss.to_scalar::<f32>()? as f64, mean_p(&logit_real)?, mean_p(&logit_fake)?, texture_gap])
 }
 
 /// Trains a GAN on every image of `train` (one class: filter with [`ImageSet::of_class`]; a
@@ -399,7 +421,8 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
     let fixed_noise = seeded_normal(opts.seed, "fixed-noise", (16, cfg.latent), device)?;
     let fixed_labels =
         if cfg.classes > 0 { Some(Tensor::from_vec((0..16).map(|i| (i * cfg.classes / 16) as u32).collect::<Vec<_>>(), 16, device)?) } else { None };
-    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, fixed_labels, seed: opts.seed, device };
+    let texture = if cfg.texture_match > 0.0 { Some(TextureTarget::from_images(train, cfg.classes, device)?) } else { None };
+    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, fixed_labels, texture, seed: opts.seed, device };
     let out = run_epochs(&mut task, opts)?;
     let (generator, g_ema_varmap) = match task.ema {
         Some((g, vm)) => (g, Some(vm)),

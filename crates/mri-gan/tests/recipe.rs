@@ -286,7 +286,7 @@ fn mode_seeking_adds_a_positive_term_to_the_generator_loss_only() {
         let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
         let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
-        gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, (classes > 0).then_some(&labels), &cfg, 3).unwrap()
+        gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, (classes > 0).then_some(&labels), &cfg, 3, None).unwrap()
     };
     for classes in [0, 2] {
         let (off, on) = (step(0.0, classes), step(1.0, classes));
@@ -417,7 +417,7 @@ fn auxiliary_classifier_gives_class_logits_and_enters_both_losses() {
         let (g, g_vm, d, d_vm) = mri_gan::build_gan(cfg, 0, &dev).unwrap();
         let mut adam_g = mri_train::Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = mri_train::Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with("sn_u")).unwrap();
-        mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, Some(&y), cfg, 0).unwrap()
+        mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, Some(&y), cfg, 0, None).unwrap()
     };
     let (with, without) = (losses(&ac), losses(&base));
     assert!(with[0] > without[0] && with[1] > without[1], "CE ≥ 0 adds to both losses: {with:?} vs {without:?}");
@@ -452,7 +452,7 @@ fn reusing_the_discriminator_steps_fakes_runs_the_generator_once() {
         let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
         let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
-        let losses = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3).unwrap();
+        let losses = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3, None).unwrap();
         (losses, running(&g_vm))
     };
     let ((fresh, stats_fresh), (reused, stats_reused)) = (step(false), step(true));
