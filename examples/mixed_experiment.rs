@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::crossval::run_cross_validation;
-use mri_synth::experiment::{run_experiment, CnnBudget, DaeStages, ExperimentSpec, SyntheticFilter};
+use mri_synth::experiment::{run_experiment, AnomalySets, CnnBudget, ExperimentSpec, SyntheticFilter};
 use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{GanDLayout, GeneratorKind};
 use mri_synth::report::classification_table;
@@ -42,11 +42,16 @@ struct Args {
     /// Phantom slices per class when --data is not given.
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
+    /// Anomaly VAEs: `all` (one on the real healthy slices and one per generator on its
+    /// synthetic and on the mixed healthy slices, the study's), `real` or `off` (a generator
+    /// study's runs skip minutes of anomaly training).
+    #[arg(long, default_value = "all")]
+    anomaly_vae: AnomalySets,
     /// Denoising autoencoders beside the anomaly VAEs (the best anomaly detector on Br35H):
     /// `real` (one, on the real healthy slices), `all` (also one per generator on its
     /// synthetic and on the mixed healthy slices: about 3 minutes each on Br35H) or `off`.
     #[arg(long, default_value = "real")]
-    dae: DaeStages,
+    dae: AnomalySets,
     /// How long the CNNs on synthetic and mixed sets train: `same-images` (as many images shown
     /// as the real-data CNN: a mixed set, twice as large, trains half the epochs) or
     /// `same-epochs` (the study's: a mixed CNN takes twice the time).
@@ -113,6 +118,7 @@ fn main() -> Result<()> {
         phantoms_per_class: a.phantoms_per_class,
         fresh: a.run.fresh,
         quiet: a.run.quiet,
+        anomaly_vae: a.anomaly_vae,
         dae: a.dae,
         cnn_budget: a.cnn_budget,
         gan_d: GanDLayout { avg_pool: a.gan_d_avg_pool, blur: a.gan_d_blur, channels: a.gan_d_channels },

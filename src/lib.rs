@@ -26,7 +26,7 @@
 
 /// `FromStr` for a unit enum from its command-line spellings (the same as its serde names),
 /// with an error that names the kind of thing and lists every spelling: one parser for the
-/// root crate's option kinds (`GeneratorKind`, `DaeStages`, `CnnBudget`).
+/// root crate's option kinds (`GeneratorKind`, `AnomalySets`, `CnnBudget`).
 macro_rules! from_str_by_name {
     ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
         impl std::str::FromStr for $t {
