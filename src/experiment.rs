@@ -800,34 +800,32 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     // trains for fewer epochs): the anomaly budget of the main job holds whatever the data, and
     // the comparison is at equal compute.
     let n_real_healthy = train.of_class(0).len();
-    let mut anomaly_jobs = Vec::new();
-    if spec.anomaly_vae != AnomalySets::Off {
-        anomaly_jobs.push(("anomaly-vae-real".to_string(), AnomalyTrainer::Vae(anomaly_cfg.clone()), train.of_class(0), TrainData::Real, None));
-    }
-    if spec.anomaly_vae == AnomalySets::All {
-        for (&g, syn) in &synthetic {
-            for (what, set) in [(TrainData::Synthetic, syn.of_class(0)), (TrainData::Mixed, train.of_class(0).concat(&syn.of_class(0))?)] {
-                let cfg = AnomalyVaeConfig { epochs: equal_budget_epochs(anomaly_cfg.epochs, n_real_healthy, set.len()), ..anomaly_cfg.clone() };
-                anomaly_jobs.push((format!("anomaly-vae-{what}-{g}"), AnomalyTrainer::Vae(cfg), set, what, Some(g)));
-            }
+    // The healthy training sets `which` names: real, then each generator's synthetic and mixed.
+    let healthy_sets = |which: AnomalySets| -> Result<Vec<(TrainData, Option<GeneratorKind>, ImageSet)>, SynthError> {
+        let mut sets = Vec::new();
+        if which != AnomalySets::Off {
+            sets.push((TrainData::Real, None, train.of_class(0)));
         }
-    }
-    if spec.dae != AnomalySets::Off {
-        let mut sets = vec![(TrainData::Real, None, train.of_class(0))];
-        if spec.dae == AnomalySets::All {
+        if which == AnomalySets::All {
             for (&g, syn) in &synthetic {
                 sets.push((TrainData::Synthetic, Some(g), syn.of_class(0)));
                 sets.push((TrainData::Mixed, Some(g), train.of_class(0).concat(&syn.of_class(0))?));
             }
         }
-        for (what, g, set) in sets {
-            let name = match g {
-                None => "anomaly-dae-real".to_string(),
-                Some(g) => format!("anomaly-dae-{what}-{g}"),
-            };
-            let cfg = DaeConfig { epochs: equal_budget_epochs(dae_cfg.epochs, n_real_healthy, set.len()), ..dae_cfg.clone() };
-            anomaly_jobs.push((name, AnomalyTrainer::Dae(cfg), set, what, g));
-        }
+        Ok(sets)
+    };
+    let job_name = |model: &str, what: TrainData, g: Option<GeneratorKind>| match g {
+        None => format!("anomaly-{model}-real"),
+        Some(g) => format!("anomaly-{model}-{what}-{g}"),
+    };
+    let mut anomaly_jobs = Vec::new();
+    for (what, g, set) in healthy_sets(spec.anomaly_vae)? {
+        let cfg = AnomalyVaeConfig { epochs: equal_budget_epochs(anomaly_cfg.epochs, n_real_healthy, set.len()), ..anomaly_cfg.clone() };
+        anomaly_jobs.push((job_name("vae", what, g), AnomalyTrainer::Vae(cfg), set, what, g));
+    }
+    for (what, g, set) in healthy_sets(spec.dae)? {
+        let cfg = DaeConfig { epochs: equal_budget_epochs(dae_cfg.epochs, n_real_healthy, set.len()), ..dae_cfg.clone() };
+        anomaly_jobs.push((job_name("dae", what, g), AnomalyTrainer::Dae(cfg), set, what, g));
     }
     // The anomaly models are independent of each other: the anomaly VAEs side by side, then the
     // DAEs side by side (a DAE beside the short VAEs left one core idle for most of its time:

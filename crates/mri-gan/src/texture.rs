@@ -11,8 +11,8 @@
 //! centre lands in that bin alone, as in the hard histogram.
 //!
 //! [`TextureTarget`] holds each class's mean and standard deviation of these statistics over
-//! the real training slices, and [`TextureTarget::loss`] is the squared gap, in real standard
-//! deviations, between a generated batch's first two moments and its classes' real ones (the
+//! the real training slices, and [`TextureTarget::loss`] is the pseudo-Huber gap, in real
+//! standard deviations, between a generated batch's first two moments and its classes' real ones (the
 //! feature matching of Salimans et al., "Improved techniques for training GANs", NeurIPS 2016,
 //! on fixed hand-made features rather than the discriminator's). A Fisher discriminant — the
 //! two-sample test's classifier — separates two sets by their mean gap in the features' own
