@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use mri_synth::crossval::run_cross_validation;
-use mri_synth::experiment::{run_experiment, AnomalySets, CnnBudget, ExperimentSpec, SyntheticFilter};
+use mri_synth::experiment::{run_experiment, AnomalySets, CnnBudget, ExperimentSpec, SyntheticFilter, SyntheticTexture};
 use mri_synth::gan::DiscriminatorBlur;
 use mri_synth::generators::{GanDLayout, GeneratorKind};
 use mri_synth::report::classification_table;
@@ -91,6 +91,12 @@ struct Args {
     /// real-data CNN puts in their class; docs/models.md, session 25).
     #[arg(long, default_value = "off")]
     synthetic_filter: SyntheticFilter,
+    /// What is done to a synthetic set's texture: `off`; `rings` (every draw takes the energy
+    /// of each high-frequency ring of its spectrum from a draw of either class, so that texture
+    /// stops telling the classes apart); `amplitudes` (the partner's whole high-frequency
+    /// amplitude spectrum). docs/models.md, session 28.
+    #[arg(long, default_value = "off")]
+    synthetic_texture: SyntheticTexture,
     /// Grouped K-fold cross-validation: the whole study K times (`--out/fold{i}`, each testing
     /// one K-th of the near-duplicate groups, every group once), then every row's mean ± sd
     /// over folds (`folds.md`, `folds.json`). K times the main job's time.
@@ -127,6 +133,7 @@ fn main() -> Result<()> {
         gan_overrides: a.gan_set,
         synthetic_cnn_overrides: a.synthetic_cnn_set,
         synthetic_filter: a.synthetic_filter,
+        synthetic_texture: a.synthetic_texture,
     };
     if let Some(k) = a.folds {
         let cv = run_cross_validation(&spec, k as usize, &device)?;

@@ -21,6 +21,7 @@ use mri_cnn::{predict_proba, CnnConfig, TrainOptions};
 use mri_dae::DaeConfig;
 use mri_metrics::ThresholdCriterion;
 use mri_preprocess::{Fold, SplitPart};
+use mri_train::spectral::SpectralExchange;
 use mri_train::{Checkpoint, ConfigOverride, Fingerprint, ImageSet, Preset, RunOptions};
 use mri_vae::AnomalyVaeConfig;
 use serde::de::DeserializeOwned;
@@ -29,7 +30,10 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation, AnomalyModel};
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
-use crate::generators::{synthetic_seed, train_generators, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES};
+use crate::generators::{
+    exchange_texture, synthetic_seed, train_generators, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES,
+    TEXTURE_EXCHANGE_CUTOFF,
+};
 use crate::quality::{class_texture, generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
 pub use crate::report::{study_accuracy, ClassCounts, Classifier, DatasetInfo, Report, ResultRow, TrainData};
@@ -74,6 +78,27 @@ pub enum SyntheticFilter {
 }
 
 from_str_by_name!(SyntheticFilter, "synthetic filter", { Off => "off", RealCnn => "real-cnn" });
+
+/// What is done to a generator's synthetic set once every class is drawn (and filtered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyntheticTexture {
+    /// The draws as the generator made them: the study's, and the default.
+    #[default]
+    Off,
+    /// Every draw takes the energy of each high-frequency ring of its Fourier spectrum from a
+    /// partner drawn from the whole set, whatever its class, keeping its own phase and
+    /// amplitude pattern ([`crate::generators::exchange_texture`]): two per-class generators
+    /// leave two texture signatures that tell the classes apart better than real texture does
+    /// (docs/models.md, session 26), and a CNN trained on the set alone learns them. Uses no
+    /// real slice, so the set stays "synthetic data alone".
+    Rings,
+    /// As `Rings`, but the partner's whole high-frequency amplitude spectrum: a stronger
+    /// exchange that leaves an echo of the partner's structures (docs/models.md, session 28).
+    Amplitudes,
+}
+
+from_str_by_name!(SyntheticTexture, "synthetic texture", { Off => "off", Rings => "rings", Amplitudes => "amplitudes" });
 
 /// How long the CNNs on synthetic and mixed sets train, against the real-data CNN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,6 +175,8 @@ pub struct ExperimentSpec {
     pub synthetic_cnn_overrides: Vec<ConfigOverride>,
     /// Which draws make each synthetic set.
     pub synthetic_filter: SyntheticFilter,
+    /// What is done to each synthetic set's texture once it is drawn.
+    pub synthetic_texture: SyntheticTexture,
 }
 
 impl ExperimentSpec {
@@ -180,6 +207,7 @@ impl ExperimentSpec {
             gan_overrides: Vec::new(),
             synthetic_cnn_overrides: Vec::new(),
             synthetic_filter: SyntheticFilter::Off,
+            synthetic_texture: SyntheticTexture::Off,
         }
     }
 }
@@ -214,6 +242,9 @@ pub struct RunSettings {
     /// `--synthetic-filter` (absent in folders written before it existed: off).
     #[serde(default)]
     pub synthetic_filter: SyntheticFilter,
+    /// `--synthetic-texture` (absent in folders written before it existed: off).
+    #[serde(default)]
+    pub synthetic_texture: SyntheticTexture,
 }
 
 struct Runner<'a> {
@@ -496,6 +527,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         gan_set: spec.gan_overrides.iter().map(|o| o.to_string()).collect(),
         synthetic_cnn_set: spec.synthetic_cnn_overrides.iter().map(|o| o.to_string()).collect(),
         synthetic_filter: spec.synthetic_filter,
+        synthetic_texture: spec.synthetic_texture,
     })
     .expect("serialises");
     crate::rundir::check_stages::<RunSettings>(&spec.out.join("stages"), &fingerprint, &settings)?;
@@ -589,6 +621,23 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             };
             set = set.concat(&drawn)?;
             gen_histories.push((format!("{}-{class}", kind.name()), report.history.clone()));
+        }
+        let exchange = match spec.synthetic_texture {
+            SyntheticTexture::Off => None,
+            SyntheticTexture::Rings => Some(SpectralExchange::RingEnergies),
+            SyntheticTexture::Amplitudes => Some(SpectralExchange::Amplitudes),
+        };
+        if let Some(what) = exchange {
+            // One partner stream per generator and seed; the files on disk are the set the
+            // CNNs train on.
+            set = exchange_texture(&set, what, synthetic_seed(spec.seed, 0x7E47) ^ kind as u64)?;
+            for (label, class) in CLASSES {
+                let of_class = set.of_class(label);
+                let images = of_class.images_tensor(device)?;
+                mri_train::write_class_pngs(&dir, class, &images, 0)?;
+                mri_train::save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, of_class.len().min(32))?, None)?;
+            }
+            println!("  {kind}: {what:?} above {TEXTURE_EXCHANGE_CUTOFF} cycles per side exchanged across the classes");
         }
         runner.timings.insert(format!("generator-{}", kind.name()), t_train);
         println!("stage generator-{}: {} synthetic slices in {} ({:.1} s)", kind.name(), set.len(), dir.display(), t0.elapsed().as_secs_f64());

@@ -438,6 +438,30 @@ pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, 
     Ok(write_synthetic_filtered(gen, class, label, n, seed, dir, device, &all)?.0)
 }
 
+/// Radius in cycles per image side from which [`exchange_texture`] exchanges Fourier
+/// amplitudes. Below it lie the head's outline and the slice's brightness (at 64 px, structures
+/// of 16 px and more); above it, texture, edges' sharpness and noise. On Br35H the GAN's two
+/// classes differ most in the bands from 4 to 16 cycles (docs/models.md, session 28).
+pub const TEXTURE_EXCHANGE_CUTOFF: f32 = 4.0;
+
+/// Pixels at or under this value in a draw are background and stay as drawn in
+/// [`exchange_texture`] (the preprocessing's background is 0), so that the exchanged
+/// high frequencies do not ring into the empty field around the head.
+pub const TEXTURE_EXCHANGE_BACKGROUND: f32 = 0.02;
+
+/// Every image of `set` with `what` of its Fourier spectrum above [`TEXTURE_EXCHANGE_CUTOFF`]
+/// (each ring's energy, or the whole amplitude spectrum) from a partner drawn uniformly
+/// (seeded by `seed`) from the whole set, whatever its class: each draw keeps its phase — its
+/// anatomy and lesion — while its texture energy becomes independent of its label ([`mri_train::spectral`] says why). Background pixels
+/// ([`TEXTURE_EXCHANGE_BACKGROUND`]) stay as drawn; the rest is clamped to [0, 1]. Labels and
+/// order are kept. No real slice is used.
+///
+/// # Errors
+/// An empty set.
+pub fn exchange_texture(set: &ImageSet, what: mri_train::spectral::SpectralExchange, seed: u64) -> Result<ImageSet, SynthError> {
+    Ok(mri_train::spectral::exchange_across_set(set, what, TEXTURE_EXCHANGE_CUTOFF, TEXTURE_EXCHANGE_BACKGROUND, seed)?)
+}
+
 /// An (n, 1, S, S) tensor as an image set labelled `label`.
 fn images_to_set(images: &Tensor, label: u32) -> Result<ImageSet, SynthError> {
     let (_, _, s, _) = images.dims4()?;

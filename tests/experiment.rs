@@ -256,7 +256,7 @@ fn synthetic_and_mixed_models_train_at_the_real_sets_cost() {
 
 #[test]
 fn option_kinds_parse_their_serde_spellings_and_list_them_on_error() {
-    use mri_synth::experiment::{AnomalySets, CnnBudget, SyntheticFilter};
+    use mri_synth::experiment::{AnomalySets, CnnBudget, SyntheticFilter, SyntheticTexture};
     use mri_synth::generators::GeneratorKind;
     for (budget, name) in [(CnnBudget::SameImages, "same-images"), (CnnBudget::SameEpochs, "same-epochs")] {
         assert_eq!(name.parse::<CnnBudget>().unwrap(), budget);
@@ -269,6 +269,10 @@ fn option_kinds_parse_their_serde_spellings_and_list_them_on_error() {
     for (filter, name) in [(SyntheticFilter::Off, "off"), (SyntheticFilter::RealCnn, "real-cnn")] {
         assert_eq!(name.parse::<SyntheticFilter>().unwrap(), filter);
         assert_eq!(serde_json::to_value(filter).unwrap(), name);
+    }
+    for (texture, name) in [(SyntheticTexture::Off, "off"), (SyntheticTexture::Rings, "rings"), (SyntheticTexture::Amplitudes, "amplitudes")] {
+        assert_eq!(name.parse::<SyntheticTexture>().unwrap(), texture);
+        assert_eq!(serde_json::to_value(texture).unwrap(), name);
     }
     assert_eq!("gan".parse::<GeneratorKind>().unwrap(), GeneratorKind::Gan);
     let e = "same".parse::<CnnBudget>().unwrap_err().to_string();
@@ -304,9 +308,14 @@ fn cross_validation_tests_every_slice_once_and_summarises_the_folds() {
         // The real anomaly VAE only: a generator study's setting, checked here.
         anomaly_vae: mri_synth::experiment::AnomalySets::Real,
         dae: mri_synth::experiment::AnomalySets::Off,
+        // The texture exchange on the synthetic set: its files are the exchanged images.
+        synthetic_texture: mri_synth::experiment::SyntheticTexture::Rings,
         ..quick_spec(dir.path())
     };
     let cv = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
+    // The exchange ran (its errors would have stopped the run) and the stages record it.
+    let stage = std::fs::read_to_string(dir.path().join("fold0/stages/cnn-synthetic-vae.json")).unwrap();
+    assert!(stage.contains(r#""synthetic_texture":"rings""#), "{stage}");
     let trained = |name: &str| dir.path().join(format!("fold0/checkpoints/{name}.json")).exists();
     assert!(trained("anomaly-vae-real") && !trained("anomaly-vae-synthetic-vae") && !trained("anomaly-vae-mixed-vae"));
     assert_eq!(cv.folds, 2);

@@ -37,6 +37,8 @@
 //!   their own backward passes on the CPU.
 //! - [`translate`]: a per-image shift of a batch with one pass forward and one backward on the
 //!   CPU (DiffAugment's translation).
+//! - [`spectral`]: one image's Fourier phase with another's high-frequency amplitudes (a
+//!   synthetic set's texture made independent of its classes).
 //! - [`ImageSet`]: images + labels in memory, seeded batches with optional flip augmentation, or
 //!   the full seeded [`AugmentConfig`] (geometry, intensity, noise, blur, cutout).
 //!
@@ -59,7 +61,7 @@
 //! file hashes), `clap` (optional feature `clap`: presets and model kinds as command-line
 //! values), `rand` + `rand_chacha`
 //! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars), `rayon` (parallel im2col / col2im),
-//! `realfft` + `rustfft` (the FFTs of [`fftconv`]: pure Rust, SIMD chosen at run time),
+//! `realfft` + `rustfft` (the FFTs of [`fftconv`] and [`spectral`]: pure Rust, SIMD chosen at run time),
 //! `thiserror` (the error enum), `libc` (Linux with glibc only: `mallopt`, see
 //! [`configure_allocator`]).
 #![warn(missing_docs)]
@@ -86,6 +88,7 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 pub mod shift;
+pub mod spectral;
 pub mod upconv;
 
 pub use activation::{leaky_relu, relu};
