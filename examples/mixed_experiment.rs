@@ -39,6 +39,11 @@ struct Args {
     /// Synthetic images per class (default: as many as real training images of the class).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     synthetic_per_class: Option<u64>,
+    /// Draws per class for the CNN trained on synthetic slices alone, when more than
+    /// --synthetic-per-class: the first --synthetic-per-class draws of each (the very draws a
+    /// run without it makes) still make the set of every other stage (docs/models.md, session 28).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    synthetic_only_per_class: Option<u64>,
     /// Phantom slices per class when --data is not given.
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
@@ -120,6 +125,7 @@ fn main() -> Result<()> {
         fold: None,
         generators: a.generators,
         synthetic_per_class: a.synthetic_per_class.map(|n| n as usize),
+        synthetic_only_per_class: a.synthetic_only_per_class.map(|n| n as usize),
         skip_invalid: a.run.skip_invalid,
         phantoms_per_class: a.phantoms_per_class,
         fresh: a.run.fresh,

@@ -144,6 +144,14 @@ pub struct ExperimentSpec {
     pub generators: Vec<GeneratorKind>,
     /// Synthetic images per class (default: as many as real training images of that class).
     pub synthetic_per_class: Option<usize>,
+    /// Draws per class for the CNN trained on a synthetic set alone, when more than
+    /// `synthetic_per_class`: the generator is sampled this often, and the first
+    /// `synthetic_per_class` draws of each class (the very draws a run without it makes) are the
+    /// set every other stage uses — the mixed CNN, the anomaly VAEs, the generation metrics —
+    /// so that only the synthetic-only row changes. A generator's draws are free: with more of
+    /// them the CNN sees each draw fewer times within its image budget (docs/models.md,
+    /// session 28).
+    pub synthetic_only_per_class: Option<usize>,
     /// Skip unreadable images.
     pub skip_invalid: bool,
     /// Phantoms per class when `data` is `None`.
@@ -194,6 +202,7 @@ impl ExperimentSpec {
             fold: None,
             generators: vec![GeneratorKind::Vae, GeneratorKind::Gan],
             synthetic_per_class: None,
+            synthetic_only_per_class: None,
             skip_invalid: false,
             phantoms_per_class: if preset == Preset::Quick { 40 } else { 200 },
             fresh: false,
@@ -230,6 +239,9 @@ pub struct RunSettings {
     pub generator_steps: Option<usize>,
     /// `--synthetic-per-class`.
     pub synthetic_per_class: Option<usize>,
+    /// `--synthetic-only-per-class` (absent in folders written before it existed: none).
+    #[serde(default)]
+    pub synthetic_only_per_class: Option<usize>,
     /// `--cnn-budget`.
     pub cnn_budget: CnnBudget,
     /// `--vae-set`, as given.
@@ -494,8 +506,8 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     }
     let cnn_cfg = mri_train::apply_overrides(&cnn_cfg, &spec.cnn_overrides)?;
     let synthetic_cnn_cfg = mri_train::apply_overrides(&cnn_cfg, &spec.synthetic_cnn_overrides)?;
-    if spec.synthetic_per_class == Some(0) {
-        return Err(SynthError::Invalid("--synthetic-per-class must be at least 1".into()));
+    if spec.synthetic_per_class == Some(0) || spec.synthetic_only_per_class == Some(0) {
+        return Err(SynthError::Invalid("--synthetic-per-class and --synthetic-only-per-class must be at least 1".into()));
     }
 
     // Data and split (always recomputed from the cache: fast), then the output folder is bound
@@ -522,6 +534,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         epochs: spec.epochs,
         generator_steps: spec.generator_steps,
         synthetic_per_class: spec.synthetic_per_class,
+        synthetic_only_per_class: spec.synthetic_only_per_class,
         cnn_budget: spec.cnn_budget,
         vae_set: spec.vae_overrides.iter().map(|o| o.to_string()).collect(),
         gan_set: spec.gan_overrides.iter().map(|o| o.to_string()).collect(),
@@ -580,6 +593,8 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
 
     // Generators per class, trained on train only, and their synthetic sets.
     let mut synthetic: BTreeMap<GeneratorKind, ImageSet> = BTreeMap::new();
+    // Larger sets for the synthetic-only CNNs (`synthetic_only_per_class`), by generator.
+    let mut synthetic_only: BTreeMap<GeneratorKind, ImageSet> = BTreeMap::new();
     let mut gen_histories: Vec<(String, serde_json::Value)> = Vec::new();
     for &kind in &spec.generators {
         let gspec = GeneratorSpec {
@@ -604,8 +619,12 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         let t_train = t0.elapsed().as_secs_f64();
         let mut set = ImageSet::new(side);
         let dir = spec.out.join("synthetic").join(kind.name());
+        // Draws per class of the set every stage uses; the synthetic-only CNN may take more.
+        let mut per_class = Vec::new();
         for ((class, gen, report), (label, _)) in trained.iter().zip(CLASSES) {
-            let n = spec.synthetic_per_class.unwrap_or_else(|| train.of_class(label).len());
+            let n_shared = spec.synthetic_per_class.unwrap_or_else(|| train.of_class(label).len());
+            per_class.push((label, n_shared));
+            let n = n_shared.max(spec.synthetic_only_per_class.unwrap_or(0));
             // Synthetic labels come from the generator's class, never from folder order.
             let seed = synthetic_seed(spec.seed, label);
             let drawn = match spec.synthetic_filter {
@@ -641,7 +660,17 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         }
         runner.timings.insert(format!("generator-{}", kind.name()), t_train);
         println!("stage generator-{}: {} synthetic slices in {} ({:.1} s)", kind.name(), set.len(), dir.display(), t0.elapsed().as_secs_f64());
-        synthetic.insert(kind, set);
+        // The shared set: the first draws of each class (the synthetic-only set when no more
+        // were asked for).
+        let mut shared = ImageSet::new(side);
+        for &(label, n_shared) in &per_class {
+            shared = shared.concat(&first_images(&set.of_class(label), n_shared))?;
+        }
+        if shared.len() < set.len() {
+            println!("  {kind}: the CNN on synthetic slices alone takes all {}; every other stage the first {}", set.len(), shared.len());
+            synthetic_only.insert(kind, set);
+        }
+        synthetic.insert(kind, shared);
     }
 
     // Real | each generator, per class: eight slices a row, real test slices first.
@@ -681,7 +710,8 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     // The CNNs on synthetic and mixed sets are independent of each other: side by side.
     let mut cnn_jobs = Vec::new();
     for (&g, syn) in &synthetic {
-        for (what, set) in [(TrainData::Synthetic, syn.clone()), (TrainData::Mixed, train.concat(syn)?)] {
+        let syn_only = synthetic_only.get(&g).unwrap_or(syn);
+        for (what, set) in [(TrainData::Synthetic, syn_only.clone()), (TrainData::Mixed, train.concat(syn)?)] {
             let name = format!("cnn-{what}-{g}");
             let base = if what == TrainData::Synthetic { &synthetic_cnn_cfg } else { &cnn_cfg };
             let cfg = match spec.cnn_budget {
@@ -952,4 +982,11 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     };
     write_report(spec, &report, &test.labels, &gen_histories, &cnn_histories)?;
     Ok(report)
+}
+
+/// The first `k` images of `set` (all of them when it has fewer), with their labels.
+fn first_images(set: &ImageSet, k: usize) -> ImageSet {
+    let k = k.min(set.len());
+    let px = set.side * set.side;
+    ImageSet { side: set.side, pixels: set.pixels[..k * px].to_vec(), labels: set.labels[..k].to_vec() }
 }

@@ -310,12 +310,26 @@ fn cross_validation_tests_every_slice_once_and_summarises_the_folds() {
         dae: mri_synth::experiment::AnomalySets::Off,
         // The texture exchange on the synthetic set: its files are the exchanged images.
         synthetic_texture: mri_synth::experiment::SyntheticTexture::Rings,
+        // 40 draws a class for the synthetic-only CNN; the other stages keep the first ones.
+        synthetic_only_per_class: Some(40),
         ..quick_spec(dir.path())
     };
     let cv = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
     // The exchange ran (its errors would have stopped the run) and the stages record it.
     let stage = std::fs::read_to_string(dir.path().join("fold0/stages/cnn-synthetic-vae.json")).unwrap();
     assert!(stage.contains(r#""synthetic_texture":"rings""#), "{stage}");
+    let pngs = std::fs::read_dir(dir.path().join("fold0/synthetic/vae/yes")).unwrap().count();
+    assert_eq!(pngs, 40, "every draw of the synthetic-only set is written");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("fold0/report.json")).unwrap()).unwrap();
+    let split = mri_synth::preprocess::SplitManifest::read(&dir.path().join("fold0/split.json")).unwrap();
+    let rows = report["generation"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "one generation row per class");
+    for row in rows {
+        let class = row["class"].as_str().unwrap();
+        let n_train =
+            split.items.iter().filter(|i| i.split == mri_synth::preprocess::SplitPart::Train && serde_json::to_value(i.label).unwrap() == class).count();
+        assert_eq!(row["n"].as_u64().unwrap() as usize, n_train, "the generation metrics use the shared set ({class})");
+    }
     let trained = |name: &str| dir.path().join(format!("fold0/checkpoints/{name}.json")).exists();
     assert!(trained("anomaly-vae-real") && !trained("anomaly-vae-synthetic-vae") && !trained("anomaly-vae-mixed-vae"));
     assert_eq!(cv.folds, 2);
