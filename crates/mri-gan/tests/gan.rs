@@ -58,7 +58,10 @@ fn shapes_ranges_and_parameter_counts() {
         let v: Vec<f32> = img.flatten_all().unwrap().to_vec1().unwrap();
         assert!(v.iter().all(|p| (-1.0..=1.0).contains(p)), "generator output leaves [-1, 1]");
         assert_eq!(d.forward(&img).unwrap().dims(), &[3 / cfg.pack(), 1], "one logit an image, or a pack");
-        let s: Vec<f32> = sample(&g, None, 5, 0, 2, &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let drawn = sample(&g, None, 5, 0, 2, &dev).unwrap();
+        // No autograd graph held by the draws (it held gigabytes for 20 000 of them).
+        assert!(!drawn.track_op(), "samples are detached");
+        let s: Vec<f32> = drawn.flatten_all().unwrap().to_vec1().unwrap();
         assert!(s.iter().all(|p| (0.0..=1.0).contains(p)), "samples leave [0, 1]");
         let count = |vm: &VarMap| {
             vm.data().lock().unwrap().iter().filter(|(k, _)| !k.contains("running_") && !k.ends_with(mri_gan::SN_U)).map(|(_, v)| v.elem_count()).sum::<usize>()

@@ -352,7 +352,9 @@ pub fn sample_from<M: VaeModel>(model: &M, codes: Option<&CodeSampler>, n: usize
     let mut parts = Vec::new();
     for start in (0..n).step_by(batch_size.max(1)) {
         let len = batch_size.max(1).min(n - start);
-        parts.push(model.decode(&z.narrow(0, start, len)?, false)?);
+        // Detached: a decoded batch would otherwise hold its whole autograd graph (the
+        // decoder's weights are variables) until the end, gigabytes for tens of thousands of draws.
+        parts.push(model.decode(&z.narrow(0, start, len)?, false)?.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)
 }

@@ -186,7 +186,9 @@ fn save_load_gives_identical_outputs_and_bad_checkpoints_are_refused() {
     let ck = Checkpoint::at(dir.path(), "vae-yes");
     let (loaded_cfg, model, _) = load_vae::<VaeConfig>(&ck, &dev).unwrap();
     assert_eq!(loaded_cfg, cfg);
-    let a = sample(&out.model, 6, 9, 4, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let drawn = sample(&out.model, 6, 9, 4, &dev).unwrap();
+    assert!(!drawn.track_op(), "samples are detached: no autograd graph held by the draws");
+    let a = drawn.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let b = sample(&model, 6, 9, 4, &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(a, b);
     let ra = reconstruct_set(&out.model, &set, 4, &dev).unwrap();
