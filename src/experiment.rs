@@ -648,7 +648,8 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         };
         if let Some(what) = exchange {
             // One partner stream per generator and seed; the files on disk are the set the
-            // CNNs train on.
+            // CNNs train on. With `synthetic_only_per_class` the partners come from all the
+            // draws, so the shared first draws are exchanged with partners a smaller run lacks.
             set = exchange_texture(&set, what, synthetic_seed(spec.seed, 0x7E47) ^ kind as u64)?;
             for (label, class) in CLASSES {
                 let of_class = set.of_class(label);
