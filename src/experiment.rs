@@ -31,8 +31,8 @@ use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{
-    exchange_texture, synthetic_seed, train_generators, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES,
-    TEXTURE_EXCHANGE_CUTOFF,
+    exchange_texture, synthetic_seed, train_generators, write_class_set, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec,
+    CLASSES, TEXTURE_EXCHANGE_CUTOFF,
 };
 use crate::quality::{class_texture, generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
@@ -652,10 +652,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             // draws, so the shared first draws are exchanged with partners a smaller run lacks.
             set = exchange_texture(&set, what, synthetic_seed(spec.seed, 0x7E47) ^ kind as u64)?;
             for (label, class) in CLASSES {
-                let of_class = set.of_class(label);
-                let images = of_class.images_tensor(device)?;
-                mri_train::write_class_pngs(&dir, class, &images, 0)?;
-                mri_train::save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, of_class.len().min(32))?, None)?;
+                write_class_set(&set.of_class(label), class, &dir, device)?;
             }
             println!("  {kind}: {what:?} above {TEXTURE_EXCHANGE_CUTOFF} cycles per side exchanged across the classes");
         }

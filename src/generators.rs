@@ -525,8 +525,16 @@ pub fn write_synthetic_filtered(
             set.len()
         )));
     }
-    let images = Tensor::from_slice(&set.pixels, (n, 1, set.side, set.side), device)?;
-    write_class_pngs(dir, class, &images, 0)?;
-    save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, n.min(32))?, None)?;
+    write_class_set(&set, class, dir, device)?;
     Ok((set, drawn))
+}
+
+/// Writes a class's synthetic set as `dir/<class>/<class>-NNNNN.png` plus a grid of the first
+/// 32 as `dir/<class>-grid.png` (what [`write_synthetic`] writes; also used to rewrite a set
+/// after its texture was exchanged).
+pub(crate) fn write_class_set(set: &ImageSet, class: &str, dir: &Path, device: &Device) -> Result<(), SynthError> {
+    let images = set.images_tensor(device)?;
+    write_class_pngs(dir, class, &images, 0)?;
+    save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, set.len().min(32))?, None)?;
+    Ok(())
 }
