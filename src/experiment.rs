@@ -31,8 +31,8 @@ use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{
-    exchange_texture, synthetic_seed, train_generators, write_class_set, write_synthetic, write_synthetic_filtered, GanDLayout, GeneratorKind, GeneratorSpec,
-    CLASSES, TEXTURE_EXCHANGE_CUTOFF,
+    draw_synthetic_filtered, exchange_texture, synthetic_seed, train_generators, write_class_set, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES,
+    TEXTURE_EXCHANGE_CUTOFF,
 };
 use crate::quality::{class_texture, generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
@@ -627,13 +627,14 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             let n = n_shared.max(spec.synthetic_only_per_class.unwrap_or(0));
             // Synthetic labels come from the generator's class, never from folder order.
             let seed = synthetic_seed(spec.seed, label);
+            // Drawn here, written once the set is final (after a texture exchange, if any).
             let drawn = match spec.synthetic_filter {
-                SyntheticFilter::Off => write_synthetic(gen, class, label, n, seed, &dir, device)?,
+                SyntheticFilter::Off => draw_synthetic_filtered(gen, class, label, n, seed, device, &|b: &ImageSet| Ok(vec![true; b.len()]))?.0,
                 SyntheticFilter::RealCnn => {
                     let keep = |b: &ImageSet| -> Result<Vec<bool>, SynthError> {
                         Ok(mri_cnn::predict_proba(&cnn_real, b, 64, device)?.iter().map(|&p| crate::quality::in_class(p, label)).collect())
                     };
-                    let (kept, draws) = write_synthetic_filtered(gen, class, label, n, seed, &dir, device, &keep)?;
+                    let (kept, draws) = draw_synthetic_filtered(gen, class, label, n, seed, device, &keep)?;
                     println!("  {kind} {class}: kept {n} of {draws} draws, those the real-data CNN puts in the class");
                     kept
                 }
@@ -651,10 +652,10 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             // CNNs train on. With `synthetic_only_per_class` the partners come from all the
             // draws, so the shared first draws are exchanged with partners a smaller run lacks.
             set = exchange_texture(&set, what, synthetic_seed(spec.seed, 0x7E47) ^ kind as u64)?;
-            for (label, class) in CLASSES {
-                write_class_set(&set.of_class(label), class, &dir, device)?;
-            }
             println!("  {kind}: {what:?} above {TEXTURE_EXCHANGE_CUTOFF} cycles per side exchanged across the classes");
+        }
+        for (label, class) in CLASSES {
+            write_class_set(&set.of_class(label), class, &dir, device)?;
         }
         runner.timings.insert(format!("generator-{}", kind.name()), t_train);
         println!("stage generator-{}: {} synthetic slices in {} ({:.1} s)", kind.name(), set.len(), dir.display(), t0.elapsed().as_secs_f64());

@@ -495,6 +495,25 @@ pub fn write_synthetic_filtered(
     device: &Device,
     keep: &dyn Fn(&ImageSet) -> Result<Vec<bool>, SynthError>,
 ) -> Result<(ImageSet, usize), SynthError> {
+    let (set, drawn) = draw_synthetic_filtered(gen, class, label, n, seed, device, keep)?;
+    write_class_set(&set, class, dir, device)?;
+    Ok((set, drawn))
+}
+
+/// [`write_synthetic_filtered`] without the files: the same draws and the same set, for a
+/// caller that transforms the set before it writes it once ([`write_class_set`]).
+///
+/// # Errors
+/// As [`write_synthetic_filtered`], but for I/O.
+pub fn draw_synthetic_filtered(
+    gen: &ClassGenerator,
+    class: &str,
+    label: u32,
+    n: usize,
+    seed: u64,
+    device: &Device,
+    keep: &dyn Fn(&ImageSet) -> Result<Vec<bool>, SynthError>,
+) -> Result<(ImageSet, usize), SynthError> {
     if n == 0 {
         return Err(SynthError::Invalid("the number of synthetic images per class must be at least 1".into()));
     }
@@ -525,14 +544,13 @@ pub fn write_synthetic_filtered(
             set.len()
         )));
     }
-    write_class_set(&set, class, dir, device)?;
     Ok((set, drawn))
 }
 
 /// Writes a class's synthetic set as `dir/<class>/<class>-NNNNN.png` plus a grid of the first
 /// 32 as `dir/<class>-grid.png` (what [`write_synthetic`] writes; also used to rewrite a set
 /// after its texture was exchanged).
-pub(crate) fn write_class_set(set: &ImageSet, class: &str, dir: &Path, device: &Device) -> Result<(), SynthError> {
+pub fn write_class_set(set: &ImageSet, class: &str, dir: &Path, device: &Device) -> Result<(), SynthError> {
     let images = set.images_tensor(device)?;
     write_class_pngs(dir, class, &images, 0)?;
     save_recon_grid(&dir.join(format!("{class}-grid.png")), &images.narrow(0, 0, set.len().min(32))?, None)?;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
 use crate::{Result, TrainError};
 
@@ -20,13 +21,17 @@ pub fn write_class_pngs(dir: &Path, class: &str, images: &Tensor, first_index: u
     let out_dir = dir.join(class);
     std::fs::create_dir_all(&out_dir).map_err(|e| TrainError::Io { path: out_dir.clone(), source: e })?;
     let v: Vec<f32> = images.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let mut paths = Vec::with_capacity(n);
-    for i in 0..n {
-        let path = out_dir.join(format!("{class}-{:05}.png", first_index + i));
-        mri_preprocess::save_png(&path, &v[i * s * s..(i + 1) * s * s], s, s).map_err(|e| png_err(&path, e))?;
-        paths.push(path);
-    }
-    Ok(paths)
+    // Encoded and written on rayon's pool: a synthetic-only set of 20 000 draws a class is
+    // 40 000 files, each an atomic write (temporary file, fsync, rename; the temporary names are
+    // unique per thread), and they took most of a reused generator's stage one at a time.
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let path = out_dir.join(format!("{class}-{:05}.png", first_index + i));
+            mri_preprocess::save_png(&path, &v[i * s * s..(i + 1) * s * s], s, s).map_err(|e| png_err(&path, e))?;
+            Ok(path)
+        })
+        .collect()
 }
 
 /// A grid PNG: `originals` (N, 1, S, S) on the odd rows and `reconstructions` below each, 8 per

@@ -185,3 +185,23 @@ fn the_allocator_keeps_freed_buffers_under_glibc() {
     let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
     assert_eq!(mri_train::configure_allocator(), glibc && !mri_train::malloc_tunables_set());
 }
+
+#[test]
+fn class_pngs_are_written_in_order_with_their_pixels() {
+    // Written on rayon's pool: the paths come back in index order and each file holds its own
+    // image (every image a different constant grey, so a mix-up would show).
+    let dir = tempfile::tempdir().unwrap();
+    let (n, s) = (37usize, 8usize);
+    let values: Vec<f32> = (0..n).flat_map(|i| std::iter::repeat_n(i as f32 / 40.0, s * s)).collect();
+    let images = Tensor::from_vec(values, (n, 1, s, s), &Device::Cpu).unwrap();
+    let paths = write_class_pngs(dir.path(), "yes", &images, 5).unwrap();
+    assert_eq!(paths.len(), n);
+    for (i, path) in paths.iter().enumerate() {
+        assert_eq!(path, &dir.path().join("yes").join(format!("yes-{:05}.png", i + 5)));
+        let img = mri_preprocess::decode_grey(&std::fs::read(path).unwrap(), path, 1).unwrap();
+        assert_eq!((img.width, img.height), (s, s));
+        assert!(img.data.iter().all(|&v| (v - i as f32 / 40.0).abs() <= 0.5 / 255.0 + 1e-6), "image {i}");
+    }
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path().join("yes")).unwrap().count(), n);
+}
