@@ -41,7 +41,7 @@ use mri_metrics::pixel_spread;
 use mri_metrics::privacy::{memorisation, MemorisationParams};
 use mri_metrics::segmentation::{best_dice, dice_at};
 use mri_metrics::ssim::{mean_pairwise_ms_ssim, SsimParams};
-use mri_metrics::texture::{texture_feature_rows, TEXTURE_DIM};
+use mri_metrics::texture::{largest_texture_gap, texture_feature_rows, TextureGap, TEXTURE_DIM};
 use mri_metrics::two_sample::{classifier_two_sample, TwoSampleParams};
 use mri_preprocess::phantom::area_downsample;
 use mri_train::ImageSet;
@@ -203,6 +203,13 @@ pub struct GenerationRow {
     /// healthy ones.
     #[serde(default = "nan")]
     pub class_texture_real: f64,
+    /// The texture statistic on which the class's synthetic slices lie furthest from its real
+    /// training slices, in the real slices' standard deviations
+    /// ([`mri_metrics::texture::largest_texture_gap`]): what gives the draws away most plainly
+    /// (the generator's texture-matching loss pulls at these same statistics). Absent in
+    /// reports written before it existed.
+    #[serde(default)]
+    pub texture_gap: Option<TextureGap>,
 }
 
 /// The synthetic slices of one class and where they came from.
@@ -314,6 +321,7 @@ pub fn generation_row(cnn: &Cnn, syn: &SyntheticClass, real: &RealClass, seed: u
         // Set by `class_texture` once both classes' rows exist.
         class_texture: f64::NAN,
         class_texture_real: f64::NAN,
+        texture_gap: largest_texture_gap(&tex_syn, &tex_train),
     })
 }
 

@@ -482,11 +482,19 @@ pub fn write_report(
                 g.recall_real
             ));
         }
-        md.push_str("\n### Generator signature\n\nClassifier two-sample tests (Lopez-Paz & Oquab 2017): the held-out balanced accuracy of a linear discriminant (shrunk Fisher, standardised features), 5-fold cross-validated (fewer folds for sets under 10 slices), at telling two sets apart — ½ when it finds nothing, 1 when every slice gives its set away (a lower bound: a CNN may find more). *Draws vs real*: a class's synthetic slices against the real held-out (validation + test) slices of the class, beside real training slices against the same held-out ones (the reference). *Classes*: the generator's tumour slices against its healthy ones on texture alone, beside the real training slices' — a synthetic pair of classes that texture separates far better than the real pair hands a CNN trained on it a shortcut that real slices do not have.\n\n| Generator | Class | Draws vs real, texture | real train vs held-out | Draws vs real, 8×8 thumbnails | real train vs held-out | Classes apart, texture | real classes |\n|---|---|---|---|---|---|---|---|\n");
+        md.push_str("\n### Generator signature\n\nClassifier two-sample tests (Lopez-Paz & Oquab 2017): the held-out balanced accuracy of a linear discriminant (shrunk Fisher, standardised features), 5-fold cross-validated (fewer folds for sets under 10 slices), at telling two sets apart — ½ when it finds nothing, 1 when every slice gives its set away (a lower bound: a CNN may find more). *Draws vs real*: a class's synthetic slices against the real held-out (validation + test) slices of the class, beside real training slices against the same held-out ones (the reference). *Classes*: the generator's tumour slices against its healthy ones on texture alone, beside the real training slices' — a synthetic pair of classes that texture separates far better than the real pair hands a CNN trained on it a shortcut that real slices do not have. *Largest texture gap*: the texture statistic on which the draws' mean lies furthest from the real training slices' of the class, in those slices' standard deviations (z), with both means.\n\n| Generator | Class | Draws vs real, texture | real train vs held-out | Draws vs real, 8×8 thumbnails | real train vs held-out | Classes apart, texture | real classes | Largest texture gap: statistic, z (draws; real) |\n|---|---|---|---|---|---|---|---|---|\n");
         for g in &report.generation {
             md.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-                g.generator, g.class, g.c2st_texture, g.c2st_texture_real, g.c2st_thumbs, g.c2st_thumbs_real, g.class_texture, g.class_texture_real
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
+                g.generator,
+                g.class,
+                g.c2st_texture,
+                g.c2st_texture_real,
+                g.c2st_thumbs,
+                g.c2st_thumbs_real,
+                g.class_texture,
+                g.class_texture_real,
+                g.texture_gap.as_ref().map_or("—".to_string(), |t| format!("{}, {:+.1} ({:.3}; {:.3})", t.statistic, t.z, t.mean, t.reference_mean))
             ));
         }
         md.push_str("\nMost-copied pairs (synthetic | nearest training image, closest first): `figures/copies-<generator>-<class>.png`. Real test slices (first row) beside each generator's first samples (one row each, generators in the order vae, gan): `figures/compare-yes.png`, `figures/compare-no.png`.\n\n");

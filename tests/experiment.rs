@@ -95,6 +95,10 @@ fn quick_experiment_writes_the_report_and_resumes() {
             assert!((0.0..=1.0).contains(&v), "{g:?}");
         }
         assert!(g.c2st_texture > g.c2st_texture_real, "{g:?}");
+        // The statistic that gives the draws away: named, and as far off as its z says.
+        let gap = g.texture_gap.as_ref().expect("a largest texture gap");
+        assert!(gap.index < mri_synth::metrics::texture::TEXTURE_DIM && !gap.statistic.is_empty(), "{gap:?}");
+        assert!(gap.z.is_finite() && gap.z.abs() > 0.0 && (gap.z > 0.0) == (gap.mean > gap.reference_mean), "{gap:?}");
     }
     // The class separation belongs to a generator: both of its rows hold it.
     for pair in report.generation.chunks(2) {
@@ -134,6 +138,7 @@ fn quick_experiment_writes_the_report_and_resumes() {
         "real_cnn_class_rate",
         "c2st_texture",
         "class_texture",
+        "texture_gap",
     ] {
         assert!(json["generation"][0].get(key).is_some(), "generation row lacks {key}");
     }
@@ -160,6 +165,9 @@ fn quick_experiment_writes_the_report_and_resumes() {
     ] {
         assert!(dir.path().join(f).exists(), "missing {f}");
     }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let gap = report.generation[0].texture_gap.as_ref().unwrap();
+    assert!(md.contains("Largest texture gap") && md.contains(&format!("{}, {:+.1}", gap.statistic, gap.z)), "report.md lacks the texture gap");
     // Synthetic images never enter val or test: the split lists real files only.
     let split = std::fs::read_to_string(dir.path().join("split.json")).unwrap();
     assert!(!split.contains("synthetic"));

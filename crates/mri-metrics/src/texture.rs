@@ -94,6 +94,75 @@ pub fn texture_feature_rows(pixels: &[f32], side: usize) -> Vec<f32> {
     pixels.par_chunks(side * side).flat_map_iter(|img| texture_features(img, side).into_iter().map(|v| v as f32)).collect()
 }
 
+/// What statistic `i` of [`texture_features`] is, in words: `band 1 mean|·|` (level 1 is the
+/// finest), `band 1 RMS`, `gradient [0.05, 0.10)`, `intensity [0.94, 1.00]`, ….
+///
+/// # Panics
+/// When `i >= TEXTURE_DIM`.
+pub fn texture_feature_name(i: usize) -> String {
+    assert!(i < TEXTURE_DIM, "texture statistic {i} of {TEXTURE_DIM}");
+    let bin = |k: usize, width: f64| format!("[{:.2}, {:.2})", k as f64 * width, (k + 1) as f64 * width);
+    if i < 2 * LEVELS {
+        format!("band {} {}", i / 2 + 1, if i % 2 == 0 { "mean|·|" } else { "RMS" })
+    } else if i < 2 * LEVELS + GRAD_BINS {
+        let (k, width) = (i - 2 * LEVELS, GRAD_MAX / GRAD_BINS as f64);
+        if k == GRAD_BINS - 1 {
+            // The last gradient bin also holds everything above GRAD_MAX.
+            format!("gradient [{:.2}, ∞)", k as f64 * width)
+        } else {
+            format!("gradient {}", bin(k, width))
+        }
+    } else {
+        let (k, width) = (i - 2 * LEVELS - GRAD_BINS, 1.0 / INTENSITY_BINS as f64);
+        if k == INTENSITY_BINS - 1 {
+            format!("intensity [{:.2}, 1.00]", k as f64 * width)
+        } else {
+            format!("intensity {}", bin(k, width))
+        }
+    }
+}
+
+/// The texture statistic on which a set's mean lies furthest from a reference set's.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TextureGap {
+    /// Its index in [`texture_features`].
+    pub index: usize,
+    /// [`texture_feature_name`] of it.
+    pub statistic: String,
+    /// (mean of the set − mean of the reference) / the reference's standard deviation (floored
+    /// at [`TEXTURE_GAP_SD_FLOOR`]): how many of the reference's own deviations the set is off.
+    pub z: f64,
+    /// The set's mean of the statistic.
+    pub mean: f64,
+    /// The reference's mean.
+    pub reference_mean: f64,
+}
+
+/// Floor of the reference's standard deviation in [`largest_texture_gap`], so that a statistic
+/// constant over the reference (an empty histogram bin) does not divide by zero; the floor of
+/// the generator's texture-matching loss (`mri_gan::TextureTarget`) is the same.
+pub const TEXTURE_GAP_SD_FLOOR: f64 = 1e-2;
+
+/// The statistic with the largest |z| between `rows` and `reference` (both [`texture_feature_rows`]
+/// of some images, `TEXTURE_DIM` values a row): which texture statistic gives a generator's
+/// draws away most plainly, in the real slices' own spread. `None` when either set has no row
+/// or the reference a single one (no spread).
+pub fn largest_texture_gap(rows: &[f32], reference: &[f32]) -> Option<TextureGap> {
+    let (n, m) = (rows.len() / TEXTURE_DIM, reference.len() / TEXTURE_DIM);
+    if n == 0 || m < 2 {
+        return None;
+    }
+    let column_mean = |x: &[f32], k: usize, j: usize| x.chunks_exact(TEXTURE_DIM).map(|r| r[j] as f64).sum::<f64>() / k as f64;
+    (0..TEXTURE_DIM)
+        .map(|j| {
+            let (mean, reference_mean) = (column_mean(rows, n, j), column_mean(reference, m, j));
+            let var = reference.chunks_exact(TEXTURE_DIM).map(|r| (r[j] as f64 - reference_mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+            let z = (mean - reference_mean) / var.sqrt().max(TEXTURE_GAP_SD_FLOOR);
+            TextureGap { index: j, statistic: texture_feature_name(j), z, mean, reference_mean }
+        })
+        .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +204,32 @@ mod tests {
         let rows = texture_feature_rows(&[clean.clone(), noisy].concat(), side);
         assert_eq!(rows.len(), 2 * TEXTURE_DIM);
         assert_eq!(rows[..TEXTURE_DIM].iter().map(|&v| v as f64).collect::<Vec<_>>().len(), fc.len());
+    }
+
+    #[test]
+    fn the_largest_texture_gap_names_the_statistic_that_moved() {
+        let side = 32;
+        let clean = disc(side);
+        // Reference: the disc at a few brightness levels; set: the same discs with a ±0.1
+        // checkerboard, which leaves no flat pixel: the share of gradients under 0.05 falls from
+        // ~0.9 to 0, the largest move in the reference's spread.
+        let reference: Vec<f32> = (0..6).flat_map(|k| clean.iter().map(move |v| v * (0.9 + 0.04 * k as f32))).collect();
+        let noisy: Vec<f32> = (0..6)
+            .flat_map(|k| {
+                clean.iter().enumerate().map(move |(i, v)| (v * (0.9 + 0.04 * k as f32) + if (i + i / side) % 2 == 0 { 0.1 } else { -0.1 }).clamp(0.0, 1.0))
+            })
+            .collect();
+        let gap = largest_texture_gap(&texture_feature_rows(&noisy, side), &texture_feature_rows(&reference, side)).unwrap();
+        assert_eq!((gap.index, gap.statistic.as_str()), (8, "gradient [0.00, 0.05)"), "{gap:?}");
+        assert!(gap.z < -10.0, "{gap:?}");
+        assert!(gap.mean < gap.reference_mean);
+        // A set against itself is off by nothing; too few reference rows give no answer.
+        let rows = texture_feature_rows(&reference, side);
+        assert!(largest_texture_gap(&rows, &rows).unwrap().z.abs() < 1e-9);
+        assert!(largest_texture_gap(&rows, &rows[..TEXTURE_DIM]).is_none());
+        assert_eq!(texture_feature_name(0), "band 1 mean|·|");
+        assert_eq!(texture_feature_name(9), "gradient [0.05, 0.10)");
+        assert_eq!(texture_feature_name(8 + GRAD_BINS - 1), "gradient [0.55, ∞)");
+        assert_eq!(texture_feature_name(TEXTURE_DIM - 1), "intensity [0.94, 1.00]");
     }
 }
