@@ -44,6 +44,11 @@ struct Args {
     /// run without it makes) still make the set of every other stage (docs/models.md, session 28).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     synthetic_only_per_class: Option<u64>,
+    /// Synthetic slices per class in the mixed CNN's set: the first draws of each class of the
+    /// shared set (the mixed anomaly VAEs and the generation metrics keep the whole set;
+    /// docs/models.md, session 29).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    mixed_synthetic_per_class: Option<u64>,
     /// Phantom slices per class when --data is not given.
     #[arg(long, default_value_t = 200)]
     phantoms_per_class: usize,
@@ -126,6 +131,7 @@ fn main() -> Result<()> {
         generators: a.generators,
         synthetic_per_class: a.synthetic_per_class.map(|n| n as usize),
         synthetic_only_per_class: a.synthetic_only_per_class.map(|n| n as usize),
+        mixed_synthetic_per_class: a.mixed_synthetic_per_class.map(|n| n as usize),
         skip_invalid: a.run.skip_invalid,
         phantoms_per_class: a.phantoms_per_class,
         fresh: a.run.fresh,

@@ -320,9 +320,13 @@ fn cross_validation_tests_every_slice_once_and_summarises_the_folds() {
         synthetic_texture: mri_synth::experiment::SyntheticTexture::Rings,
         // 40 draws a class for the synthetic-only CNN; the other stages keep the first ones.
         synthetic_only_per_class: Some(40),
+        // The mixed CNN takes the first 5 of each class's shared draws.
+        mixed_synthetic_per_class: Some(5),
         ..quick_spec(dir.path())
     };
     let cv = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
+    let stage = std::fs::read_to_string(dir.path().join("fold0/stages/cnn-mixed-vae.json")).unwrap();
+    assert!(stage.contains(r#""mixed_synthetic_per_class":5"#), "{stage}");
     // The exchange ran (its errors would have stopped the run) and the stages record it.
     let stage = std::fs::read_to_string(dir.path().join("fold0/stages/cnn-synthetic-vae.json")).unwrap();
     assert!(stage.contains(r#""synthetic_texture":"rings""#), "{stage}");
@@ -367,4 +371,32 @@ fn cross_validation_tests_every_slice_once_and_summarises_the_folds() {
     let again = mri_synth::crossval::run_cross_validation(&spec, 2, &Device::Cpu).unwrap();
     assert_eq!(again.rows[0].test.accuracy_mean, cv.rows[0].test.accuracy_mean);
     assert!(mri_synth::crossval::run_cross_validation(&spec, 1, &Device::Cpu).is_err());
+}
+
+#[test]
+fn the_mixed_cnn_takes_the_first_synthetic_draws_it_is_given() {
+    use mri_synth::experiment::equal_budget_epochs;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ExperimentSpec {
+        generators: vec![mri_synth::generators::GeneratorKind::Vae],
+        anomaly_vae: mri_synth::experiment::AnomalySets::Off,
+        dae: mri_synth::experiment::AnomalySets::Off,
+        mixed_synthetic_per_class: Some(3),
+        ..quick_spec(dir.path())
+    };
+    let report = run_experiment(&spec, &Device::Cpu).unwrap();
+    // Same image budget as the real CNN: the mixed set's size shows in its epochs (real + 3 a
+    // class, not real + as many synthetic slices again).
+    let n_train = report.dataset.counts["train"].yes + report.dataset.counts["train"].no;
+    let epochs = mri_synth::cnn::CnnConfig::preset(Preset::Quick, Some(16)).epochs;
+    let mixed = report.classification.iter().find(|r| r.train_data == TrainData::Mixed && r.model == mri_synth::report::Classifier::Cnn).unwrap();
+    assert_eq!(mixed.operating_point["epochs"].as_u64().unwrap() as usize, equal_budget_epochs(epochs, n_train, n_train + 6));
+    assert_ne!(equal_budget_epochs(epochs, n_train, n_train + 6), equal_budget_epochs(epochs, n_train, 2 * n_train), "the test tells the sets apart");
+    // The generation metrics keep the whole shared set.
+    assert!(report.generation.iter().all(|g| g.n > 3));
+    // More than the shared set holds is refused, naming the option.
+    let dir = tempfile::tempdir().unwrap();
+    let e =
+        run_experiment(&ExperimentSpec { mixed_synthetic_per_class: Some(1000), out: dir.path().to_path_buf(), ..spec }, &Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("--mixed-synthetic-per-class 1000 exceeds the"), "{e}");
 }
