@@ -31,8 +31,8 @@ use crate::anomaly::{evaluate_techniques, save_anomaly_figure, AnomalyEvaluation
 use crate::data::{DataSpec, PreparedData, SplitFractions};
 use crate::eval::TestMetrics;
 use crate::generators::{
-    draw_synthetic_filtered, exchange_texture, synthetic_seed, train_generators, write_class_set, GanDLayout, GeneratorKind, GeneratorSpec, CLASSES,
-    TEXTURE_EXCHANGE_CUTOFF,
+    draw_synthetic, draw_synthetic_filtered, exchange_texture, synthetic_seed, train_generators, write_class_set, GanDLayout, GeneratorKind, GeneratorSpec,
+    CLASSES, TEXTURE_EXCHANGE_CUTOFF,
 };
 use crate::quality::{class_texture, generation_row, intensity_baseline, localization_row, saliency_row, MaskedSet, RealClass, SyntheticClass};
 use crate::report::{add_intervals, write_report, ReconstructionRow};
@@ -640,7 +640,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
             let seed = synthetic_seed(spec.seed, label);
             // Drawn here, written once the set is final (after a texture exchange, if any).
             let drawn = match spec.synthetic_filter {
-                SyntheticFilter::Off => draw_synthetic_filtered(gen, class, label, n, seed, device, &|b: &ImageSet| Ok(vec![true; b.len()]))?.0,
+                SyntheticFilter::Off => draw_synthetic(gen, class, label, n, seed, device)?,
                 SyntheticFilter::RealCnn => {
                     let keep = |b: &ImageSet| -> Result<Vec<bool>, SynthError> {
                         Ok(mri_cnn::predict_proba(&cnn_real, b, 64, device)?.iter().map(|&p| crate::quality::in_class(p, label)).collect())
@@ -672,10 +672,7 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
         println!("stage generator-{}: {} synthetic slices in {} ({:.1} s)", kind.name(), set.len(), dir.display(), t0.elapsed().as_secs_f64());
         // The shared set: the first draws of each class (the synthetic-only set when no more
         // were asked for).
-        let mut shared = ImageSet::new(side);
-        for &(label, n_shared) in &per_class {
-            shared = shared.concat(&first_images(&set.of_class(label), n_shared))?;
-        }
+        let shared = first_of_each_class(&set, &per_class)?;
         if shared.len() < set.len() {
             println!("  {kind}: the CNN on synthetic slices alone takes all {}; every other stage the first {}", set.len(), shared.len());
             synthetic_only.insert(kind, set);
@@ -722,23 +719,20 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     for (&g, syn) in &synthetic {
         let syn_only = synthetic_only.get(&g).unwrap_or(syn);
         let syn_mixed = match spec.mixed_synthetic_per_class {
-            None => syn.clone(),
+            None => None,
             Some(k) => {
-                let mut part = ImageSet::new(side);
                 for (label, class) in CLASSES {
-                    let of = syn.of_class(label);
-                    if k > of.len() {
+                    let n = syn.of_class(label).len();
+                    if k > n {
                         return Err(SynthError::Invalid(format!(
-                            "--mixed-synthetic-per-class {k} exceeds the {} synthetic {class} slices of the {g} set (raise --synthetic-per-class)",
-                            of.len()
+                            "--mixed-synthetic-per-class {k} exceeds the {n} synthetic {class} slices of the {g} set (raise --synthetic-per-class)"
                         )));
                     }
-                    part = part.concat(&first_images(&of, k))?;
                 }
-                part
+                Some(first_of_each_class(syn, &CLASSES.map(|(label, _)| (label, k)))?)
             }
         };
-        for (what, set) in [(TrainData::Synthetic, syn_only.clone()), (TrainData::Mixed, train.concat(&syn_mixed)?)] {
+        for (what, set) in [(TrainData::Synthetic, syn_only.clone()), (TrainData::Mixed, train.concat(syn_mixed.as_ref().unwrap_or(syn))?)] {
             let name = format!("cnn-{what}-{g}");
             let base = if what == TrainData::Synthetic { &synthetic_cnn_cfg } else { &cnn_cfg };
             let cfg = match spec.cnn_budget {
@@ -1009,6 +1003,16 @@ fn run_study(spec: &ExperimentSpec, device: &Device) -> Result<Report, SynthErro
     };
     write_report(spec, &report, &test.labels, &gen_histories, &cnn_histories)?;
     Ok(report)
+}
+
+/// The first `k` images of each `(label, k)` class of `set`, class after class in that order:
+/// the shared synthetic set of every stage, and the mixed CNN's smaller share of it.
+fn first_of_each_class(set: &ImageSet, per_class: &[(u32, usize)]) -> Result<ImageSet, SynthError> {
+    let mut out = ImageSet::new(set.side);
+    for &(label, k) in per_class {
+        out = out.concat(&first_images(&set.of_class(label), k))?;
+    }
+    Ok(out)
 }
 
 /// The first `k` images of `set` (all of them when it has fewer), with their labels.

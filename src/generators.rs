@@ -433,9 +433,20 @@ fn load(path: &Path, class: Option<(u32, &str)>, device: &Device) -> Result<Clas
 /// # Errors
 /// `n == 0`; candle and I/O errors.
 pub fn write_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, seed: u64, dir: &Path, device: &Device) -> Result<ImageSet, SynthError> {
+    let set = draw_synthetic(gen, class, label, n, seed, device)?;
+    write_class_set(&set, class, dir, device)?;
+    Ok(set)
+}
+
+/// [`write_synthetic`] without the files: the same `n` draws, for a caller that transforms the
+/// set before it writes it once ([`write_class_set`]).
+///
+/// # Errors
+/// `n == 0`; candle errors.
+pub fn draw_synthetic(gen: &ClassGenerator, class: &str, label: u32, n: usize, seed: u64, device: &Device) -> Result<ImageSet, SynthError> {
     // Every draw accepted: one round, the draws in order.
     let all = |b: &ImageSet| -> Result<Vec<bool>, SynthError> { Ok(vec![true; b.len()]) };
-    Ok(write_synthetic_filtered(gen, class, label, n, seed, dir, device, &all)?.0)
+    Ok(draw_synthetic_filtered(gen, class, label, n, seed, device, &all)?.0)
 }
 
 /// Radius in cycles per image side from which [`exchange_texture`] exchanges Fourier
