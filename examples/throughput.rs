@@ -12,6 +12,7 @@ use anyhow::Result;
 use clap::Parser;
 use mri_synth::throughput::{measure, ThroughputSpec};
 use mri_synth::train::{ConfigOverride, DeviceChoice, ModelKind, Preset};
+use mri_train::fastconv::{set_conv_algorithm, ConvAlgorithm};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time training and inference of one model; print one JSON line")]
@@ -41,11 +42,16 @@ struct Args {
     /// cpu, cuda, metal or auto (GPUs need the cargo feature of the same name).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// The CPU convs' algorithm: `auto` (shifted views for stride-1 convs) or `im2col` (every
+    /// conv as im2col + GEMM, the yardstick): times one against the other.
+    #[arg(long, value_enum, default_value_t = ConvAlgorithm::Auto)]
+    conv: ConvAlgorithm,
 }
 
 fn main() -> Result<()> {
     mri_train::configure_runtime();
     let a = Args::parse();
+    set_conv_algorithm(a.conv);
     let device = a.device.parse::<DeviceChoice>()?.device()?;
     let spec =
         ThroughputSpec { model: a.model, preset: a.preset, batch: a.batch, image_size: a.image_size, warmup: a.warmup, steps: a.steps, overrides: a.set };

@@ -10,7 +10,9 @@ One command compares both on this machine, in one sitting (docs/performance.md):
 For every model and preset it times PyTorch in this process, then runs the Rust binary with the
 same arguments, and prints a Markdown table of images/s and the Rust / PyTorch ratios (plus one
 JSON line per measurement with --json). `--model cnn --preset paper` times one model only;
-without --rust only PyTorch is timed.
+without --rust only PyTorch is timed. `--rounds 3` alternates PyTorch and Rust three times per
+model and reports medians; `--rust-arg=--conv=im2col` passes an argument on to the Rust binary
+(there: every conv as im2col + GEMM, the yardstick of the shifted-view convs).
 
 The twins mirror the Rust layouts layer for layer (the parameter counts are printed beside the
 Rust ones and must agree) and the training step of `throughput`:
@@ -483,10 +485,18 @@ def measure(model, preset, batch, side, warmup, steps):
     }
 
 
-def run_rust(binary, model, preset, batch, side, warmup, steps):
-    cmd = [binary, "--model", model, "--preset", preset, "--batch", str(batch), "--image-size", str(side), "--warmup", str(warmup), "--steps", str(steps)]
+def run_rust(binary, model, preset, batch, side, warmup, steps, extra=()):
+    cmd = [binary, "--model", model, "--preset", preset, "--batch", str(batch), "--image-size", str(side), "--warmup", str(warmup), "--steps", str(steps), *extra]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def median_of(results):
+    """The first result with each images/s figure replaced by its median over `results`."""
+    out = dict(results[0])
+    for key in ("train_images_per_s", "infer_images_per_s"):
+        out[key] = statistics.median(r[key] for r in results)
+    return out
 
 
 def main():
@@ -499,6 +509,10 @@ def main():
     ap.add_argument("--steps", type=int, default=7, help="timed steps (median reported)")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads (the machine's cores)")
     ap.add_argument("--rust", help="path of the Rust throughput binary: time it too, right after PyTorch")
+    ap.add_argument("--rust-arg", action="append", default=[], help="extra argument for the Rust binary (repeatable), e.g. --rust-arg=--conv=im2col")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time PyTorch and Rust alternately this many times per model and report each figure's median "
+                         "(shared machines vary by ±30 %% from one minute to the next)")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per measurement")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -507,12 +521,16 @@ def main():
         for model in a.model or MODELS:
             side = a.image_size or PRESET_SIZE[preset]
             batch = a.batch or DEFAULT_BATCH[(model, preset)]
-            pt = measure(model, preset, batch, side, a.warmup, a.steps)
-            rs = run_rust(a.rust, model, preset, batch, side, a.warmup, a.steps) if a.rust else None
-            if a.json:
-                print(json.dumps(pt), flush=True)
-                if rs:
-                    print(json.dumps({"framework": "mri-synth", **rs}), flush=True)
+            pts, rss = [], []
+            for _ in range(max(a.rounds, 1)):
+                pts.append(measure(model, preset, batch, side, a.warmup, a.steps))
+                if a.rust:
+                    rss.append(run_rust(a.rust, model, preset, batch, side, a.warmup, a.steps, a.rust_arg))
+                if a.json:
+                    print(json.dumps(pts[-1]), flush=True)
+                    if rss:
+                        print(json.dumps({"framework": "mri-synth", **rss[-1]}), flush=True)
+            pt, rs = median_of(pts), (median_of(rss) if rss else None)
             if rs and rs["params"] != pt["params"]:
                 print(f"warning: {model} {preset}: {rs['params']} parameters in Rust, {pt['params']} in PyTorch", file=sys.stderr)
             rows.append((pt, rs))

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use mri_train::fastconv::{conv2d, conv_transpose2d};
+use mri_train::fastconv::{conv2d, conv_transpose2d, set_conv_algorithm, ConvAlgorithm};
 use mri_train::{max_pool2, upsample2, BatchNorm2d};
 
 const N: usize = 16;
@@ -137,7 +137,40 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Stride-1 convs as shifted views of the padded image (mri_train::shiftconv, `auto`)
+    // against im2col + GEMM (`im2col`), batch 32 as the default preset trains: the residual
+    // CNN's and the DAE's 3×3 convs, and the 2×2 phase convs of the generators, which stay with
+    // im2col. Names: `conv2d-stride1/<model>/<cin>x<cout>k<k>@<side>/<pass>-<algorithm>`.
+    let mut g = c.benchmark_group("conv2d-stride1");
+    g.sample_size(20);
+    for &(model, ci, co, k, h) in STRIDE1_CONVS {
+        let (x, w) = (Var::from_tensor(&randn(&[32, ci, h, h])).unwrap(), Var::from_tensor(&randn(&[co, ci, k, k])).unwrap());
+        let name = format!("{model}/{ci}x{co}k{k}@{h}");
+        for (label, algorithm) in [("im2col", ConvAlgorithm::Im2col), ("auto", ConvAlgorithm::Auto)] {
+            g.bench_function(format!("{name}/forward-{label}"), |bch| {
+                set_conv_algorithm(algorithm);
+                bch.iter(|| conv2d(&x.as_tensor().detach(), w.as_tensor(), None, 1, k / 2).unwrap())
+            });
+            g.bench_function(format!("{name}/forward-backward-{label}"), |bch| {
+                set_conv_algorithm(algorithm);
+                bch.iter(|| conv2d(x.as_tensor(), w.as_tensor(), None, 1, k / 2).unwrap().sum_all().unwrap().backward().unwrap())
+            });
+        }
+        set_conv_algorithm(ConvAlgorithm::Auto);
+    }
+    g.finish();
 }
+
+/// (model, c_in, c_out, k, input side) of the default preset's stride-1 convs at 64 px.
+const STRIDE1_CONVS: &[(&str, usize, usize, usize, usize)] = &[
+    ("default-cnn", 16, 16, 3, 32),
+    ("default-cnn", 32, 32, 3, 16),
+    ("default-cnn", 64, 64, 3, 8),
+    ("default-dae", 8, 8, 3, 64),
+    ("default-dae", 16, 16, 3, 32),
+    ("default-gan-g-phases", 64, 128, 2, 32),
+    ("default-gan-g-phases", 128, 256, 2, 16),
+];
 
 /// (model, c_in, c_out, low-resolution side) of the convs after a ×2 upsampling at the default
 /// preset (64 px) and the paper generator's.

@@ -57,6 +57,37 @@ impl ConvGeometry {
     }
 }
 
+/// The algorithm of the CPU's f32 convolutions (not transposed ones), for the whole process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ConvAlgorithm {
+    /// Shifted views of the padded image ([`crate::shiftconv`]) for convs with more than one
+    /// input and output channel, the direct kernel for one output channel, im2col + GEMM
+    /// otherwise.
+    #[default]
+    Auto,
+    /// im2col + GEMM for every conv with more than one output channel (the yardstick of
+    /// benches and `throughput --conv im2col`).
+    Im2col,
+}
+
+static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the algorithm every later CPU conv uses. Both give the same function up to rounding
+/// (tests/fastconv.rs checks each against candle), so it is a speed switch, not a model
+/// change; a trained model's numbers move by rounding only.
+pub fn set_conv_algorithm(a: ConvAlgorithm) {
+    CONV_ALGORITHM.store(a as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The algorithm set by [`set_conv_algorithm`] ([`ConvAlgorithm::Auto`] unless set).
+pub fn conv_algorithm() -> ConvAlgorithm {
+    match CONV_ALGORITHM.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => ConvAlgorithm::Auto,
+        _ => ConvAlgorithm::Im2col,
+    }
+}
+
 /// Whether `t` is an f32 tensor on the CPU: the tensors this crate's fused kernels take (other
 /// devices and dtypes fall back to candle's ops).
 pub(crate) fn cpu_f32(t: &Tensor) -> bool {
@@ -277,26 +308,44 @@ fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
 
 /// `dst (m × n) = lhs (m × k) @ rhs (k × n)`, or `dst += …` when `accumulate`, on at most
 /// `threads` threads (1: the calling thread only); every matrix given as (slice, row stride,
-/// column stride). The `gemm` crate candle's CPU matmul uses, called directly so the product
-/// lands in its final place without a copy.
+/// column stride), `dst` row-major and dense. The `gemm` crate candle's CPU matmul uses, called
+/// directly so the product lands in its final place without a copy.
 #[allow(clippy::too_many_arguments)]
 fn sgemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), accumulate: bool, threads: usize) {
+    sgemm_strided(m, n, k, (dst, n, 1), lhs, rhs, accumulate, threads);
+}
+
+/// [`sgemm_with`] with `dst` given as (slice, row stride, column stride) too: a product written
+/// into a strided view (one kernel tap of an (O, C, k, k) weight gradient, a shifted view of a
+/// padded image).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (&mut [f32], usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
     assert!(
-        dst.len() >= extent(m, n, n, 1) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2),
+        dst.0.len() >= extent(m, n, dst.1, dst.2) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2),
         "sgemm: operand too short"
     );
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the extents above keep every access inside the slices; dst does not alias the inputs
-    // (a &mut borrow).
+    // (a &mut borrow). Callers pass strides under which distinct (row, column) pairs of dst are
+    // distinct elements.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst.0.as_mut_ptr(),
+            dst.2 as isize,
+            dst.1 as isize,
             accumulate,
             lhs.0.as_ptr(),
             lhs.2 as isize,
@@ -525,6 +574,12 @@ impl ConvOp {
             }
         } else if crate::directconv::applies(out[1], one.k) {
             y = crate::directconv::forward(x, &cpu_data(w)?, ConvGeometry { n, ..one }, out[1]);
+        } else if crate::shiftconv::applies(&one, out[1]) {
+            let (o, per_out) = (out[1], out[1] * out[2] * out[3]);
+            let wv = cpu_data(w)?;
+            y = per_image_forward(n, per_out, |scratch, i, dst, threads| {
+                crate::shiftconv::forward_image(&x[i * per_in..(i + 1) * per_in], &wv, &one, o, dst, scratch, threads);
+            });
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
             let wv = cpu_data(w)?;
@@ -604,6 +659,29 @@ impl ConvOp {
             let (dxv, dwv) = crate::directconv::backward(cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?, ConvGeometry { n, ..one }, out[1], need_dx);
             let dev = Device::Cpu;
             return Ok((dxv.map(|d| Tensor::from_vec(d, x.shape(), &dev)).transpose()?, Tensor::from_vec(dwv, w.shape(), &dev)?));
+        } else if crate::shiftconv::applies(&one, out[1]) {
+            let o = out[1];
+            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
+            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
+            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
+            let (per_in, per_out) = (xv.len() / n.max(1), out[1] * out[2] * out[3]);
+            let (dxv, dwv) = per_image_backward(n, per_in, wv.len(), |scratch: &mut crate::shiftconv::BackwardScratch, i, dw, dxi, threads| {
+                let dx = if need_dx { Some(dxi) } else { None };
+                crate::shiftconv::backward_image(
+                    &xv[i * per_in..(i + 1) * per_in],
+                    wv,
+                    &dyv[i * per_out..(i + 1) * per_out],
+                    &one,
+                    o,
+                    dw,
+                    dx,
+                    scratch,
+                    threads,
+                );
+            });
+            let dev = Device::Cpu;
+            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
+            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             // Per image: recompute the columns, dW += dy·colsᵀ, dcols = Wᵀ·dy, col2im into dx.
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());

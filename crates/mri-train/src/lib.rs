@@ -88,6 +88,7 @@ pub mod run;
 pub mod samples;
 pub mod schedule;
 pub mod shift;
+mod shiftconv;
 pub mod spectral;
 pub mod upconv;
 

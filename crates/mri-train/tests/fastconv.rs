@@ -40,6 +40,13 @@ const CASES: &[Case] = &[
     (1, 2, 3, 20, 17, 3, 1, 1),
     (2, 1, 5, 18, 18, 4, 1, 2),
     (11, 2, 3, 17, 16, 3, 1, 1),
+    // Stride 1 with more than one channel each way takes shifted views of the padded image
+    // (shiftconv): an even kernel with more padding than half of it, a kernel as wide as the
+    // padded image; and a stride-3 conv (im2col; a side where the stride divides H + 2p − k:
+    // candle's own backward gets the others' shape wrong).
+    (2, 3, 4, 13, 16, 3, 3, 1),
+    (2, 3, 4, 10, 11, 4, 1, 2),
+    (1, 2, 2, 5, 6, 7, 1, 1),
     // One input or one output channel: the direct kernel (both gradients, stride 1 and 2,
     // uneven weight-gradient groups, batch 1, a kernel wider than the padding).
     (3, 6, 1, 20, 19, 3, 1, 1),
@@ -52,6 +59,22 @@ const CASES: &[Case] = &[
 
 #[test]
 fn conv2d_matches_candle_forward_and_backward() {
+    conv2d_cases_match_candle();
+}
+
+/// The same cases with every conv on im2col + GEMM (the shifted-view path's yardstick). The
+/// switch is process-wide, so tests running beside this one may take either path: both are
+/// checked against candle, so neither can fail them.
+#[test]
+fn conv2d_im2col_algorithm_matches_candle_forward_and_backward() {
+    use mri_train::fastconv::{set_conv_algorithm, ConvAlgorithm};
+    set_conv_algorithm(ConvAlgorithm::Im2col);
+    let r = std::panic::catch_unwind(conv2d_cases_match_candle);
+    set_conv_algorithm(ConvAlgorithm::Auto);
+    r.unwrap();
+}
+
+fn conv2d_cases_match_candle() {
     let dev = Device::Cpu;
     for &(n, ci, co, h, w, k, s, p) in CASES {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
