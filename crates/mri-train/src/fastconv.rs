@@ -61,9 +61,9 @@ impl ConvGeometry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ConvAlgorithm {
-    /// Shifted views of the padded image ([`crate::shiftconv`]) for convs with more than one
-    /// input and output channel, the direct kernel for one output channel, im2col + GEMM
-    /// otherwise.
+    /// Stride-1 convs with a 3×3 or larger kernel and more than one input and output channel
+    /// as GEMMs on shifted views of the padded image (the crate's `shiftconv` module), the
+    /// direct kernel for one output channel, im2col + GEMM otherwise.
     #[default]
     Auto,
     /// im2col + GEMM for every conv with more than one output channel (the yardstick of
