@@ -25,7 +25,10 @@
 //! - [`fastconv`]: conv and transposed conv as im2col / col2im + GEMM with GEMM backward
 //!   passes on the CPU ([`Conv2d`], [`ConvTranspose2d`]); candle's ops elsewhere. Convs to
 //!   one output channel (a decoder's or generator's last layer) skip the columns and run as
-//!   direct row loops instead (about twice as fast a layer at 64 px).
+//!   direct row loops instead (about twice as fast a layer at 64 px); stride-1 convs of 3×3
+//!   and more with several channels each way run as one GEMM per kernel tap on shifted views
+//!   of the padded image, with no columns at all (1.05–1.75× a layer; [`fastconv::ConvAlgorithm`]
+//!   switches back to im2col for comparison).
 //! - [`fftconv`]: stride-1 transposed convs with kernels of 9+ taps (the study anomaly
 //!   decoder's 33×33 and 65×65) as per-frequency complex products: 15× faster training.
 //! - [`upconv`]: nearest ×2 upsampling followed by a 3×3 conv (the GAN generator's, VAE
