@@ -412,6 +412,28 @@ fn per_image_forward<S: Default + Send>(n: usize, per_out: usize, image: impl Fn
     y
 }
 
+/// Runs a slice kernel's backward pass `f(x, w, dy)` → (dx, dW) on the borrowed f32 values of
+/// the three CPU tensors (made contiguous; no copy when they are) and wraps its results as
+/// tensors of `x`'s and `w`'s shapes; dx only when `need_dx` (a kernel that skipped it may
+/// still hand back its zero-filled buffer, which is dropped).
+fn backward_on_slices<D: Into<Option<Vec<f32>>>>(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    need_dx: bool,
+    f: impl FnOnce(&[f32], &[f32], &[f32]) -> (D, Vec<f32>),
+) -> candle_core::Result<(Option<Tensor>, Tensor)> {
+    let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
+    let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
+    let (dxv, dwv) = f(cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
+    let dev = Device::Cpu;
+    let dx = match dxv.into() {
+        Some(d) if need_dx => Some(Tensor::from_vec(d, x.shape(), &dev)?),
+        _ => None,
+    };
+    Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?))
+}
+
 /// The backward pass of a per-image path: `image(scratch, i, dw, dx_i, threads)` adds image
 /// `i`'s weight gradient into `dw` (`dw_len` values) and writes its input gradient into `dx_i`
 /// (`per_in` values, zero-filled), using `threads` threads. From two images on they run in
@@ -625,21 +647,17 @@ impl ConvOp {
             // dx_i = W·dcols, each GEMM on slices in place; weight gradients summed per fixed
             // image group, as in the conv's per-image path (same bits for any thread count).
             let (cin, hw, rows) = (x.dim(1)?, x.dim(2)? * x.dim(3)?, one.rows());
-            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
-            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
-            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
             let (per_in, per_out) = (cin * hw, out[1] * out[2] * out[3]);
-            let (dxv, dwv) = per_image_backward(n, per_in, cin * rows, |dcols: &mut Vec<f32>, i, dw, dxi, threads| {
-                im2col_into(&dyv[i * per_out..(i + 1) * per_out], one, threads > 1, dcols);
-                let xi = &xv[i * per_in..(i + 1) * per_in];
-                sgemm_with(cin, rows, hw, dw, (xi, hw, 1), (dcols.as_slice(), 1, hw), true, threads);
-                if need_dx {
-                    sgemm_with(cin, hw, rows, dxi, (wv, rows, 1), (dcols.as_slice(), hw, 1), false, threads);
-                }
+            return backward_on_slices(x, w, dy, need_dx, |xv, wv, dyv| {
+                per_image_backward(n, per_in, cin * rows, |dcols: &mut Vec<f32>, i, dw, dxi, threads| {
+                    im2col_into(&dyv[i * per_out..(i + 1) * per_out], one, threads > 1, dcols);
+                    let xi = &xv[i * per_in..(i + 1) * per_in];
+                    sgemm_with(cin, rows, hw, dw, (xi, hw, 1), (dcols.as_slice(), 1, hw), true, threads);
+                    if need_dx {
+                        sgemm_with(cin, hw, rows, dxi, (wv, rows, 1), (dcols.as_slice(), hw, 1), false, threads);
+                    }
+                })
             });
-            let dev = Device::Cpu;
-            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
-            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else if self.transposed {
             let (cin, cout, k) = (w.dim(0)?, w.dim(1)?, w.dim(2)?);
             let (h, wd) = (x.dim(2)?, x.dim(3)?);
@@ -654,54 +672,33 @@ impl ConvOp {
                 add(xs.matmul(&dcols.t()?)?)?;
             }
         } else if crate::directconv::applies(out[1], one.k) {
-            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
-            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
-            let (dxv, dwv) = crate::directconv::backward(cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?, ConvGeometry { n, ..one }, out[1], need_dx);
-            let dev = Device::Cpu;
-            return Ok((dxv.map(|d| Tensor::from_vec(d, x.shape(), &dev)).transpose()?, Tensor::from_vec(dwv, w.shape(), &dev)?));
+            return backward_on_slices(x, w, dy, need_dx, |xv, wv, dyv| crate::directconv::backward(xv, wv, dyv, ConvGeometry { n, ..one }, out[1], need_dx));
         } else if crate::shiftconv::applies(&one, out[1]) {
             let o = out[1];
-            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
-            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
-            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
-            let (per_in, per_out) = (xv.len() / n.max(1), out[1] * out[2] * out[3]);
-            let (dxv, dwv) = per_image_backward(n, per_in, wv.len(), |scratch: &mut crate::shiftconv::BackwardScratch, i, dw, dxi, threads| {
-                let dx = if need_dx { Some(dxi) } else { None };
-                crate::shiftconv::backward_image(
-                    &xv[i * per_in..(i + 1) * per_in],
-                    wv,
-                    &dyv[i * per_out..(i + 1) * per_out],
-                    &one,
-                    o,
-                    dw,
-                    dx,
-                    scratch,
-                    threads,
-                );
+            return backward_on_slices(x, w, dy, need_dx, |xv, wv, dyv| {
+                let (per_in, per_out) = (xv.len() / n.max(1), out[1] * out[2] * out[3]);
+                per_image_backward(n, per_in, wv.len(), |scratch: &mut crate::shiftconv::BackwardScratch, i, dw, dxi, threads| {
+                    let dx = if need_dx { Some(dxi) } else { None };
+                    let (xi, dyi) = (&xv[i * per_in..(i + 1) * per_in], &dyv[i * per_out..(i + 1) * per_out]);
+                    crate::shiftconv::backward_image(xi, wv, dyi, &one, o, dw, dx, scratch, threads);
+                })
             });
-            let dev = Device::Cpu;
-            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
-            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else if out[2] * out[3] >= PER_IMAGE_MIN_PLANE {
             // Per image: recompute the columns, dW += dy·colsᵀ, dcols = Wᵀ·dy, col2im into dx.
             let (o, l, kk) = (out[1], out[2] * out[3], one.rows());
-            let (xc, wc, dyc) = (x.contiguous()?, w.contiguous()?, dy.contiguous()?);
-            let (xg, wg, dyg) = (xc.storage_and_layout(), wc.storage_and_layout(), dyc.storage_and_layout());
-            let (xv, wv, dyv) = (cpu_slice(&xg)?, cpu_slice(&wg)?, cpu_slice(&dyg)?);
-            let per_in = xv.len() / n.max(1);
-            let (dxv, dwv) = per_image_backward(n, per_in, o * kk, |(cols, dcols): &mut (Vec<f32>, Vec<f32>), i, dw, dxi, threads| {
-                im2col_into(&xv[i * per_in..(i + 1) * per_in], one, threads > 1, cols);
-                let dyi = &dyv[i * o * l..(i + 1) * o * l];
-                sgemm_with(o, kk, l, dw, (dyi, l, 1), (cols.as_slice(), 1, l), true, threads);
-                if need_dx {
-                    dcols.resize(kk * l, 0.0);
-                    sgemm_with(kk, l, o, dcols, (wv, 1, kk), (dyi, l, 1), false, threads);
-                    col2im_into(dcols, one, dxi, threads > 1);
-                }
+            return backward_on_slices(x, w, dy, need_dx, |xv, wv, dyv| {
+                let per_in = xv.len() / n.max(1);
+                per_image_backward(n, per_in, o * kk, |(cols, dcols): &mut (Vec<f32>, Vec<f32>), i, dw, dxi, threads| {
+                    im2col_into(&xv[i * per_in..(i + 1) * per_in], one, threads > 1, cols);
+                    let dyi = &dyv[i * o * l..(i + 1) * o * l];
+                    sgemm_with(o, kk, l, dw, (dyi, l, 1), (cols.as_slice(), 1, l), true, threads);
+                    if need_dx {
+                        dcols.resize(kk * l, 0.0);
+                        sgemm_with(kk, l, o, dcols, (wv, 1, kk), (dyi, l, 1), false, threads);
+                        col2im_into(dcols, one, dxi, threads > 1);
+                    }
+                })
             });
-            let dev = Device::Cpu;
-            let dx = if need_dx { Some(Tensor::from_vec(dxv, x.shape(), &dev)?) } else { None };
-            return Ok((dx, Tensor::from_vec(dwv, w.shape(), &dev)?));
         } else {
             let (o, l) = (out[1], out[2] * out[3]);
             let wmat = w.reshape((o, one.rows()))?;
