@@ -243,8 +243,9 @@ fn measure_here(spec: &ThroughputSpec, device: &Device) -> Result<Throughput, Sy
             } else {
                 None
             };
+            let mut lecam = mri_gan::LeCamAnchors::default();
             let train = time_steps(spec.warmup, spec.steps, |_| {
-                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0, texture.as_ref())?;
+                mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0, texture.as_ref(), &mut lecam)?;
                 Ok(())
             })?;
             let z = seeded_normal(2, "throughput/z", (b, cfg.latent), device)?;

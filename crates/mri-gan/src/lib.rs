@@ -77,7 +77,7 @@ pub use diffaug::DiffAugment;
 pub use model::{binomial_blur3, minibatch_std, Discriminator, DiscriminatorBlur, GanConfig, GanLoss, Generator};
 pub use spectral::{SnWeight, SN_U};
 pub use texture::{texture_stats, TextureTarget, TEXTURE_STATS};
-pub use trainer::{build_gan, gan_step, load_gan, pack_order, pixel_spread, sample, train_gan, GanEpoch, GanTrainOutput};
+pub use trainer::{build_gan, gan_step, load_gan, pack_order, pixel_spread, sample, train_gan, GanEpoch, GanTrainOutput, LeCamAnchors, LECAM_DECAY};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -119,6 +119,8 @@ struct GanTask<'a> {
     fixed_labels: Option<Tensor>,
     /// The real slices' texture statistics, when `texture_match` > 0.
     texture: Option<TextureTarget>,
+    /// The LeCam regulariser's anchors (resume state).
+    lecam: LeCamAnchors,
     seed: u64,
     device: &'a Device,
 }
@@ -192,7 +194,8 @@ pub fn pack_order(labels: &[u32], pack: usize) -> Vec<usize> {
 
 impl EpochTask for GanTask<'_> {
     type Record = GanEpoch;
-    type State = ();
+    /// The LeCam anchors; `None` in checkpoints written before they existed (fresh anchors).
+    type State = Option<LeCamAnchors>;
     type Error = GanError;
 
     fn kind(&self) -> ModelKind {
@@ -223,8 +226,12 @@ impl EpochTask for GanTask<'_> {
     fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut Adam)> {
         vec![("g", &mut self.adam_g), ("d", &mut self.adam_d)]
     }
-    fn state(&self) {}
-    fn set_state(&mut self, _state: ()) {}
+    fn state(&self) -> Option<LeCamAnchors> {
+        Some(self.lecam)
+    }
+    fn set_state(&mut self, state: Option<LeCamAnchors>) {
+        self.lecam = state.unwrap_or_default();
+    }
     fn run_epoch(&mut self, epoch: usize, bar: &EpochProgress) -> Result<GanEpoch> {
         let t0 = Instant::now();
         let batches = self.epoch_batches(epoch);
@@ -232,7 +239,7 @@ impl EpochTask for GanTask<'_> {
         for idx in &batches {
             let (x, labels) = self.train.batch(idx, None, self.device)?;
             let labels = (self.cfg.classes > 0).then_some(&labels);
-            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, labels, self.cfg, self.seed, self.texture.as_ref())?;
+            let r = gan_step(&self.g, &self.d, &mut self.adam_g, &mut self.adam_d, &x, labels, self.cfg, self.seed, self.texture.as_ref(), &mut self.lecam)?;
             if let Some((_, vm)) = &self.ema {
                 update_ema(vm, &self.g_vm, self.cfg.ema_decay, self.adam_g.steps())?;
             }
@@ -267,6 +274,42 @@ impl EpochTask for GanTask<'_> {
     }
 }
 
+/// Decay of the LeCam anchors' moving averages (google/lecam-gan's `ema_losses`: 0.99).
+pub const LECAM_DECAY: f64 = 0.99;
+
+/// The anchors of the LeCam regulariser ([`GanConfig::lecam`]): moving averages of the
+/// discriminator's mean logit on real (`real`) and on fake (`fake`) images over the D steps
+/// so far (`steps`; the first step sets them, later ones decay by [`LECAM_DECAY`]). Part of a
+/// GAN run's resume state, so a resumed run equals an uninterrupted one.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LeCamAnchors {
+    /// Moving average of mean D(x).
+    pub real: f64,
+    /// Moving average of mean D(G(z)).
+    pub fake: f64,
+    /// D steps averaged so far.
+    pub steps: u64,
+}
+
+impl LeCamAnchors {
+    /// Takes one D step's mean logits into the averages.
+    pub fn update(&mut self, mean_real: f64, mean_fake: f64) {
+        let d = if self.steps == 0 { 0.0 } else { LECAM_DECAY };
+        self.real = d * self.real + (1.0 - d) * mean_real;
+        self.fake = d * self.fake + (1.0 - d) * mean_fake;
+        self.steps += 1;
+    }
+
+    /// The LeCam penalty on one D step's logits: mean relu(D(x) − α_fake)² + mean
+    /// relu(α_real − D(G(z)))² (Tseng et al. 2021, eq. 3, as google/lecam-gan computes it:
+    /// each logit pulled towards the other side's anchor, only where it lies beyond it).
+    pub fn penalty(&self, logit_real: &Tensor, logit_fake: &Tensor) -> candle_core::Result<Tensor> {
+        let real = (logit_real - self.fake)?.relu()?.sqr()?.mean_all()?;
+        let fake = (logit_fake.affine(-1.0, self.real))?.relu()?.sqr()?.mean_all()?;
+        real + fake
+    }
+}
+
 /// One GAN step on real images `real` in [0, 1]: a discriminator step on real and detached fake
 /// images, then a generator step, with `cfg`'s loss, DiffAugment (streams `gan/aug/…/<step>`)
 /// and spectral normalisation (one power iteration, in the D step's first forward). Noise
@@ -287,6 +330,7 @@ pub fn gan_step(
     cfg: &GanConfig,
     seed: u64,
     texture: Option<&TextureTarget>,
+    lecam: &mut LeCamAnchors,
 ) -> Result<[f64; 5]> {
     let dev = real.device();
     let texture = match texture {
@@ -340,6 +384,12 @@ pub fn gan_step(
     };
     if let Some(aux) = aux_loss(classes_real, labels)? {
         d_loss = (d_loss + aux)?;
+    }
+    // The anchors include this step's means (the reference updates them before the penalty).
+    let mean_logit = |l: &Tensor| -> candle_core::Result<f64> { Ok(l.mean_all()?.to_scalar::<f32>()? as f64) };
+    lecam.update(mean_logit(&logit_real)?, mean_logit(&logit_fake)?);
+    if cfg.lecam > 0.0 {
+        d_loss = (d_loss + (lecam.penalty(&logit_real, &logit_fake)? * cfg.lecam)?)?;
     }
     adam_d.backward_step(&d_loss)?;
     let half = n / 2;
@@ -422,7 +472,23 @@ pub fn train_gan(cfg: &GanConfig, train: &ImageSet, device: &Device, opts: &RunO
     let fixed_labels =
         if cfg.classes > 0 { Some(Tensor::from_vec((0..16).map(|i| (i * cfg.classes / 16) as u32).collect::<Vec<_>>(), 16, device)?) } else { None };
     let texture = if cfg.texture_match > 0.0 { Some(TextureTarget::from_images(train, cfg.classes, device)?) } else { None };
-    let mut task = GanTask { cfg, g, d, g_vm, d_vm, adam_g, adam_d, ema, train, fixed_noise, fixed_labels, texture, seed: opts.seed, device };
+    let mut task = GanTask {
+        cfg,
+        g,
+        d,
+        g_vm,
+        d_vm,
+        adam_g,
+        adam_d,
+        ema,
+        train,
+        fixed_noise,
+        fixed_labels,
+        texture,
+        lecam: LeCamAnchors::default(),
+        seed: opts.seed,
+        device,
+    };
     let out = run_epochs(&mut task, opts)?;
     let (generator, g_ema_varmap) = match task.ema {
         Some((g, vm)) => (g, Some(vm)),

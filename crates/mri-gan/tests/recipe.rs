@@ -286,7 +286,7 @@ fn mode_seeking_adds_a_positive_term_to_the_generator_loss_only() {
         let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
         let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
-        gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, (classes > 0).then_some(&labels), &cfg, 3, None).unwrap()
+        gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, (classes > 0).then_some(&labels), &cfg, 3, None, &mut Default::default()).unwrap()
     };
     for classes in [0, 2] {
         let (off, on) = (step(0.0, classes), step(1.0, classes));
@@ -417,7 +417,7 @@ fn auxiliary_classifier_gives_class_logits_and_enters_both_losses() {
         let (g, g_vm, d, d_vm) = mri_gan::build_gan(cfg, 0, &dev).unwrap();
         let mut adam_g = mri_train::Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = mri_train::Adam::from_varmap(&d_vm, cfg.adam_d, |n| !n.ends_with("sn_u")).unwrap();
-        mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, Some(&y), cfg, 0, None).unwrap()
+        mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, Some(&y), cfg, 0, None, &mut Default::default()).unwrap()
     };
     let (with, without) = (losses(&ac), losses(&base));
     assert!(with[0] > without[0] && with[1] > without[1], "CE ≥ 0 adds to both losses: {with:?} vs {without:?}");
@@ -452,7 +452,7 @@ fn reusing_the_discriminator_steps_fakes_runs_the_generator_once() {
         let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
         let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
         let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
-        let losses = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3, None).unwrap();
+        let losses = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3, None, &mut Default::default()).unwrap();
         (losses, running(&g_vm))
     };
     let ((fresh, stats_fresh), (reused, stats_reused)) = (step(false), step(true));
@@ -472,4 +472,55 @@ fn reusing_the_discriminator_steps_fakes_runs_the_generator_once() {
     assert!(out.history.iter().all(|r| r.d_loss.is_finite() && r.g_loss.is_finite()));
     let e = GanConfig { reuse_fake: true, mode_seeking: 1.0, ..cfg }.check().err().unwrap().to_string();
     assert!(e.contains("reuse_fake") && e.contains("mode_seeking"), "{e}");
+}
+
+/// LeCam (Tseng et al. 2021): the anchors' moving averages, the penalty's value on hand-worked
+/// logits, the D step's loss grows by it only when the weight is on, and a run with it resumes
+/// bit for bit (the anchors are saved with the checkpoint).
+#[test]
+fn lecam_penalty_anchors_and_resume() {
+    use mri_gan::{build_gan, gan_step, LeCamAnchors, LECAM_DECAY};
+    use mri_train::Adam;
+    let dev = Device::Cpu;
+    let mut a = LeCamAnchors::default();
+    a.update(2.0, -1.0);
+    assert_eq!((a.real, a.fake, a.steps), (2.0, -1.0, 1), "the first step sets the anchors");
+    a.update(0.0, 1.0);
+    assert!((a.real - 2.0 * LECAM_DECAY).abs() < 1e-12 && (a.fake - (-LECAM_DECAY + (1.0 - LECAM_DECAY))).abs() < 1e-12);
+    // α_real 0.5, α_fake −0.5: real logits 1 and −1 give relu(1.5)² and 0; fake logits 0 and 1
+    // give relu(0.5)² and 0: (2.25 + 0) / 2 + (0.25 + 0) / 2 = 1.25.
+    let anchors = LeCamAnchors { real: 0.5, fake: -0.5, steps: 5 };
+    let p = anchors.penalty(&Tensor::new(&[[1f32], [-1.0]], &dev).unwrap(), &Tensor::new(&[[0f32], [1.0]], &dev).unwrap()).unwrap();
+    assert!((p.to_scalar::<f32>().unwrap() - 1.25).abs() < 1e-6);
+
+    let set = phantom_set(16, 6, 4);
+    let (real, _) = set.batch(&[0, 1, 2, 3, 4, 5, 6, 7], None, &dev).unwrap();
+    let step = |lambda: f64| {
+        let cfg = GanConfig { lecam: lambda, loss: GanLoss::Hinge, ..GanConfig::quick(16) };
+        let (g, g_vm, d, d_vm) = build_gan(&cfg, 1, &dev).unwrap();
+        let mut adam_g = Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
+        let mut adam_d = Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
+        let mut anchors = LeCamAnchors::default();
+        let r = gan_step(&g, &d, &mut adam_g, &mut adam_d, &real, None, &cfg, 3, None, &mut anchors).unwrap();
+        assert_eq!(anchors.steps, 1, "the anchors follow D's logits whether or not the penalty is on");
+        r
+    };
+    let (off, on) = (step(0.0), step(10.0));
+    assert!(on[0] > off[0], "λ > 0 adds the penalty to D's loss: {} vs {}", on[0], off[0]);
+    assert_eq!((off[2], off[3]), (on[2], on[3]), "the logits the step starts from are the same");
+    let e = GanConfig { lecam: f64::NAN, ..GanConfig::quick(16) }.check().err().unwrap().to_string();
+    assert!(e.contains("lecam"), "{e}");
+
+    let set = set.of_class(1);
+    let cfg = GanConfig { lecam: 1.0, loss: GanLoss::Hinge, spectral_norm: true, min_steps: 3, epochs: 1, ..GanConfig::quick(16) };
+    let whole = train_gan(&cfg, &set, &dev, &RunOptions::quiet(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |stop_after| RunOptions { checkpoint_dir: Some(dir.path().to_path_buf()), name: "gan-yes".into(), stop_after, ..RunOptions::quiet(1) };
+    assert!(train_gan(&cfg, &set, &dev, &opts(Some(2))).unwrap().stopped_early);
+    let side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("gan-yes-last.json")).unwrap()).unwrap();
+    assert_eq!(side["extra"]["task"]["steps"], 2, "the anchors are saved: {}", side["extra"]);
+    let resumed = train_gan(&cfg, &set, &dev, &opts(None)).unwrap();
+    let w = |vm: &VarMap| mri_train::var_values(vm).unwrap();
+    assert_eq!(w(&whole.d_varmap), w(&resumed.d_varmap));
+    assert_eq!(w(&whole.g_varmap), w(&resumed.g_varmap));
 }

@@ -90,7 +90,7 @@ fn a_gan_trains_with_texture_matching_and_reports_the_gap() {
     let mut adam_g = mri_train::Adam::from_varmap(&g_vm, cfg.adam_g, |n| !n.contains("running_")).unwrap();
     let mut adam_d = mri_train::Adam::from_varmap(&d_vm, cfg.adam_d, |_| true).unwrap();
     let (x, _) = set.batch(&[0, 1, 2, 3], None, &dev).unwrap();
-    let e = mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0, None).err().unwrap().to_string();
+    let e = mri_gan::gan_step(&g, &d, &mut adam_g, &mut adam_d, &x, None, &cfg, 0, None, &mut Default::default()).err().unwrap().to_string();
     assert!(e.contains("texture"), "{e}");
     let e = GanConfig { texture_match: -1.0, ..cfg }.check().err().unwrap().to_string();
     assert!(e.contains("texture_match"), "{e}");
