@@ -265,10 +265,10 @@ impl ResidualBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let h = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
-        let h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
+        let h = self.conv1.forward_bn_t(x, &self.bn1, true, train)?;
+        let h = self.conv2.forward_bn_t(&h, &self.bn2, false, train)?;
         let skip = match &self.shortcut {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            Some((conv, bn)) => conv.forward_bn_t(x, bn, false, train)?,
             None => x.clone(),
         };
         mri_train::relu(&(h + skip)?)
@@ -363,13 +363,13 @@ impl Cnn {
             Body::Plain(blocks) => {
                 let mut x = xs.clone();
                 for (conv, bn) in blocks {
-                    x = bn.forward_relu_t(&conv.forward(&x)?, train)?;
+                    x = conv.forward_bn_t(&x, bn, true, train)?;
                     x = max_pool2(&x)?;
                 }
                 x.flatten_from(1)?
             }
             Body::Residual { stem, blocks, dropout } => {
-                let mut x = stem.1.forward_relu_t(&stem.0.forward(xs)?, train)?;
+                let mut x = stem.0.forward_bn_t(xs, &stem.1, true, train)?;
                 for b in blocks {
                     x = b.forward_t(&x, train)?;
                 }

@@ -1,6 +1,6 @@
 //! The UNet.
 
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{ModuleT, Tensor};
 use candle_nn::VarBuilder;
 use mri_train::{max_pool2, BatchNorm2d, Conv2d};
 
@@ -21,13 +21,13 @@ impl ConvBnRelu {
 
     /// This layer on the ×2 nearest upsampling of `x` ([`Conv2d::forward_upsampled`]).
     fn forward_upsampled_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.bn.forward_relu_t(&self.conv.forward_upsampled(x)?, train)
+        self.conv.forward_upsampled_bn_t(x, &self.bn, true, train)
     }
 }
 
 impl ModuleT for ConvBnRelu {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.bn.forward_relu_t(&self.conv.forward(x)?, train)
+        self.conv.forward_bn_t(x, &self.bn, true, train)
     }
 }
 

@@ -26,7 +26,9 @@
 //! (`mode_seeking`), a generator step on the discriminator step's own fakes (`reuse_fake`:
 //! one generator forward a step fewer), and texture-statistics matching (`texture_match`: the
 //! generator pays for the gap between its fakes' Laplacian band energies, gradient and
-//! intensity histograms and the real slices' of the class, [`TextureTarget`]).
+//! intensity histograms and the real slices' of the class, [`TextureTarget`]), and the LeCam
+//! regulariser (`lecam`: D's logits pulled towards moving anchors of the other side's,
+//! [`LeCamAnchors`], saved with the resume state; Tseng et al. 2021).
 //!
 //! [`train_gan`] logs D and G losses, D(x), D(G(z)), the sampling generator's spread across
 //! its fixed noises ([`pixel_spread`]: a collapsing generator's falls towards 0) and the

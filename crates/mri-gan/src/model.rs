@@ -461,7 +461,7 @@ impl Generator {
         // Upsample + conv as phase convs on the smaller map (mri_train::upconv: the same
         // function, 16 multiply-adds where 36 were).
         for (conv, bn) in &self.blocks {
-            x = bn.forward_relu_t(&conv.forward_upsampled(&x)?, train)?;
+            x = conv.forward_upsampled_bn_t(&x, bn, true, train)?;
         }
         self.out.forward_upsampled(&x)?.tanh()
     }

@@ -159,7 +159,35 @@ fn benches(c: &mut Criterion) {
         set_conv_algorithm(ConvAlgorithm::Auto);
     }
     g.finish();
+
+    // Eval-mode conv → batch norm → ReLU, batch 32 at the default preset's shapes: the conv's
+    // bias as a pass of its own, then the norm (`unfused`), against the bias folded into the
+    // norm's shift (`folded`, `Conv2d::forward_bn_t`). Names:
+    // `conv-bn-eval/<model>/<cin>x<cout>s<stride>@<side>/<variant>`.
+    let mut g = c.benchmark_group("conv-bn-eval");
+    g.sample_size(30);
+    for &(model, ci, co, s, h) in CONV_BN_LAYERS {
+        let vm = candle_nn::VarMap::new();
+        let vb = mri_train::seeded_var_builder(&vm, 0, DType::F32, &Device::Cpu);
+        let conv = mri_train::Conv2d::new(ci, co, 3, s, 1, vb.pp("conv")).unwrap();
+        let bn = BatchNorm2d::new(co, vb.pp("bn")).unwrap();
+        let x = randn(&[32, ci, h, h]);
+        let name = format!("{model}/{ci}x{co}s{s}@{h}");
+        g.bench_function(format!("{name}/unfused"), |bch| bch.iter(|| bn.forward_relu_t(&candle_core::Module::forward(&conv, &x).unwrap(), false).unwrap()));
+        g.bench_function(format!("{name}/folded"), |bch| bch.iter(|| conv.forward_bn_t(&x, &bn, true, false).unwrap()));
+    }
+    g.finish();
 }
+
+/// (model, c_in, c_out, stride, input side) of the default preset's 3×3 conv → batch norm
+/// layers at 64 px: the residual CNN's stem and blocks, the DAE's full-resolution layer.
+const CONV_BN_LAYERS: &[(&str, usize, usize, usize, usize)] = &[
+    ("default-cnn", 1, 16, 2, 64),
+    ("default-cnn", 16, 16, 1, 32),
+    ("default-cnn", 16, 32, 2, 32),
+    ("default-cnn", 64, 64, 1, 8),
+    ("default-dae", 8, 8, 1, 64),
+];
 
 /// (model, c_in, c_out, k, input side) of the default preset's stride-1 convs at 64 px.
 const STRIDE1_CONVS: &[(&str, usize, usize, usize, usize)] = &[

@@ -921,12 +921,29 @@ impl Conv2d {
     /// low-resolution pixel and channel pair where upsample + conv does 36); any other layer
     /// upsamples, then convolves.
     pub fn forward_upsampled(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.upsampled(x, Some(&self.bias))
+    }
+
+    fn upsampled(&self, x: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (_, _, k, _) = self.weight.dims4()?;
         if crate::upconv::applies(k, self.stride, self.pad, self.weight.dtype()) {
-            crate::upconv::upsample2_conv3x3(x, &self.weight, Some(&self.bias))
+            crate::upconv::upsample2_conv3x3(x, &self.weight, bias)
         } else {
-            self.forward(&crate::fastnorm::upsample2(x)?)
+            conv2d(&crate::fastnorm::upsample2(x)?, &self.weight, bias, self.stride, self.pad)
         }
+    }
+
+    /// `bn(self.forward(x))`, then ReLU when `relu`: in training mode exactly that; in eval
+    /// mode the conv's bias is folded into the batch norm's shift
+    /// ([`BatchNorm2d::forward_after_bias_t`]), which saves a pass over the output and its
+    /// buffer (equal up to rounding).
+    pub fn forward_bn_t(&self, x: &Tensor, bn: &crate::BatchNorm2d, relu: bool, train: bool) -> candle_core::Result<Tensor> {
+        bn.forward_after_bias_t(&conv2d(x, &self.weight, None, self.stride, self.pad)?, &self.bias, relu, train)
+    }
+
+    /// [`Conv2d::forward_bn_t`] of [`Conv2d::forward_upsampled`].
+    pub fn forward_upsampled_bn_t(&self, x: &Tensor, bn: &crate::BatchNorm2d, relu: bool, train: bool) -> candle_core::Result<Tensor> {
+        bn.forward_after_bias_t(&self.upsampled(x, None)?, &self.bias, relu, train)
     }
 }
 

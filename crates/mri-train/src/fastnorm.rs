@@ -186,9 +186,18 @@ impl BatchNorm2d {
     /// were three passes with per-element index arithmetic: they made a CNN's eval forward
     /// slower per FLOP than its training step (docs/performance.md, session 18).
     fn forward_eval(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        self.forward_eval_biased(x, None, relu)
+    }
+
+    /// Eval mode of `x + bias` (per channel) as `x·scale + (shift + bias·scale)`: the bias
+    /// folded into the shift, so that it costs no pass of its own.
+    fn forward_eval_biased(&self, x: &Tensor, bias: Option<&Tensor>, relu: bool) -> candle_core::Result<Tensor> {
         let c = self.weight.dim(0)?;
         let scale = (self.weight.clone() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
-        let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+        let mut shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+        if let Some(b) = bias {
+            shift = (shift + (b * &scale)?)?;
+        }
         if cpu_f32(x) {
             return x.contiguous()?.apply_op3(&scale, &shift, ChannelAffine { relu });
         }
@@ -317,6 +326,21 @@ impl BatchNorm2d {
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - k))? + (mean * k)?)?)?;
         self.running_var.set(&((self.running_var.as_tensor() * (1.0 - k))? + (var * (k * m / (m - 1.0).max(1.0)))?)?)?;
         Ok(y)
+    }
+}
+
+impl BatchNorm2d {
+    /// This batch norm applied to `x + bias` (`bias` (C) per channel: the bias of the conv
+    /// that made `x`), then ReLU when `relu`. Training mode adds the bias first, exactly as
+    /// [`crate::Conv2d`]'s forward does (the same bits as `forward_t(conv(x) + b)`); eval mode
+    /// folds the bias into the normalisation's shift, so the conv's output takes one pass and
+    /// one buffer where it took two (issue 16, lever 4).
+    pub fn forward_after_bias_t(&self, x: &Tensor, bias: &Tensor, relu: bool, train: bool) -> candle_core::Result<Tensor> {
+        if train {
+            self.forward_train(&crate::fastconv::add_channel_bias(x, bias)?, relu)
+        } else {
+            self.forward_eval_biased(x, Some(bias), relu)
+        }
     }
 }
 

@@ -515,3 +515,49 @@ fn upsample_conv3x3_matches_upsample_then_conv_forward_and_backward() {
         assert!(rel_err(&ours, &theirs) < 1e-4, "forward_upsampled k {k} pad {pad}");
     }
 }
+
+/// A conv followed by batch norm (`Conv2d::forward_bn_t`, and its upsampled form): in training
+/// mode the same bits as the unfused pair; in eval mode, with the conv's bias folded into the
+/// normalisation's shift, the same output and the same gradients of the input, the kernel, the
+/// conv bias and the norm's weight and bias (relative error < 1e-4), with and without ReLU.
+#[test]
+fn conv_then_batch_norm_folds_the_bias_in_eval_mode() {
+    use candle_core::{Module, ModuleT};
+    let dev = Device::Cpu;
+    for &(n, c, o, side, stride, upsampled) in &[(2usize, 3usize, 4usize, 9usize, 1usize, false), (1, 2, 5, 12, 2, false), (3, 4, 3, 6, 1, true)] {
+        for relu in [false, true] {
+            let vm = candle_nn::VarMap::new();
+            let vb = mri_train::seeded_var_builder(&vm, 7, DType::F32, &dev);
+            let conv = mri_train::Conv2d::new(c, o, 3, stride, 1, vb.pp("conv")).unwrap();
+            let bn = mri_train::BatchNorm2d::new(o, vb.pp("bn")).unwrap();
+            {
+                // A non-zero conv bias and norm parameters away from 1 / 0.
+                let data = vm.data().lock().unwrap();
+                data["conv.bias"].set(&Tensor::arange(0f32, o as f32, &dev).unwrap().affine(0.3, -0.4).unwrap()).unwrap();
+                data["bn.weight"].set(&Tensor::arange(1f32, 1.0 + o as f32, &dev).unwrap().affine(0.6, -1.2).unwrap()).unwrap();
+                data["bn.bias"].set(&Tensor::arange(0f32, o as f32, &dev).unwrap().affine(-0.2, 0.5).unwrap()).unwrap();
+            }
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, c, side, side), &dev).unwrap()).unwrap();
+            let conv_out = |x: &Tensor| if upsampled { conv.forward_upsampled(x) } else { conv.forward(x) }.unwrap();
+            let folded = |x: &Tensor, train: bool| {
+                if upsampled { conv.forward_upsampled_bn_t(x, &bn, relu, train) } else { conv.forward_bn_t(x, &bn, relu, train) }.unwrap()
+            };
+            let unfused = |x: &Tensor, train: bool| if relu { bn.forward_relu_t(&conv_out(x), train) } else { bn.forward_t(&conv_out(x), train) }.unwrap();
+            let what = format!("{:?} relu {relu}", (n, c, o, side, stride, upsampled));
+            // Training mode: the same bits (each call also moves the running statistics once,
+            // which leaves them away from 0 / 1 for the eval check).
+            let a: Vec<f32> = folded(x.as_tensor(), true).flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = unfused(x.as_tensor(), true).flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(a, b, "train {what}");
+            let vars = vm.all_vars();
+            let mut all: Vec<&Var> = vars.iter().collect();
+            all.push(&x);
+            let (ya, yb) = (folded(x.as_tensor(), false), unfused(x.as_tensor(), false));
+            if relu {
+                let zeros = ya.eq(0f32).unwrap().to_dtype(DType::F32).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(zeros > 0.05 && zeros < 0.95, "the ReLU should cut part of the output: {zeros} ({what})");
+            }
+            assert_same_op(ya, yb, &all, &format!("eval {what}"));
+        }
+    }
+}

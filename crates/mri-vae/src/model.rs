@@ -176,7 +176,7 @@ impl GenerativeVae {
             None => xs.clone(),
         };
         for (conv, bn) in &self.enc {
-            x = mri_train::leaky_relu(&bn.forward_t(&conv.forward(&x)?, train)?, 0.2)?;
+            x = mri_train::leaky_relu(&conv.forward_bn_t(&x, bn, false, train)?, 0.2)?;
         }
         match &self.bottleneck_layers {
             Bottleneck::Flat { mu, logvar, .. } => {
@@ -211,12 +211,12 @@ impl GenerativeVae {
             }
         };
         for block in &self.dec {
-            x = block.conv.forward_upsampled(&x)?;
-            if let Some(bn) = &block.bn {
-                x = bn.forward_relu_t(&x, train)?;
-            }
+            x = match &block.bn {
+                Some(bn) => block.conv.forward_upsampled_bn_t(&x, bn, true, train)?,
+                None => block.conv.forward_upsampled(&x)?,
+            };
             for (conv, bn) in &block.extra {
-                x = bn.forward_relu_t(&conv.forward(&x)?, train)?;
+                x = conv.forward_bn_t(&x, bn, true, train)?;
             }
         }
         Ok(x)
