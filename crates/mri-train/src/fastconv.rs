@@ -935,7 +935,7 @@ impl Conv2d {
 
     /// `bn(self.forward(x))`, then ReLU when `relu`: in training mode exactly that; in eval
     /// mode the conv's bias is folded into the batch norm's shift
-    /// ([`BatchNorm2d::forward_after_bias_t`]), which saves a pass over the output and its
+    /// ([`crate::BatchNorm2d::forward_after_bias_t`]), which saves a pass over the output and its
     /// buffer (equal up to rounding).
     pub fn forward_bn_t(&self, x: &Tensor, bn: &crate::BatchNorm2d, relu: bool, train: bool) -> candle_core::Result<Tensor> {
         bn.forward_after_bias_t(&conv2d(x, &self.weight, None, self.stride, self.pad)?, &self.bias, relu, train)
