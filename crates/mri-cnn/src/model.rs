@@ -271,7 +271,8 @@ impl ResidualBlock {
             Some((conv, bn)) => conv.forward_bn_t(x, bn, false, train)?,
             None => x.clone(),
         };
-        mri_train::relu(&(h + skip)?)
+        // The sum and its ReLU in one pass (session 32).
+        mri_train::add_relu(&h, &skip)
     }
 }
 

@@ -177,6 +177,29 @@ fn benches(c: &mut Criterion) {
         g.bench_function(format!("{name}/folded"), |bch| bch.iter(|| conv.forward_bn_t(&x, &bn, true, false).unwrap()));
     }
     g.finish();
+
+    // A residual block's end, relu(h + skip), batch 32 at the default CNN's block outputs: the
+    // sum and the ReLU as two passes (`unfused`) against `mri_train::add_relu` (`fused`), with
+    // ReLU alone, ours and candle's, as the yardstick of one pass. Names:
+    // `residual-add-relu/<channels>@<side>/<variant>`.
+    let mut g = c.benchmark_group("residual-add-relu");
+    g.sample_size(30);
+    for &(ch, h) in &[(16, 32), (32, 16), (64, 8)] {
+        let (a, b) = (randn(&[32, ch, h, h]), randn(&[32, ch, h, h]));
+        let name = format!("{ch}@{h}");
+        g.bench_function(format!("{name}/relu"), |bch| bch.iter(|| mri_train::relu(&a).unwrap()));
+        g.bench_function(format!("{name}/relu-candle"), |bch| bch.iter(|| a.relu().unwrap()));
+        g.bench_function(format!("{name}/unfused"), |bch| bch.iter(|| mri_train::relu(&(&a + &b).unwrap()).unwrap()));
+        g.bench_function(format!("{name}/fused"), |bch| bch.iter(|| mri_train::add_relu(&a, &b).unwrap()));
+        let (av, bv) = (Var::from_tensor(&a).unwrap(), Var::from_tensor(&b).unwrap());
+        g.bench_function(format!("{name}/unfused-forward-backward"), |bch| {
+            bch.iter(|| mri_train::relu(&(av.as_tensor() + bv.as_tensor()).unwrap()).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+        g.bench_function(format!("{name}/fused-forward-backward"), |bch| {
+            bch.iter(|| mri_train::add_relu(av.as_tensor(), bv.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+    }
+    g.finish();
 }
 
 /// (model, c_in, c_out, stride, input side) of the default preset's 3×3 conv → batch norm

@@ -138,14 +138,7 @@ fn relu_masked<'a>(g: &'a [f32], out: &[f32], relu: bool) -> std::borrow::Cow<'a
     if !relu {
         return std::borrow::Cow::Borrowed(g);
     }
-    let mut m = vec![0f32; g.len()];
-    m.par_chunks_mut(crate::activation::CHUNK).zip(g.par_chunks(crate::activation::CHUNK).zip(out.par_chunks(crate::activation::CHUNK))).for_each(
-        |(m, (g, o))| {
-            for ((m, &g), &o) in m.iter_mut().zip(g).zip(o) {
-                *m = if o <= 0.0 { 0.0 } else { g };
-            }
-        },
-    );
+    let m = crate::activation::par_map2(g, out, |g, o| if o <= 0.0 { 0.0 } else { g });
     std::borrow::Cow::Owned(m)
 }
 

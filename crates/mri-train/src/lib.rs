@@ -34,8 +34,8 @@
 //! - [`upconv`]: nearest ×2 upsampling followed by a 3×3 conv (the GAN generator's, VAE
 //!   decoder's and DAE up path's layers) as four 2×2 phase convs on the small map
 //!   ([`Conv2d::forward_upsampled`]): 16 multiply-adds where 36 were, no upsampled map.
-//! - [`activation`]: ReLU and leaky ReLU ([`relu`], [`leaky_relu`]) as one pass forward and one
-//!   backward on the CPU.
+//! - [`activation`]: ReLU, leaky ReLU and a residual block's ReLU of a sum ([`relu`],
+//!   [`leaky_relu`], [`add_relu`]) as one vectorised pass forward and one backward on the CPU.
 //! - [`fastnorm`]: fused batch norm ([`BatchNorm2d`]) and 2×2 max-pool ([`max_pool2`]) with
 //!   their own backward passes on the CPU.
 //! - [`translate`]: a per-image shift of a batch with one pass forward and one backward on the
@@ -95,7 +95,7 @@ mod shiftconv;
 pub mod spectral;
 pub mod upconv;
 
-pub use activation::{leaky_relu, relu};
+pub use activation::{add_relu, leaky_relu, relu};
 pub use augment::{AugmentConfig, AugmentParams, RandConv};
 pub use checkpoint::{restore, snapshot, var_values, Checkpoint, FileEntry, OptimizerState, Sidecar};
 pub use data::ImageSet;

@@ -410,6 +410,44 @@ fn fused_activations_match_candle_forward_and_backward() {
     assert_eq!(g.get(z.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.0; 4]);
     let g = mri_train::leaky_relu(z.as_tensor(), 0.2).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(g.get(z.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), vec![0.2; 4]);
+    // NaN stays NaN through both (a diverging run must show in its loss).
+    let nan = Tensor::new(&[f32::NAN, 1.0], &dev).unwrap();
+    assert!(mri_train::relu(&nan).unwrap().to_vec1::<f32>().unwrap()[0].is_nan());
+    assert!(mri_train::add_relu(&nan, &nan).unwrap().to_vec1::<f32>().unwrap()[0].is_nan());
+}
+
+/// A residual block's `relu(h + skip)` as one op: the same values and the same gradient into
+/// each of the two inputs as candle's add then ReLU, on odd sizes, several parallel chunks, a
+/// transposed (non-contiguous) input, and a detached second input (the gradient of the tracked
+/// one is the mask of a + b > 0).
+#[test]
+fn fused_add_relu_matches_candle_add_then_relu() {
+    let dev = Device::Cpu;
+    for dims in [vec![1usize, 1, 3, 5], vec![2, 3, 7, 11], vec![3, 5, 101, 67]] {
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1f32, dims.as_slice(), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1f32, dims.as_slice(), &dev).unwrap()).unwrap();
+        let (ta, tb) = (a.as_tensor(), b.as_tensor());
+        let ours = mri_train::add_relu(ta, tb).unwrap();
+        let theirs = (ta + tb).unwrap().relu().unwrap();
+        assert_eq!(ours.to_vec1_flat(), theirs.to_vec1_flat(), "values {dims:?}");
+        assert_same_op(ours, theirs, &[&a, &b], &format!("add relu {dims:?}"));
+        let bt = tb.transpose(2, 3).unwrap().contiguous().unwrap().transpose(2, 3).unwrap();
+        assert_same_op(mri_train::add_relu(ta, &bt).unwrap(), (ta + &bt).unwrap().relu().unwrap(), &[&a, &b], &format!("transposed {dims:?}"));
+        let fixed = tb.detach();
+        let g = mri_train::add_relu(ta, &fixed).unwrap().sum_all().unwrap().backward().unwrap();
+        let mask = (ta + &fixed).unwrap().gt(0f64).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+        assert_eq!(g.get(ta).unwrap().to_vec1_flat(), mask.to_vec1_flat(), "gradient = the mask of a + b > 0 {dims:?}");
+    }
+}
+
+trait Flat {
+    fn to_vec1_flat(&self) -> Vec<f32>;
+}
+
+impl Flat for Tensor {
+    fn to_vec1_flat(&self) -> Vec<f32> {
+        self.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
 }
 
 /// Per-image shift built from candle's ops: pad by `m`, one window per image, cat.
