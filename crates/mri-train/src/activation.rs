@@ -38,6 +38,25 @@ pub(crate) fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     y
 }
 
+/// [`par_map`] with a map per chunk: every value `v` of the `k`-th run of `chunk` values
+/// becomes `f(k)(v)` (a per-channel affine map over (N, C, H, W) planes: `chunk = H·W`,
+/// channel `k % C`). Chunks run in parallel; none is zero-filled first.
+pub(crate) fn par_map_chunks<G: Fn(f32) -> f32>(x: &[f32], chunk: usize, f: impl Fn(usize) -> G + Sync) -> Vec<f32> {
+    let n = x.len();
+    let mut y: Vec<f32> = Vec::with_capacity(n);
+    if chunk > 0 {
+        y.spare_capacity_mut()[..n].par_chunks_mut(chunk).zip(x.par_chunks(chunk)).enumerate().for_each(|(k, (y, x))| {
+            let g = f(k);
+            for (y, &v) in y.iter_mut().zip(x) {
+                y.write(g(v));
+            }
+        });
+        // SAFETY: as in par_map: equal chunkings, every chunk written to its end.
+        unsafe { y.set_len(n) };
+    }
+    y
+}
+
 /// [`par_map`] over the pairs of two slices of one length.
 pub(crate) fn par_map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "par_map2: slices of different lengths");

@@ -15,6 +15,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, ModuleT, Shape, Tens
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
+use crate::activation::par_map_chunks;
+
 use crate::fastconv::{contiguous_f32, cpu_f32, cpu_slice};
 
 /// Per-channel batch statistics of the last forward pass: mean and 1/√(var + ε).
@@ -62,22 +64,22 @@ impl CustomOp3 for BnTrain {
                 (mean as f32, (1.0 / (var + self.eps).sqrt()) as f32, var as f32)
             })
             .collect();
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(plane).enumerate().for_each(|(k, dst)| {
+        let affine = |k: usize| {
             let ch = k % c;
             let (mean, invstd, _) = stats[ch];
-            let (scale, shift) = (invstd * w[ch], b[ch] - mean * invstd * w[ch]);
-            let src = &x[k * plane..(k + 1) * plane];
-            if self.relu {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = (v * scale + shift).max(0.0);
-                }
-            } else {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = v * scale + shift;
-                }
-            }
-        });
+            (invstd * w[ch], b[ch] - mean * invstd * w[ch])
+        };
+        let y = if self.relu {
+            par_map_chunks(x, plane, |k| {
+                let (scale, shift) = affine(k);
+                move |v: f32| (v * scale + shift).max(0.0)
+            })
+        } else {
+            par_map_chunks(x, plane, |k| {
+                let (scale, shift) = affine(k);
+                move |v: f32| v * scale + shift
+            })
+        };
         let mut st = self.stats.lock().unwrap();
         st.mean = stats.iter().map(|s| s.0).collect();
         st.invstd = stats.iter().map(|s| s.1).collect();
@@ -226,17 +228,18 @@ impl CustomOp3 for ChannelAffine {
             candle_core::bail!("channel affine: {c} channels but {} scales and {} shifts", scale.len(), shift.len());
         }
         let plane = h * w;
-        let mut y = vec![0f32; x.len()];
-        if plane > 0 {
-            y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(k, (dst, src))| {
+        // Written once, never zero-filled first (a memset was 4 % of the CNN's inference).
+        let y = if self.relu {
+            par_map_chunks(x, plane, |k| {
                 let (a, b) = (scale[k % c], shift[k % c]);
-                if self.relu {
-                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = (v * a + b).max(0.0));
-                } else {
-                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * a + b);
-                }
-            });
-        }
+                move |v: f32| (v * a + b).max(0.0)
+            })
+        } else {
+            par_map_chunks(x, plane, |k| {
+                let (a, b) = (scale[k % c], shift[k % c]);
+                move |v: f32| v * a + b
+            })
+        };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
