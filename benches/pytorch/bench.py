@@ -260,6 +260,7 @@ class Discriminator(nn.Module):
     def __init__(self, side, channels, spectral, pack=1):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        self.pack = pack
         layers, c_in = [], pack
         for c in channels:
             layers += [sn(nn.Conv2d(c_in, c, 4, 2, 1)), nn.LeakyReLU(0.2)]
@@ -420,7 +421,7 @@ def measure(model, preset, batch, side, warmup, steps):
             # (ema_decay = 0.999), as the default preset trains: before session 32 this harness
             # judged every image alone (twice the discriminator's work, 256 fewer parameters).
             d, hinge, aug = Discriminator(side, [16, 32, 64, 128], spectral=True, pack=2), True, diff_augment
-        pack = 1 if paper else 2
+        pack = d.pack
         ema = None if paper else [p.detach().clone() for p in g.parameters()]
         opt_g = adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
