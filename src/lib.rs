@@ -24,6 +24,18 @@
 //! | [`cluster`] | `mri-cluster` | reconstruction-error anomaly detection: GIAEM, DBSCAN, per-image and global KMeans |
 #![warn(missing_docs)]
 
+/// The global allocator of every binary that links this crate with its default feature
+/// `mimalloc` (the examples, the tests): mimalloc, which keeps freed blocks of every size for
+/// reuse, told by [`train::configure_allocator`] never to purge them. Under glibc's malloc every
+/// block over 32 MiB (the paper preset's activations and its CNN head's gradients, 134 MiB
+/// each) was mapped and page-faulted afresh on each use: the paper CNN trained 2.3× as fast
+/// with mimalloc, and the default preset's CNN and GAN about 10 % faster (docs/performance.md,
+/// session 33). A program of your own that depends on `mri-synth` can keep its own allocator
+/// with `default-features = false`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `FromStr` for a unit enum from its command-line spellings (the same as its serde names),
 /// with an error that names the kind of thing and lists every spelling: one parser for the
 /// root crate's option kinds (`GeneratorKind`, `AnomalySets`, `CnnBudget`).

@@ -66,7 +66,8 @@
 //! (portable seeded streams), `serde` + `serde_json` (sidecars), `indicatif` (progress bars), `rayon` (parallel im2col / col2im),
 //! `realfft` + `rustfft` (the FFTs of [`fftconv`] and [`spectral`]: pure Rust, SIMD chosen at run time),
 //! `thiserror` (the error enum), `libc` (Linux with glibc only: `mallopt`, see
-//! [`configure_allocator`]).
+//! [`configure_allocator`]), `libmimalloc-sys` (optional feature `mimalloc`: mimalloc's purge
+//! delay, see [`configure_allocator`]).
 #![warn(missing_docs)]
 
 pub mod activation;
@@ -233,24 +234,53 @@ pub fn malloc_tunables_set() -> bool {
         || ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].iter().any(|v| std::env::var_os(v).is_some())
 }
 
+/// What [`configure_allocator`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatorSetup {
+    /// glibc's mmap and trim thresholds were fixed (Linux with glibc, unless
+    /// [`malloc_tunables_set`]).
+    pub glibc_thresholds: bool,
+    /// mimalloc was told never to purge freed memory (feature `mimalloc`, unless
+    /// `MIMALLOC_PURGE_DELAY` is set: then the user's value stands).
+    pub mimalloc_keeps_freed: bool,
+}
+
+/// mimalloc's `mi_option_purge_delay`: its position in `mi_option_e` (mimalloc.h), 15 in both
+/// the v2 and the v3 headers that `libmimalloc-sys` 0.1.49 ships; the crate does not export
+/// the constant.
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// Keeps freed buffers in the process for reuse instead of handing them back to the kernel;
-/// returns whether it changed anything (only under glibc, and only unless
-/// [`malloc_tunables_set`]).
+/// returns what it changed.
 ///
-/// glibc serves a block over its mmap threshold (128 KiB at start, raised on each free up to
-/// 32 MiB) with a fresh mapping, unmaps it on free, and returns the free top of its heaps to
-/// the kernel once it exceeds the trim threshold. Every candle op allocates its output and
+/// **glibc** serves a block over its mmap threshold (128 KiB at start, raised on each free up
+/// to 32 MiB) with a fresh mapping, unmaps it on free, and returns the free top of its heaps
+/// to the kernel once it exceeds the trim threshold. Every candle op allocates its output and
 /// every conv its columns, so a step's buffers were mapped, zero-filled by page faults and
 /// unmapped again on every pass: a third of a CNN eval forward's samples were the kernel's
 /// page-fault and unmap paths (perf, docs/performance.md, session 18). Fixed thresholds
 /// (mmap at [`MMAP_THRESHOLD`], trim at [`TRIM_THRESHOLD`]) turn that off: the default
 /// preset's CNN ran its eval forward 2.8× as fast in a fresh process (30.7 → 10.8 ms a batch
 /// of 32), and the phantom main job's generative VAEs, trained side by side, took 187.6 →
-/// 133.8 s with this and the in-place backward reads together. The price is that
-/// memory freed stays with the process (its peak use), which a training process reuses anyway.
-/// Buffers over 32 MiB (the paper preset's largest) are still mapped per use: glibc allows no
-/// larger threshold.
-pub fn configure_allocator() -> bool {
+/// 133.8 s with this and the in-place backward reads together. Buffers over 32 MiB are still
+/// mapped per use: glibc allows no larger threshold.
+///
+/// **mimalloc** (the root crate's global allocator under its default feature `mimalloc`)
+/// keeps blocks of every size, but purges memory that stayed free for its purge delay
+/// (1 s in mimalloc 3): longer than a paper-preset step, whose 134 MiB activations and
+/// gradients were page-faulted in again on every step (7.8 M page faults, half the CPU time
+/// in the kernel, for seven steps of the paper CNN: docs/performance.md, session 33). A delay
+/// of −1 never purges. With the `mimalloc` feature this sets it, unless `MIMALLOC_PURGE_DELAY`
+/// is in the environment.
+///
+/// The price either way is that memory freed stays with the process (its peak use), which a
+/// training process reuses anyway.
+pub fn configure_allocator() -> AllocatorSetup {
+    AllocatorSetup { glibc_thresholds: configure_glibc_malloc(), mimalloc_keeps_freed: configure_mimalloc() }
+}
+
+fn configure_glibc_malloc() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         if malloc_tunables_set() {
@@ -264,6 +294,25 @@ pub fn configure_allocator() -> bool {
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+fn configure_mimalloc() -> bool {
+    #[cfg(feature = "mimalloc")]
+    {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return false;
+        }
+        // SAFETY: mi_option_set / mi_option_get store and load one option slot; mimalloc reads
+        // the purge delay each time it considers a purge, so setting it at any time is sound.
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+            libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == -1
+        }
+    }
+    #[cfg(not(feature = "mimalloc"))]
     {
         false
     }

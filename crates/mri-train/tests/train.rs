@@ -179,11 +179,15 @@ fn concurrent_jobs_return_in_order_with_the_bits_of_one_after_the_other() {
 }
 
 /// Under glibc, with none of its malloc tunables in the environment, the thresholds are set
-/// (mallopt accepted both values); elsewhere, or when the user set them, nothing changes.
+/// (mallopt accepted both values); elsewhere, or when the user set them, nothing changes. With
+/// the `mimalloc` feature, mimalloc's purge delay reads back as "never" unless the user set it.
 #[test]
-fn the_allocator_keeps_freed_buffers_under_glibc() {
+fn the_allocator_keeps_freed_buffers() {
     let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
-    assert_eq!(mri_train::configure_allocator(), glibc && !mri_train::malloc_tunables_set());
+    let setup = mri_train::configure_allocator();
+    assert_eq!(setup.glibc_thresholds, glibc && !mri_train::malloc_tunables_set());
+    let mimalloc = cfg!(feature = "mimalloc");
+    assert_eq!(setup.mimalloc_keeps_freed, mimalloc && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none());
 }
 
 #[test]
