@@ -28,7 +28,7 @@
 /// `mimalloc` (the examples, the tests): mimalloc, which keeps freed blocks of every size for
 /// reuse, told by [`train::configure_allocator`] never to purge them. Under glibc's malloc every
 /// block over 32 MiB (the paper preset's activations and its CNN head's gradients, 134 MiB
-/// each) was mapped and page-faulted afresh on each use: the paper CNN trained 2.3× as fast
+/// each) was mapped and page-faulted afresh on each use: the paper CNN trained 2.6× as fast
 /// with mimalloc, and the default preset's CNN and GAN about 10 % faster (docs/performance.md,
 /// session 33). A program of your own that depends on `mri-synth` can keep its own allocator
 /// with `default-features = false`.

@@ -268,7 +268,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///
 /// **mimalloc** (the root crate's global allocator under its default feature `mimalloc`)
 /// keeps blocks of every size, but purges memory that stayed free for its purge delay
-/// (1 s in mimalloc 3): longer than a paper-preset step, whose 134 MiB activations and
+/// (1 s in mimalloc 3): shorter than a paper-preset step, whose 134 MiB activations and
 /// gradients were page-faulted in again on every step (7.8 M page faults, half the CPU time
 /// in the kernel, for seven steps of the paper CNN: docs/performance.md, session 33). A delay
 /// of −1 never purges. With the `mimalloc` feature this sets it, unless `MIMALLOC_PURGE_DELAY`
