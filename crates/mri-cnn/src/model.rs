@@ -1,8 +1,8 @@
 //! The classifier and its config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{max_pool2, AdamConfig, AugmentConfig, BatchNorm2d, Conv2d, Preset, Presets, SeededDropout, StepKey};
+use candle_nn::VarBuilder;
+use mri_train::{linear, max_pool2, AdamConfig, AugmentConfig, BatchNorm2d, Conv2d, Linear, Preset, Presets, SeededDropout, StepKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{CnnError, Result};

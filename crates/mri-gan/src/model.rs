@@ -1,8 +1,8 @@
 //! Generator, discriminator and their config.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{AdamConfig, BatchNorm2d, Conv2d, Preset, Presets};
+use candle_nn::VarBuilder;
+use mri_train::{linear, AdamConfig, BatchNorm2d, Conv2d, Linear, Preset, Presets};
 use serde::{Deserialize, Serialize};
 
 use crate::diffaug::DiffAugment;

@@ -1,8 +1,8 @@
 //! The two VAE networks.
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
-use mri_train::{BatchNorm2d, Conv2d, ConvTranspose2d};
+use candle_nn::VarBuilder;
+use mri_train::{linear, BatchNorm2d, Conv2d, ConvTranspose2d, Linear};
 
 use crate::config::{AnomalyVaeConfig, LatentLayout, VaeConfig};
 use crate::Result;

@@ -11,8 +11,8 @@
 //! slices, and its decoder is stored in the VAE's `.latent.json` beside the checkpoint.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder, VarMap};
-use mri_train::{seeded_normal, seeded_var_builder, Adam, AdamConfig};
+use candle_nn::{VarBuilder, VarMap};
+use mri_train::{linear, seeded_normal, seeded_var_builder, Adam, AdamConfig, Linear};
 use serde::{Deserialize, Serialize};
 
 use crate::latent::code_count_and_mean;
