@@ -79,6 +79,29 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    // Stride-2 convs and transposed convs of the default preset at 64 px, batch 32 (the
+    // phase-split im2col / col2im, session 34): (name, cin, cout, k, side of the conv's input).
+    let mut g = c.benchmark_group("stride2-default");
+    g.sample_size(20);
+    for &(name, ci, co, k, h) in &[("anomaly-enc", 1, 32, 4, 64), ("anomaly-enc", 32, 64, 4, 32), ("gen-vae-enc", 32, 64, 3, 32), ("cnn-block", 16, 32, 3, 32)]
+    {
+        let (xv, wv) = (Var::from_tensor(&randn(&[32, ci, h, h])).unwrap(), Var::from_tensor(&randn(&[co, ci, k, k])).unwrap());
+        let name = format!("{name}/{ci}x{co}k{k}s2@{h}");
+        g.bench_function(format!("{name}/forward"), |b| b.iter(|| conv2d(xv.as_tensor(), wv.as_tensor(), None, 2, 1).unwrap()));
+        g.bench_function(format!("{name}/forward-backward"), |b| {
+            b.iter(|| conv2d(xv.as_tensor(), wv.as_tensor(), None, 2, 1).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+    }
+    for &(name, ci, co, h) in &[("anomaly-dec", 64, 32, 16), ("anomaly-dec", 32, 1, 32)] {
+        let (xv, wv) = (Var::from_tensor(&randn(&[32, ci, h, h])).unwrap(), Var::from_tensor(&randn(&[ci, co, 4, 4])).unwrap());
+        let name = format!("{name}/{ci}x{co}k4s2@{h}");
+        g.bench_function(format!("{name}/transposed-forward"), |b| b.iter(|| conv_transpose2d(xv.as_tensor(), wv.as_tensor(), None, 2, 1, 0).unwrap()));
+        g.bench_function(format!("{name}/transposed-forward-backward"), |b| {
+            b.iter(|| conv_transpose2d(xv.as_tensor(), wv.as_tensor(), None, 2, 1, 0).unwrap().sum_all().unwrap().backward().unwrap())
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("layers");
     g.sample_size(10);
     let vm = candle_nn::VarMap::new();

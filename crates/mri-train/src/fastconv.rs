@@ -143,7 +143,16 @@ fn im2col(x: &[f32], g: ConvGeometry, parallel: bool) -> Vec<f32> {
 fn im2col_into(x: &[f32], g: ConvGeometry, parallel: bool, out: &mut Vec<f32>) {
     let ncols = g.cols();
     out.resize(g.rows() * ncols, 0.0);
-    if parallel {
+    if g.stride == 2 && g.k >= 2 {
+        // The k rows of one (channel, kernel row) from one pass per input row (`im2col_s2`).
+        let group = g.k * ncols;
+        if parallel {
+            out.par_chunks_mut(group).enumerate().for_each_init(Vec::new, |phases, (ci, dst)| im2col_s2(x, g, ci, dst, phases));
+        } else {
+            let mut phases = Vec::new();
+            out.chunks_mut(group).enumerate().for_each(|(ci, dst)| im2col_s2(x, g, ci, dst, &mut phases));
+        }
+    } else if parallel {
         out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
     } else {
         out.chunks_mut(ncols).enumerate().for_each(|(row, dst)| im2col_row(x, g, row, dst));
@@ -232,6 +241,46 @@ fn im2col_row(x: &[f32], g: ConvGeometry, row: usize, dst: &mut [f32]) {
     }
 }
 
+/// Stride 2: the k im2col rows of channel `c` and kernel row `i` (`ci = c·k + i`) into `dst`
+/// (k·N·Ho·Wo long, every element written).
+///
+/// Why a kernel of its own: row by row ([`im2col_row`]), a stride-2 conv at the default preset
+/// (16–32 outputs a row) spent its time on per-row bounds arithmetic (an integer division per
+/// output row and tap) and scalar strided loads: 13 % of the anomaly VAE's training profile
+/// (docs/performance.md, session 34). Here each input row is split once into its two phases,
+/// even and odd columns of the zero-padded row (`phases`, reused), and tap j of the output row
+/// is then the contiguous run `phase[j mod 2][j / 2 ..][..Wo]`: one copy per tap, no division.
+/// The values are the same as [`im2col_row`]'s.
+fn im2col_s2(x: &[f32], g: ConvGeometry, ci: usize, dst: &mut [f32], phases: &mut Vec<f32>) {
+    let (ho, wo, k, p) = (g.ho(), g.wo(), g.k, g.pad);
+    let (plane, l, ncols) = (g.h * g.w, ho * wo, g.cols());
+    let (c, i) = (ci / k, ci % k);
+    // Padded row r[t] = x[t − p] (0 outside), t < W + 2p; phase φ holds r[2m + φ], m < half.
+    // Tap j reads r[2·ox + j] = phase[j % 2][ox + j / 2], so half = Wo + (k − 1) / 2 covers it.
+    let half = wo + (k - 1) / 2;
+    phases.resize(2 * half, 0.0);
+    for n in 0..g.n {
+        let src = &x[(n * g.c + c) * plane..(n * g.c + c + 1) * plane];
+        for oy in 0..ho {
+            let at = n * l + oy * wo;
+            let y = (2 * oy + i) as isize - p as isize;
+            if y < 0 || y >= g.h as isize {
+                for j in 0..k {
+                    dst[j * ncols + at..j * ncols + at + wo].fill(0.0);
+                }
+                continue;
+            }
+            let srow = &src[y as usize * g.w..(y as usize + 1) * g.w];
+            let (even, odd) = phases.split_at_mut(half);
+            split_phases(srow, p, even, odd);
+            for j in 0..k {
+                let phase = if j % 2 == 0 { &even[..] } else { &odd[..] };
+                dst[j * ncols + at..j * ncols + at + wo].copy_from_slice(&phase[j / 2..j / 2 + wo]);
+            }
+        }
+    }
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "mri-im2col"
@@ -262,7 +311,14 @@ fn col2im(cols: &[f32], g: ConvGeometry) -> Vec<f32> {
 
 /// [`col2im`] into `out` (N·C·H·W, zero-filled); on the calling thread only unless `parallel`.
 fn col2im_into(cols: &[f32], g: ConvGeometry, out: &mut [f32], parallel: bool) {
-    if parallel {
+    if g.stride == 2 && g.k >= 2 {
+        if parallel {
+            out.par_chunks_mut(g.h * g.w).enumerate().for_each_init(Vec::new, |acc, (nc, dst)| col2im_s2(cols, g, nc, dst, acc));
+        } else {
+            let mut acc = Vec::new();
+            out.chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_s2(cols, g, nc, dst, &mut acc));
+        }
+    } else if parallel {
         out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
     } else {
         out.chunks_mut(g.h * g.w).enumerate().for_each(|(nc, dst)| col2im_plane(cols, g, nc, dst));
@@ -302,6 +358,113 @@ fn col2im_plane(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32]) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The two phases of a row zero-padded by `p` on the left: `even[m] = r[2m]`, `odd[m] =
+/// r[2m + 1]` with `r[t] = row[t − p]` (0 outside the row), `m < even.len() = odd.len()`.
+/// Branch-free pairs in the middle: input pairs (2q, 2q + 1) land in one slot of each phase.
+#[inline]
+fn split_phases(row: &[f32], p: usize, even: &mut [f32], odd: &mut [f32]) {
+    let half = even.len();
+    even.fill(0.0);
+    odd.fill(0.0);
+    // Input column x sits at t = x + p: phase (x + p) % 2, slot (x + p) / 2.
+    let (a, pairs) = (p / 2, row.len() / 2);
+    if p % 2 == 0 {
+        // x = 2q → even[q + a], x = 2q + 1 → odd[q + a].
+        let n = pairs.min(half.saturating_sub(a));
+        for ((e, o), pair) in even[a..a + n].iter_mut().zip(&mut odd[a..a + n]).zip(row.chunks_exact(2)) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+    } else {
+        // x = 2q → odd[q + a], x = 2q + 1 → even[q + a + 1].
+        let n = pairs.min(half.saturating_sub(a + 1));
+        for ((o, e), pair) in odd[a..a + n].iter_mut().zip(&mut even[a + 1..a + 1 + n]).zip(row.chunks_exact(2)) {
+            *o = pair[0];
+            *e = pair[1];
+        }
+        // The last pair's odd-phase value when the even one fell past the end.
+        if n < pairs && a + n < half {
+            odd[a + n] = row[2 * n];
+        }
+    }
+    // An odd-length row's last column.
+    if row.len() % 2 == 1 {
+        let t = row.len() - 1 + p;
+        if t / 2 < half {
+            if t % 2 == 0 {
+                even[t / 2] = row[row.len() - 1];
+            } else {
+                odd[t / 2] = row[row.len() - 1];
+            }
+        }
+    }
+}
+
+/// Stride 2: plane `nc` of the col2im into `dst` (H·W, added to), [`im2col_s2`]'s adjoint.
+///
+/// Every column row is added as a contiguous run into the even / odd phase of the padded
+/// output row it belongs to (`acc`, H rows of two phases, reused), and the phases are added
+/// into `dst` once at the end. A pixel receives its terms in the same order as in
+/// [`col2im_plane`] (kernel row, then column), so the sums are the same bits.
+fn col2im_s2(cols: &[f32], g: ConvGeometry, nc: usize, dst: &mut [f32], acc: &mut Vec<f32>) {
+    let (ho, wo, k, p) = (g.ho(), g.wo(), g.k, g.pad);
+    let (l, ncols) = (ho * wo, g.cols());
+    let (n, c) = (nc / g.c, nc % g.c);
+    let half = wo + (k - 1) / 2;
+    acc.clear();
+    acc.resize(g.h * 2 * half, 0.0);
+    for i in 0..k {
+        for oy in 0..ho {
+            let y = (2 * oy + i) as isize - p as isize;
+            if y < 0 || y >= g.h as isize {
+                continue;
+            }
+            let row = &mut acc[y as usize * 2 * half..(y as usize + 1) * 2 * half];
+            for j in 0..k {
+                let r = (c * k + i) * k + j;
+                let src = &cols[r * ncols + n * l + oy * wo..][..wo];
+                let start = (j % 2) * half + j / 2;
+                row[start..start + wo].iter_mut().zip(src).for_each(|(a, v)| *a += v);
+            }
+        }
+    }
+    for (y, drow) in dst.chunks_exact_mut(g.w).enumerate() {
+        let (even, odd) = acc[y * 2 * half..(y + 1) * 2 * half].split_at(half);
+        add_phases(even, odd, p, drow);
+    }
+}
+
+/// `row[x] += r[x + p]` for the padded row `r` whose two phases are `even[m] = r[2m]` and
+/// `odd[m] = r[2m + 1]` (0 past their end): [`split_phases`]'s adjoint, pairs in the middle.
+#[inline]
+fn add_phases(even: &[f32], odd: &[f32], p: usize, row: &mut [f32]) {
+    let (half, a, pairs, len) = (even.len(), p / 2, row.len() / 2, row.len());
+    if p % 2 == 0 {
+        // x = 2q ← even[q + a], x = 2q + 1 ← odd[q + a].
+        let n = pairs.min(half.saturating_sub(a));
+        for ((pair, e), o) in row.chunks_exact_mut(2).zip(&even[a..a + n]).zip(&odd[a..a + n]) {
+            pair[0] += e;
+            pair[1] += o;
+        }
+    } else {
+        // x = 2q ← odd[q + a], x = 2q + 1 ← even[q + a + 1].
+        let n = pairs.min(half.saturating_sub(a + 1));
+        for ((pair, o), e) in row.chunks_exact_mut(2).zip(&odd[a..a + n]).zip(&even[a + 1..a + 1 + n]) {
+            pair[0] += o;
+            pair[1] += e;
+        }
+        if n < pairs && a + n < half {
+            row[2 * n] += odd[a + n];
+        }
+    }
+    if len % 2 == 1 {
+        let t = len - 1 + p;
+        if t / 2 < half {
+            row[len - 1] += if t % 2 == 0 { even[t / 2] } else { odd[t / 2] };
         }
     }
 }

@@ -34,6 +34,12 @@ const CASES: &[Case] = &[
     (1, 4, 2, 9, 9, 3, 1, 0),
     (2, 3, 6, 15, 15, 5, 2, 2),
     (2, 5, 3, 8, 8, 1, 1, 0),
+    // Stride 2 through the phase-split im2col / col2im: no padding, padding 2 on an odd side,
+    // a 1×1 kernel (row by row), a 5×5 kernel.
+    (2, 3, 4, 12, 12, 4, 2, 0),
+    (1, 2, 3, 9, 11, 3, 2, 2),
+    (2, 3, 2, 9, 7, 1, 2, 0),
+    (3, 2, 2, 11, 9, 5, 2, 1),
     // Output planes of 256+ pixels take the per-image GEMM path (images in parallel from two
     // on; eleven images make uneven weight-gradient groups).
     (2, 3, 4, 37, 35, 3, 2, 1),
@@ -111,6 +117,8 @@ fn conv_transpose2d_matches_candle_forward_and_backward() {
         (1, 2, 3, 8, 9, 4, 2, 1),
         (11, 2, 2, 8, 8, 4, 2, 1),
         (2, 3, 2, 17, 16, 3, 1, 1),
+        (2, 2, 3, 6, 7, 5, 2, 2),
+        (1, 3, 2, 5, 6, 3, 2, 0),
     ];
     for &(n, ci, co, h, w, k, s, p) in cases {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (n, ci, h, w), &dev).unwrap()).unwrap();
