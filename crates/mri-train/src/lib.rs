@@ -28,7 +28,11 @@
 //!   direct row loops instead (about twice as fast a layer at 64 px); stride-1 convs of 3×3
 //!   and more with several channels each way run as one GEMM per kernel tap on shifted views
 //!   of the padded image, with no columns at all (1.05–1.75× a layer; [`fastconv::ConvAlgorithm`]
-//!   switches back to im2col for comparison).
+//!   switches back to im2col for comparison). Stride-2 columns are cut from the two phases
+//!   (even and odd columns) of each padded row, one contiguous copy per kernel tap.
+//! - [`Linear`] / [`linear`]: a fully connected layer whose weight gradient is computed in the
+//!   weight's own (out, in) layout, not as a transposed view that candle then copies element
+//!   by element (the anomaly VAE trains 9–21 % faster, the paper CNN 1.56×).
 //! - [`fftconv`]: stride-1 transposed convs with kernels of 9+ taps (the study anomaly
 //!   decoder's 33×33 and 65×65) as per-frequency complex products: 15× faster training.
 //! - [`upconv`]: nearest ×2 upsampling followed by a 3×3 conv (the GAN generator's, VAE
