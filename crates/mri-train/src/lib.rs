@@ -30,7 +30,7 @@
 //!   of the padded image, with no columns at all (1.05–1.75× a layer; [`fastconv::ConvAlgorithm`]
 //!   switches back to im2col for comparison). Stride-2 columns are cut from the two phases
 //!   (even and odd columns) of each padded row, one contiguous copy per kernel tap.
-//! - [`Linear`] / [`linear`]: a fully connected layer whose weight gradient is computed in the
+//! - [`Linear`] / [`linear()`]: a fully connected layer whose weight gradient is computed in the
 //!   weight's own (out, in) layout, not as a transposed view that candle then copies element
 //!   by element (the anomaly VAE trains 9–21 % faster, the paper CNN 1.56×).
 //! - [`fftconv`]: stride-1 transposed convs with kernels of 9+ taps (the study anomaly
