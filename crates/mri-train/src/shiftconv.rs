@@ -77,8 +77,16 @@ fn pad_into(x: &[f32], g: &ConvGeometry, pd: &Padded, xp: &mut Vec<f32>) {
 
 /// One image's forward pass: `y` (O × Ho × Wo) from `x` (C × H × W) and `w` (O, C, k, k),
 /// with `scratch` = (padded input, wide output) reused across images; GEMMs on at most
-/// `threads` threads.
-pub(crate) fn forward_image(x: &[f32], w: &[f32], g: &ConvGeometry, o: usize, y: &mut [f32], scratch: &mut (Vec<f32>, Vec<f32>), threads: usize) {
+/// `threads` threads. `y` may be uninitialised: every value is written.
+pub(crate) fn forward_image(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeometry,
+    o: usize,
+    y: &mut [std::mem::MaybeUninit<f32>],
+    scratch: &mut (Vec<f32>, Vec<f32>),
+    threads: usize,
+) {
     let pd = Padded::new(g);
     let (xp, yw) = scratch;
     pad_into(x, g, &pd, xp);
@@ -91,8 +99,12 @@ pub(crate) fn forward_image(x: &[f32], w: &[f32], g: &ConvGeometry, o: usize, y:
         sgemm_strided(o, pd.wide, c, (yw.as_mut_slice(), pd.wide, 1), (&w[t..], c * kk, kk), (view, pd.plane, 1), t > 0, threads);
     }
     let wo = g.wo();
+    // Every value of `y` (O·Ho rows of Wo) is written here: it comes uninitialised.
     for (dst, src) in y.chunks_exact_mut(wo).zip(yw.chunks_exact(pd.pitch)) {
-        dst.copy_from_slice(&src[..wo]);
+        // (`write_copy_of_slice` needs Rust 1.93; the workspace's MSRV is 1.85.)
+        for (d, &v) in dst.iter_mut().zip(&src[..wo]) {
+            d.write(v);
+        }
     }
 }
 
