@@ -493,38 +493,64 @@ pub(crate) fn sgemm_strided(
     accumulate: bool,
     threads: usize,
 ) {
-    let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
     assert!(
         dst.0.len() >= extent(m, n, dst.1, dst.2) && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2),
         "sgemm: operand too short"
     );
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the extents above keep every access inside the slices; dst does not alias the inputs
     // (a &mut borrow). Callers pass strides under which distinct (row, column) pairs of dst are
     // distinct elements.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0.as_mut_ptr(),
-            dst.2 as isize,
-            dst.1 as isize,
-            accumulate,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
+    unsafe { gemm_unchecked(m, n, k, (dst.0.as_mut_ptr(), dst.1, dst.2), lhs, rhs, accumulate, threads) }
+}
+
+/// Elements spanned by a rows × cols matrix with row stride `rs` and column stride `cs`.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
     }
+}
+
+/// The gemm crate's `dst (+)= lhs @ rhs`, `dst` as (pointer, row stride, column stride); with
+/// `accumulate` false the destination is only written (the crate sets α = 0 and never reads it).
+///
+/// # Safety
+/// `dst` must be valid for writes (and, when accumulating, reads) of every element its strides
+/// reach for m × n, the inputs for reads of theirs, and `dst` must not alias them.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_unchecked(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (*mut f32, usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        accumulate,
+        lhs.0.as_ptr(),
+        lhs.2 as isize,
+        lhs.1 as isize,
+        rhs.0.as_ptr(),
+        rhs.2 as isize,
+        rhs.1 as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    );
 }
 
 /// The f32 data of a CPU tensor (copied only when it is not contiguous).
@@ -565,15 +591,21 @@ pub(crate) fn dw_group_size(n: usize) -> usize {
 /// so the result does not depend on the split. One image runs on every thread.
 fn per_image_forward<S: Default + Send>(n: usize, per_out: usize, image: impl Fn(&mut S, usize, &mut [f32], usize) + Sync) -> Vec<f32> {
     let mut y = vec![0f32; n * per_out];
+    for_each_image(&mut y, n, per_out, image);
+    y
+}
+
+/// Runs `image(scratch, i, slot_i, threads)` on the `per_out`-long slots of `slots`, one image
+/// per task and thread from two images on, else one image on every thread.
+fn for_each_image<T: Send, S: Default + Send>(slots: &mut [T], n: usize, per_out: usize, image: impl Fn(&mut S, usize, &mut [T], usize) + Sync) {
     if n >= 2 {
-        y.par_chunks_mut(per_out).enumerate().for_each_init(S::default, |scratch, (i, dst)| image(scratch, i, dst, 1));
+        slots.par_chunks_mut(per_out).enumerate().for_each_init(S::default, |scratch, (i, dst)| image(scratch, i, dst, 1));
     } else {
         let mut scratch = S::default();
-        for (i, dst) in y.chunks_mut(per_out.max(1)).enumerate().take(n) {
+        for (i, dst) in slots.chunks_mut(per_out.max(1)).enumerate().take(n) {
             image(&mut scratch, i, dst, rayon::current_num_threads());
         }
     }
-    y
 }
 
 /// [`per_image_forward`] for kernels that write every value of their output slot:
@@ -583,15 +615,7 @@ fn per_image_forward<S: Default + Send>(n: usize, per_out: usize, image: impl Fn
 /// and threads as [`per_image_forward`].
 fn per_image_forward_overwrite<S: Default + Send>(n: usize, per_out: usize, image: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>], usize) + Sync) -> Vec<f32> {
     let mut y: Vec<f32> = Vec::with_capacity(n * per_out);
-    let slots = &mut y.spare_capacity_mut()[..n * per_out];
-    if n >= 2 {
-        slots.par_chunks_mut(per_out).enumerate().for_each_init(S::default, |scratch, (i, dst)| image(scratch, i, dst, 1));
-    } else {
-        let mut scratch = S::default();
-        for (i, dst) in slots.chunks_mut(per_out.max(1)).enumerate().take(n) {
-            image(&mut scratch, i, dst, rayon::current_num_threads());
-        }
-    }
+    for_each_image(&mut y.spare_capacity_mut()[..n * per_out], n, per_out, image);
     // SAFETY: every caller's `image` writes all `per_out` values of its slot (a GEMM that does
     // not read its destination, or a full copy), and the slots tile the first n·per_out values.
     unsafe { y.set_len(n * per_out) };
@@ -602,42 +626,11 @@ fn per_image_forward_overwrite<S: Default + Send>(n: usize, per_out: usize, imag
 /// overwrites (the gemm crate does not read its destination when told not to accumulate).
 #[allow(clippy::too_many_arguments)]
 fn sgemm_overwrite(m: usize, n: usize, k: usize, dst: &mut [MaybeUninit<f32>], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize), threads: usize) {
-    let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
     assert!(dst.len() >= m * n && lhs.0.len() >= extent(m, k, lhs.1, lhs.2) && rhs.0.len() >= extent(k, n, rhs.1, rhs.2), "sgemm: operand too short");
-    if k == 0 {
-        // No product to overwrite with: the sum over nothing.
-        dst[..m * n].iter_mut().for_each(|d| {
-            d.write(0.0);
-        });
-        return;
-    }
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the extents above keep every access inside the slices; with read_dst = false the
-    // gemm crate only writes dst (f32 has no invalid bit patterns, and MaybeUninit<f32> has its
-    // layout); dst does not alias the inputs (a &mut borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr().cast::<f32>(),
-            1,
-            n as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    // SAFETY: the extents above keep every access inside the slices; without `accumulate` the
+    // gemm crate only writes dst (MaybeUninit<f32> has f32's layout, and k = 0 writes zeros);
+    // dst does not alias the inputs (a &mut borrow).
+    unsafe { gemm_unchecked(m, n, k, (dst.as_mut_ptr().cast::<f32>(), n, 1), lhs, rhs, false, threads) }
 }
 
 /// Runs a slice kernel's backward pass `f(x, w, dy)` → (dx, dW) on the borrowed f32 values of
